@@ -1,0 +1,44 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { UnauthorizedError } from '@inferq/protocol';
+
+/** The tenant of every caller when API_KEYS is unset. */
+export const PUBLIC_TENANT = 'public';
+
+/**
+ * Maps an `Authorization: Bearer <key>` header to its tenant. Keys are compared as SHA-256 digests
+ * with `timingSafeEqual` (equal lengths whatever the key), and every configured key is compared on
+ * every call, so neither the time taken nor an early exit tells an attacker how close a guess was.
+ */
+export class ApiKeyAuthenticator {
+  private readonly keys: readonly { digest: Buffer; tenant: string }[] | undefined;
+
+  /** `apiKeys`: key -> tenant; undefined leaves the API open to tenant `public`. */
+  constructor(apiKeys: ReadonlyMap<string, string> | undefined) {
+    this.keys =
+      apiKeys === undefined
+        ? undefined
+        : [...apiKeys].map(([key, tenant]) => ({ digest: sha256(key), tenant }));
+  }
+
+  get enabled(): boolean {
+    return this.keys !== undefined;
+  }
+
+  /** The caller's tenant; throws UnauthorizedError when keys are required and this one is missing or wrong. */
+  tenantOf(authorization: string | undefined): string {
+    if (this.keys === undefined) return PUBLIC_TENANT;
+    const token = authorization === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(authorization)?.[1];
+    if (token === undefined) throw new UnauthorizedError('send the API key as `Authorization: Bearer <key>`');
+    const presented = sha256(token);
+    let tenant: string | undefined;
+    for (const candidate of this.keys) {
+      if (timingSafeEqual(candidate.digest, presented)) tenant = candidate.tenant;
+    }
+    if (tenant === undefined) throw new UnauthorizedError('the API key is not valid');
+    return tenant;
+  }
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}

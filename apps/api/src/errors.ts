@@ -1,0 +1,88 @@
+import {
+  BadRequestError,
+  InferqError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnsupportedMediaTypeError,
+} from '@inferq/protocol';
+
+/** Errors ioredis and the OS raise while Redis cannot be reached (or cannot serve yet). */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'NR_CLOSED',
+]);
+const UNAVAILABLE_MESSAGES = [
+  /Connection is closed/i,
+  // enableOfflineQueue: false (the API's command connection) while disconnected
+  /Stream isn't writeable/i,
+  /enableOfflineQueue/i,
+  /max retries per request/i,
+  // Redis replies meaning "not now": loading the dataset, busy script, failover in progress
+  /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY)\b/,
+];
+
+/** True when `error` (or anything in its cause chain) says Redis is unreachable right now. */
+export function isRedisUnavailable(error: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof error !== 'object' || error === null) return false;
+  const e = error as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (
+    typeof e.message === 'string' &&
+    UNAVAILABLE_MESSAGES.some((pattern) => pattern.test(e.message as string))
+  ) {
+    return true;
+  }
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isRedisUnavailable(inner, depth + 1))) return true;
+  return isRedisUnavailable(e.cause, depth + 1);
+}
+
+/**
+ * Turns whatever a handler or middleware threw into an InferqError where the meaning is known
+ * (body-parser's limits, Redis outages); anything else is returned as is and becomes a 500.
+ */
+export function normalizeError(error: unknown): unknown {
+  if (error instanceof InferqError) return error;
+  const bodyError = fromBodyParser(error);
+  if (bodyError !== undefined) return bodyError;
+  if (isRedisUnavailable(error)) {
+    return new ServiceUnavailableError('Redis is unreachable; retry shortly', {
+      cause: error,
+      retryAfterSeconds: 1,
+    });
+  }
+  return error;
+}
+
+function fromBodyParser(error: unknown): InferqError | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { type, limit } = error as { type?: unknown; limit?: unknown };
+  switch (type) {
+    case 'entity.too.large':
+      return new PayloadTooLargeError(
+        `the body is larger than the limit of ${String(limit)} bytes (MAX_BODY_BYTES)`,
+        {
+          cause: error,
+        },
+      );
+    case 'encoding.unsupported':
+      return new UnsupportedMediaTypeError('unsupported Content-Encoding; use gzip, deflate, br or none', {
+        cause: error,
+      });
+    case 'charset.unsupported':
+      return new UnsupportedMediaTypeError('unsupported charset', { cause: error });
+    case 'request.aborted':
+      return new BadRequestError('the client aborted the request body', { cause: error });
+    case 'request.size.invalid':
+      return new BadRequestError('the body length does not match Content-Length', { cause: error });
+    default:
+      return undefined;
+  }
+}

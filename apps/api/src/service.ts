@@ -1,0 +1,419 @@
+/**
+ * What the API does, free of HTTP: submit a request, read, wait for, cancel and follow one, describe
+ * the models and the readiness of the deployment. Routes in server.ts only translate HTTP to these
+ * calls and their results back.
+ */
+import type { Config } from '@inferq/config';
+import type { Logger, Metrics } from '@inferq/observability';
+import {
+  ConflictError,
+  cacheKey,
+  DEFAULT_INPUT_LIMITS,
+  decodeInferRequest,
+  encodePayload,
+  type InputLimits,
+  type ModelSignature,
+  NotFoundError,
+  newRequestId,
+  type RequestRecord,
+  type RequestStatus,
+  TERMINAL_STATUSES,
+  type TensorSpec,
+  validateInputs,
+  type WireFormat,
+} from '@inferq/protocol';
+import type { CompletionWatcher, RequestStore, StoredRecord } from '@inferq/store';
+import { Wakeup } from './wakeup.ts';
+
+/** One version of a model as the API needs it (a subset of the runtime's repository entry). */
+export interface ServedModel {
+  readonly name: string;
+  readonly version: number;
+  readonly signature: ModelSignature;
+  readonly config: {
+    readonly maxBatchSize: number;
+    readonly maxBatchDelayMs: number;
+    readonly cache: { readonly enabled: boolean; readonly ttlSeconds: number };
+    readonly executionProviders: readonly string[];
+  };
+}
+
+/** The model repository as the API reads it (satisfied by the runtime's `ModelRepository`). */
+export interface ModelCatalog {
+  list(): readonly {
+    readonly name: string;
+    readonly versions: readonly number[];
+    readonly defaultVersion: number;
+  }[];
+  get(name: string, version?: number): ServedModel | undefined;
+}
+
+export interface InferenceServiceDeps {
+  config: Pick<Config, 'maxWaitSeconds'>;
+  store: RequestStore;
+  watcher: CompletionWatcher;
+  repository: ModelCatalog;
+  metrics: Metrics;
+  logger: Logger;
+  /** Aborted when the process stops: waits answer at once with the state they have. */
+  shutdownSignal?: AbortSignal;
+  inputLimits?: InputLimits;
+  now?: () => number;
+  /** How often a status stream re-reads the record, in case a pub/sub message was lost. */
+  recheckIntervalMs?: number;
+}
+
+export interface SubmitInput {
+  model: string;
+  /** undefined: the model's default (highest) version. */
+  version: number | undefined;
+  body: Uint8Array;
+  format: WireFormat;
+  tenant: string;
+  /** Seconds to wait for a terminal state before answering (`Prefer: wait=N`); clamped to the maximum. */
+  waitSeconds: number;
+  /** Aborted when the client goes away. */
+  signal?: AbortSignal;
+}
+
+/** Answer of a submission: the full record when it is already finished, else where to find it. */
+export type SubmitResult =
+  | { kind: 'finished'; record: RequestRecord }
+  | { kind: 'accepted'; accepted: { id: string; status: RequestStatus; model: string; version: number } };
+
+/** One event of a status stream: each status change, then the terminal one with the full record. */
+export type StatusEvent =
+  | { kind: 'status'; id: string; status: RequestStatus }
+  | { kind: 'terminal'; record: RequestRecord };
+
+export interface ModelDescription {
+  name: string;
+  versions: number[];
+  defaultVersion: number;
+  /** The version described below (the default one). */
+  version: number;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  batching: { maxBatchSize: number; maxBatchDelayMs: number };
+  /** First configured provider; the worker logs and reports the one it really got. */
+  executionProvider: string;
+  cache: { enabled: boolean; ttlSeconds: number };
+  /** At least one live worker serves the model. */
+  ready: boolean;
+}
+
+export interface Readiness {
+  ready: boolean;
+  redis: 'ok' | 'unreachable';
+  models: { name: string; liveWorkers: number }[];
+  /** Human-readable reasons the deployment is not ready; empty when ready. */
+  missing: string[];
+}
+
+const READINESS_PING_TIMEOUT_MS = 2_000;
+const DEFAULT_RECHECK_INTERVAL_MS = 15_000;
+
+export class InferenceService {
+  private readonly deps: InferenceServiceDeps;
+  private readonly now: () => number;
+  private readonly inputLimits: InputLimits;
+
+  constructor(deps: InferenceServiceDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? Date.now;
+    this.inputLimits = deps.inputLimits ?? DEFAULT_INPUT_LIMITS;
+  }
+
+  /** Validates and submits one request; waits for its result when asked to. */
+  async submit(input: SubmitInput): Promise<SubmitResult> {
+    const { store, metrics } = this.deps;
+    const model = this.resolveModel(input.model, input.version);
+    const labels = { model: model.name };
+    let body: ReturnType<typeof decodeInferRequest>;
+    try {
+      body = decodeInferRequest(input.body, input.format, this.inputLimits);
+      validateInputs(body, model.signature);
+    } catch (error: unknown) {
+      metrics.requests.inc({ ...labels, status: 'rejected' });
+      throw error;
+    }
+
+    const now = this.now();
+    const id = newRequestId();
+    const useCache = body.cache !== false && model.config.cache.enabled;
+    const outcome = await store.submit({
+      id,
+      model: model.name,
+      version: model.version,
+      tenant: input.tenant,
+      cacheKey: cacheKey({
+        model: model.name,
+        version: model.version,
+        outputs: body.outputs,
+        inputs: body.inputs,
+      }),
+      useCache,
+      cacheTtlSeconds: model.config.cache.ttlSeconds,
+      payload: encodePayload({ inputs: body.inputs, outputs: body.outputs }),
+      priority: body.priority,
+      deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
+      callbackChannel: body.callback?.channel,
+      callbackUrl: body.callback?.url,
+      metadata: body.metadata,
+      now,
+    });
+
+    metrics.requests.inc({ ...labels, status: outcome.kind });
+    if (useCache) (outcome.kind === 'cached' ? metrics.cacheHits : metrics.cacheMisses).inc(labels);
+    if (outcome.kind === 'coalesced') metrics.coalesced.inc(labels);
+    if (outcome.kind === 'cached') return { kind: 'finished', record: outcome.record };
+
+    let status: RequestStatus = 'queued';
+    const waitMs = this.clampWaitSeconds(input.waitSeconds) * 1000;
+    if (waitMs > 0) {
+      const record = await this.waitForTerminal(id, input.tenant, waitMs, input.signal);
+      if (TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
+      status = record.status;
+    }
+    return { kind: 'accepted', accepted: { id, status, model: model.name, version: model.version } };
+  }
+
+  /** The record of one of the tenant's requests; with `waitSeconds`, long-polls for a terminal state. */
+  async getRecord(id: string, tenant: string, waitSeconds = 0, signal?: AbortSignal): Promise<RequestRecord> {
+    const waitMs = this.clampWaitSeconds(waitSeconds) * 1000;
+    return waitMs > 0 ? this.waitForTerminal(id, tenant, waitMs, signal) : this.readOwn(id, tenant);
+  }
+
+  /** Cancels a request that has not started: the cancelled record, 409 once it runs or ended, 404 if unknown. */
+  async cancel(id: string, tenant: string): Promise<RequestRecord> {
+    await this.readOwn(id, tenant);
+    const outcome = await this.deps.store.cancel(id, this.now());
+    switch (outcome) {
+      case 'cancelled':
+        return this.readOwn(id, tenant);
+      case 'conflict': {
+        const record = await this.deps.store.get(id);
+        throw new ConflictError(
+          `request ${id} is ${record?.status ?? 'no longer queued'}; only a queued request can be cancelled`,
+        );
+      }
+      case 'missing':
+        throw notFoundRequest(id);
+      default: {
+        const unreachable: never = outcome;
+        throw new Error(`unknown cancel outcome ${String(unreachable)}`);
+      }
+    }
+  }
+
+  /**
+   * Calls `emit` with the request's current status, then with each change, and finally with the
+   * terminal record; resolves after the terminal event or when `signal` aborts. Throws NotFoundError
+   * before emitting anything when the request is unknown to this tenant.
+   */
+  async followStatus(
+    id: string,
+    tenant: string,
+    emit: (event: StatusEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { watcher, store } = this.deps;
+    const abort = this.withShutdown(signal);
+    const changes: RequestStatus[] = [];
+    const wakeup = new Wakeup();
+    // Subscribe before the first read: a change between the two is then queued, not lost.
+    const unsubscribe = await watcher.watch(id, (status) => {
+      changes.push(status);
+      wakeup.wake();
+    });
+    try {
+      let record = await this.readOwn(id, tenant);
+      let last = record.status;
+      if (TERMINAL_STATUSES.has(last)) {
+        emit({ kind: 'terminal', record });
+        return;
+      }
+      emit({ kind: 'status', id, status: last });
+      const recheckMs = this.deps.recheckIntervalMs ?? DEFAULT_RECHECK_INTERVAL_MS;
+      for (;;) {
+        const outcome = await wakeup.wait(recheckMs, abort);
+        if (outcome === 'aborted') return;
+        const statuses = outcome === 'woken' ? changes.splice(0) : [];
+        if (outcome === 'timeout') {
+          // Pub/sub is at-most-once: the record is the source of truth.
+          record = (await store.get(id)) ?? record;
+          statuses.push(record.status);
+        }
+        for (const status of statuses) {
+          if (TERMINAL_STATUSES.has(status)) {
+            const final = (await store.get(id)) ?? record;
+            emit(
+              TERMINAL_STATUSES.has(final.status)
+                ? { kind: 'terminal', record: final }
+                : { kind: 'status', id, status },
+            );
+            return;
+          }
+          if (status !== last) {
+            last = status;
+            emit({ kind: 'status', id, status });
+          }
+        }
+      }
+    } finally {
+      await this.quietly(unsubscribe, id);
+    }
+  }
+
+  listModels(): Promise<ModelDescription[]> {
+    return Promise.all(this.deps.repository.list().map((entry) => this.describe(entry.name)));
+  }
+
+  async describeModel(name: string): Promise<ModelDescription> {
+    return this.describe(name);
+  }
+
+  /** Redis answers and every model has a live worker. */
+  async readiness(redisHealthy?: () => boolean): Promise<Readiness> {
+    const { store, repository } = this.deps;
+    const names = repository.list().map((entry) => entry.name);
+    try {
+      if (redisHealthy !== undefined && !redisHealthy()) throw new Error('connection not ready');
+      await withTimeout(store.ping(), READINESS_PING_TIMEOUT_MS);
+      const now = this.now();
+      const models = await Promise.all(
+        names.map(async (name) => ({ name, liveWorkers: await store.liveWorkers(name, now) })),
+      );
+      const missing = models
+        .filter((m) => m.liveWorkers === 0)
+        .map((m) => `no live worker for model ${m.name}`);
+      if (names.length === 0) missing.push('the model repository holds no model');
+      return { ready: missing.length === 0, redis: 'ok', models, missing };
+    } catch (error: unknown) {
+      this.deps.logger.debug({ err: error }, 'readiness: Redis unreachable');
+      return { ready: false, redis: 'unreachable', models: [], missing: ['Redis is unreachable'] };
+    }
+  }
+
+  /** Jobs waiting or running per model (all versions), for `inferq_queue_depth`. */
+  async queueDepths(): Promise<[string, number][]> {
+    const { store, repository } = this.deps;
+    return Promise.all(
+      repository.list().map(async (entry): Promise<[string, number]> => {
+        const depths = await Promise.all(
+          entry.versions.map((version) => store.queueDepth(entry.name, version)),
+        );
+        return [entry.name, depths.reduce((sum, depth) => sum + depth, 0)];
+      }),
+    );
+  }
+
+  private async describe(name: string): Promise<ModelDescription> {
+    const entry = this.deps.repository.list().find((candidate) => candidate.name === name);
+    const model = entry && this.deps.repository.get(name, entry.defaultVersion);
+    if (entry === undefined || model === undefined) throw notFoundModel(name);
+    const liveWorkers = await this.deps.store.liveWorkers(name, this.now());
+    return {
+      name,
+      versions: [...entry.versions],
+      defaultVersion: entry.defaultVersion,
+      version: model.version,
+      inputs: model.signature.inputs.map(copySpec),
+      outputs: model.signature.outputs.map(copySpec),
+      batching: { maxBatchSize: model.config.maxBatchSize, maxBatchDelayMs: model.config.maxBatchDelayMs },
+      executionProvider: model.config.executionProviders[0] ?? 'cpu',
+      cache: { enabled: model.config.cache.enabled, ttlSeconds: model.config.cache.ttlSeconds },
+      ready: liveWorkers > 0,
+    };
+  }
+
+  private resolveModel(name: string, version: number | undefined): ServedModel {
+    const { repository } = this.deps;
+    const entry = repository.list().find((candidate) => candidate.name === name);
+    if (entry === undefined) throw notFoundModel(name);
+    const model = repository.get(name, version);
+    if (model === undefined) {
+      throw new NotFoundError(
+        `model '${name}' has no version ${version}; it has ${entry.versions.join(', ')}`,
+      );
+    }
+    return model;
+  }
+
+  /**
+   * Race-free wait: subscribe first, then read the record, then wait for the terminal notification
+   * or the deadline, and read the record again (it, not the message, is the answer).
+   */
+  private async waitForTerminal(
+    id: string,
+    tenant: string,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredRecord> {
+    const wakeup = new Wakeup();
+    const unsubscribe = await this.deps.watcher.watch(id, (status) => {
+      if (TERMINAL_STATUSES.has(status)) wakeup.wake();
+    });
+    try {
+      const record = await this.readOwn(id, tenant);
+      if (TERMINAL_STATUSES.has(record.status)) return record;
+      await wakeup.wait(waitMs, this.withShutdown(signal));
+      return (await this.deps.store.get(id)) ?? record;
+    } finally {
+      await this.quietly(unsubscribe, id);
+    }
+  }
+
+  /** The record, or 404 when it does not exist or belongs to another tenant (indistinguishable on purpose). */
+  private async readOwn(id: string, tenant: string): Promise<StoredRecord> {
+    const record = await this.deps.store.get(id);
+    if (record === undefined || record.tenant !== tenant) throw notFoundRequest(id);
+    return record;
+  }
+
+  private clampWaitSeconds(seconds: number): number {
+    if (!Number.isFinite(seconds) || seconds <= 0) return 0;
+    return Math.min(seconds, this.deps.config.maxWaitSeconds);
+  }
+
+  private withShutdown(signal: AbortSignal | undefined): AbortSignal | undefined {
+    const shutdown = this.deps.shutdownSignal;
+    if (shutdown === undefined) return signal;
+    return signal === undefined ? shutdown : AbortSignal.any([signal, shutdown]);
+  }
+
+  /** Unsubscribing must not turn an answered request into an error (Redis may be down by then). */
+  private async quietly(unsubscribe: () => Promise<void>, id: string): Promise<void> {
+    try {
+      await unsubscribe();
+    } catch (error: unknown) {
+      this.deps.logger.debug({ err: error, id }, 'unsubscribe failed');
+    }
+  }
+}
+
+function copySpec(spec: TensorSpec): TensorSpec {
+  return { name: spec.name, dtype: spec.dtype, shape: [...spec.shape] };
+}
+
+function notFoundModel(name: string): NotFoundError {
+  return new NotFoundError(`no model named '${name}'`);
+}
+
+function notFoundRequest(id: string): NotFoundError {
+  return new NotFoundError(`no request with id '${id}'`);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

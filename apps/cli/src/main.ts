@@ -1,0 +1,90 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliPackage from '../package.json' with { type: 'json' };
+import { serve } from './serve.ts';
+import { defaultBaseUrl, submitCommand } from './submit.ts';
+
+function positiveInteger(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 1)
+    throw new InvalidArgumentError('expected a positive integer');
+  return parsed;
+}
+
+/** fetch reports "fetch failed" and hides the reason (refused, DNS...) in `cause`. */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  return `${error.message}${cause}`;
+}
+
+/** A reader that closes our stdout early (`| head`) is not a failure of ours. */
+function onBrokenStdout(handle: () => void): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    handle();
+  });
+}
+
+const program = new Command()
+  .name('inferq')
+  .description('Queue-backed asynchronous inference: run the service, or send it requests.')
+  .version(cliPackage.version)
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description(
+    'Run everything on this machine: a private redis-server (unless REDIS_URL is set), the API on PORT ' +
+      '(default 8080) and one worker. Prints "inferq ready: <url>" once /readyz answers 200; SIGINT/SIGTERM ' +
+      'drain and stop everything. Reads the environment described in API.md.',
+  )
+  .option('--data-dir <dir>', "folder for the private Redis's append-only file (default: <repo>/.data/redis)")
+  .action(async (options: { dataDir?: string }) => {
+    // Losing the log reader must not leave the children running without their supervisor.
+    onBrokenStdout(() => {});
+    // Exit explicitly: idle keep-alive sockets of the readiness checks must not hold the process.
+    process.exit(await serve(options));
+  });
+
+program
+  .command('submit')
+  .description(
+    'Submit one request, wait for it and print its record as JSON (exit code 0 when it succeeded).',
+  )
+  .argument('<model>', 'model name')
+  .option(
+    '--json <file>',
+    'request body in the JSON wire format ({ "inputs": { name: tensor } }); - for stdin',
+  )
+  .option('--zeros', "all-zero inputs shaped after the model's signature")
+  .option(
+    '--dim <n>',
+    'with --zeros: size of dynamic dimensions other than the batch axis',
+    positiveInteger,
+    32,
+  )
+  .option('--url <url>', 'API base URL ($INFERQ_URL, else http://127.0.0.1:$PORT)', defaultBaseUrl())
+  // No default shown in --help: it would print the key.
+  .option('--api-key <key>', 'API key (default: $INFERQ_API_KEY)')
+  .option('--model-version <n>', 'model version (default: the highest)', positiveInteger)
+  .option('--timeout <seconds>', 'how long to wait for the result', positiveInteger, 60)
+  .option('--no-wait', 'print the accepted request (its id) without waiting for the result')
+  .addOption(
+    new Option('--format <format>', 'wire format of the request')
+      .choices(['msgpack', 'json'])
+      .default('msgpack'),
+  )
+  .action(async (model: string, options: Parameters<typeof submitCommand>[1]) => {
+    onBrokenStdout(() => process.exit(process.exitCode ?? 0));
+    try {
+      process.exitCode = await submitCommand(model, {
+        ...options,
+        apiKey: options.apiKey ?? process.env.INFERQ_API_KEY,
+      });
+    } catch (error: unknown) {
+      process.stderr.write(`inferq: ${describeError(error)}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+await program.parseAsync(process.argv);

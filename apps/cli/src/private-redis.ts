@@ -1,0 +1,156 @@
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { ManagedChild } from './managed-child.ts';
+import { findFreePort, redisAnswersPing, redisCommand, sleep } from './net.ts';
+
+export const REDIS_INSTALL_HINT =
+  'redis-server is not on PATH and REDIS_URL is unset: install it (Debian/Ubuntu: `sudo apt-get install redis-server`, macOS: `brew install redis`) or set REDIS_URL';
+
+const HOST = '127.0.0.1';
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Full path of an executable found on PATH, or undefined. */
+export function findOnPath(command: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this folder
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The settings the architecture asks of every Redis that holds queues: durable (AOF, fsync every
+ * second), never evicting (BullMQ loses jobs otherwise), no RDB snapshots (AOF is the record).
+ */
+export function redisServerArgs(port: number, dir: string): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    HOST,
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
+    '--maxmemory-policy',
+    'noeviction',
+    '--save',
+    '',
+    '--loglevel',
+    'warning',
+  ];
+}
+
+export interface PrivateRedis {
+  readonly url: string;
+  readonly child: ManagedChild;
+  /** SHUTDOWN (flushes the append-only file), falling back to signals. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Two redis-servers appending to one folder would corrupt each other's AOF, so a folder belongs to
+ * one all-in-one at a time. A lock left by a process that no longer runs is taken over.
+ */
+export function lockDataDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const lockPath = join(dir, 'inferq-serve.pid');
+  try {
+    writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const holder = Number(readFileSync(lockPath, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+      throw new Error(
+        `${dir} is in use by another \`inferq serve\` (pid ${holder}); stop it, set REDIS_URL, or pass --data-dir`,
+      );
+    }
+    writeFileSync(lockPath, String(process.pid));
+  }
+  return () => rmSync(lockPath, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Starts redis-server on a free port and resolves once it answers PING. The port is chosen before
+ * redis binds it, so another process can win the race: then it is tried again on a new port.
+ */
+export async function startPrivateRedis(options: {
+  dir: string;
+  cwd: string;
+  signal: AbortSignal;
+  /** Where redis-server's log lines go; default: our stderr, prefixed. */
+  forward?: (line: string) => void;
+}): Promise<PrivateRedis> {
+  const print = options.forward ?? ((line: string) => process.stderr.write(`redis-server | ${line}\n`));
+  // Its start-up banner is noise once it runs; when it fails to start, the error repeats those lines.
+  let started = false;
+  const forward = (line: string): void => {
+    if (started) print(line);
+  };
+  const attempts = 3;
+  for (let attempt = 1; ; attempt++) {
+    const port = await findFreePort(HOST);
+    const child = new ManagedChild({
+      name: 'redis-server',
+      command: 'redis-server',
+      args: redisServerArgs(port, options.dir),
+      cwd: options.cwd,
+      env: process.env,
+      forward,
+    });
+    const outcome = await waitUntilAnswering(child, port, options.signal);
+    if (outcome === 'ready') {
+      started = true;
+      return { url: `redis://${HOST}:${port}`, child, stop: () => stopRedis(child, port) };
+    }
+    await child.stop('SIGKILL', STOP_TIMEOUT_MS);
+    if (outcome === 'aborted') throw new Error('start-up interrupted');
+    if (outcome === 'timeout' || attempt === attempts) {
+      throw new Error(`redis-server did not start (${outcome}):\n${child.lastOutput()}`);
+    }
+  }
+}
+
+async function waitUntilAnswering(
+  child: ManagedChild,
+  port: number,
+  signal: AbortSignal,
+): Promise<'ready' | 'exited' | 'timeout' | 'aborted'> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (signal.aborted) return 'aborted';
+    if (!child.running) return 'exited';
+    if (await redisAnswersPing(HOST, port)) return 'ready';
+    await sleep(50, signal);
+  }
+  return 'timeout';
+}
+
+async function stopRedis(child: ManagedChild, port: number): Promise<void> {
+  if (!child.running) return;
+  try {
+    await redisCommand(HOST, port, 'SHUTDOWN', STOP_TIMEOUT_MS);
+  } catch {
+    // Not answering: the signal below still stops it (SIGTERM also flushes the AOF).
+  }
+  if (await child.waitForExit(STOP_TIMEOUT_MS)) return;
+  await child.stop('SIGTERM', STOP_TIMEOUT_MS);
+}

@@ -1,0 +1,295 @@
+import { BatchFormer } from '@inferq/batcher';
+import type { Logger, Metrics } from '@inferq/observability';
+import { decodePayload, encodeTensorMap, type TensorMap } from '@inferq/protocol';
+import {
+  batchGroupKey,
+  batchRows,
+  type ModelSession,
+  type ModelVersion,
+  splitOutputs,
+  stackInputs,
+} from '@inferq/runtime';
+import {
+  type Completion,
+  INFER_JOB_NAME,
+  type InferJobData,
+  queueName,
+  type RequestStore,
+} from '@inferq/store';
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+/** A job handed to the batch former, with the callbacks that settle BullMQ's processor promise. */
+interface PendingJob {
+  job: Job<InferJobData>;
+  arrivedAt: number;
+  settle(error?: Error): void;
+}
+
+/** A claimed request ready for the model. */
+interface Runnable {
+  pending: PendingJob;
+  createdAt: number;
+  inputs: TensorMap;
+  outputs: string[] | undefined;
+  rows: number;
+}
+
+export interface ModelWorkerOptions {
+  version: ModelVersion;
+  session: ModelSession;
+  store: RequestStore;
+  connection: Redis;
+  prefix: string;
+  jobAttempts: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Serves one model version: BullMQ hands jobs over one by one (up to two batches' worth at a time),
+ * the batch former groups them, and each batch is claimed, stacked, run once and completed in one
+ * pipelined write. The processor promise of every job settles only once its result is stored, so
+ * BullMQ keeps the job locked (and recoverable if this process dies) until then.
+ */
+export class ModelWorker {
+  readonly version: ModelVersion;
+  private readonly options: ModelWorkerOptions;
+  private readonly former: BatchFormer<PendingJob>;
+  private readonly bullWorker: Worker<InferJobData>;
+
+  constructor(options: ModelWorkerOptions) {
+    this.options = options;
+    this.version = options.version;
+    const { maxBatchSize, maxBatchDelayMs } = options.version.config;
+    this.former = new BatchFormer<PendingJob>(
+      { maxBatchSize, maxBatchDelayMs },
+      {
+        run: (batch) => this.runBatch(batch),
+        // Shapes are only known once payloads are claimed; runBatch splits a batch by shape then.
+        groupKey: () => '',
+        isSourceIdle: () => this.queueLooksEmpty(),
+      },
+    );
+    this.bullWorker = new Worker<InferJobData>(
+      queueName(options.version.name, options.version.version),
+      (job) => this.accept(job),
+      {
+        connection: options.connection,
+        prefix: options.prefix,
+        autorun: false,
+        // One batch running and the next one forming.
+        concurrency: Math.max(2, maxBatchSize * 2),
+        // Short stalled-job timings so a crashed worker's jobs are re-run within seconds, not minutes.
+        lockDuration: 10_000,
+        stalledInterval: 5_000,
+        maxStalledCount: 2,
+      },
+    );
+    this.bullWorker.on('error', (error) => options.logger.error({ err: error }, 'queue worker error'));
+  }
+
+  start(): void {
+    void this.bullWorker.run();
+  }
+
+  /** Stops taking jobs, lets the running and already-formed batches finish, then releases the queue. */
+  async close(): Promise<void> {
+    await this.bullWorker.close();
+    await this.former.drain();
+  }
+
+  private accept(job: Job<InferJobData>): Promise<void> {
+    if (job.name !== INFER_JOB_NAME) return Promise.reject(new Error(`unknown job name ${job.name}`));
+    return new Promise<void>((resolve, reject) => {
+      this.former.add({
+        job,
+        arrivedAt: Date.now(),
+        settle: (error) => (error ? reject(error) : resolve()),
+      });
+    });
+  }
+
+  /**
+   * BullMQ's Worker sets `drained` once a fetch found the wait list empty; it is private in its
+   * typings (bullmq is pinned for this reason). When it is set, no companion is coming and a lone
+   * request runs at once.
+   */
+  private queueLooksEmpty(): boolean {
+    return (this.bullWorker as unknown as { drained?: boolean }).drained === true;
+  }
+
+  private async runBatch(batch: PendingJob[]): Promise<void> {
+    const { store, metrics, logger } = this.options;
+    const model = this.version.name;
+    const dispatchedAt = Date.now();
+    const { maxBatchSize } = this.version.config;
+    let runnable: Runnable[];
+    try {
+      const claims = await store.claim(
+        batch.map((p) => p.job.data.id),
+        dispatchedAt,
+      );
+      runnable = [];
+      claims.forEach((claim, index) => {
+        const pending = batch[index]!;
+        if (claim.state === 'dropped') {
+          pending.settle();
+          return;
+        }
+        const payload = decodePayload(claim.payload);
+        runnable.push({
+          pending,
+          createdAt: claim.createdAt,
+          inputs: payload.inputs,
+          outputs: payload.outputs,
+          rows: maxBatchSize === 0 ? 1 : batchRows(payload.inputs),
+        });
+      });
+    } catch (error) {
+      logger.error({ err: error }, 'claiming a batch failed');
+      for (const p of batch) p.settle(asError(error));
+      return;
+    }
+
+    for (const group of this.partition(runnable)) {
+      await this.runGroup(group, dispatchedAt);
+    }
+    metrics.batchSize.observe({ model }, runnable.length);
+  }
+
+  /** Requests that cannot share one session run: different non-batch dims, or a model without a batch axis. */
+  private partition(runnable: Runnable[]): Runnable[][] {
+    const { maxBatchSize } = this.version.config;
+    if (maxBatchSize === 0) return runnable.map((r) => [r]);
+    const groups = new Map<string, Runnable[][]>();
+    for (const r of runnable) {
+      const key = batchGroupKey(r.inputs, this.version.config.pad);
+      const chunks = groups.get(key) ?? [[]];
+      groups.set(key, chunks);
+      let chunk = chunks[chunks.length - 1]!;
+      const rowsInChunk = chunk.reduce((sum, c) => sum + c.rows, 0);
+      if (chunk.length > 0 && rowsInChunk + r.rows > maxBatchSize) {
+        chunk = [];
+        chunks.push(chunk);
+      }
+      chunk.push(r);
+    }
+    return [...groups.values()].flat();
+  }
+
+  private async runGroup(group: Runnable[], dispatchedAt: number): Promise<void> {
+    const { session, store, metrics, logger } = this.options;
+    const model = this.version.name;
+    const inputNames = this.version.signature.inputs.map((i) => i.name);
+    let perRequest: TensorMap[];
+    let inferMs: number;
+    try {
+      if (this.version.config.maxBatchSize === 0) {
+        const result = await session.run(group[0]!.inputs);
+        perRequest = [result.outputs];
+        inferMs = result.inferMs;
+      } else {
+        const stacked = stackInputs(
+          group.map((r) => r.inputs),
+          inputNames,
+          this.version.config.pad,
+        );
+        const result = await session.run(stacked);
+        perRequest = splitOutputs(
+          result.outputs,
+          group.map((r) => r.rows),
+        );
+        inferMs = result.inferMs;
+      }
+    } catch (error) {
+      await this.failOrRetry(group, asError(error), dispatchedAt);
+      return;
+    }
+
+    const now = Date.now();
+    const completions: Completion[] = group.map((r, index) => {
+      const outputs = pick(perRequest[index]!, r.outputs);
+      const timings = {
+        queueMs: Math.max(0, dispatchedAt - r.createdAt),
+        batchWaitMs: Math.max(0, dispatchedAt - r.pending.arrivedAt),
+        inferMs,
+      };
+      metrics.phaseSeconds.observe({ model, phase: 'queue' }, timings.queueMs / 1000);
+      metrics.phaseSeconds.observe({ model, phase: 'batch_wait' }, timings.batchWaitMs / 1000);
+      metrics.phaseSeconds.observe({ model, phase: 'inference' }, inferMs / 1000);
+      metrics.phaseSeconds.observe({ model, phase: 'total' }, (now - r.createdAt) / 1000);
+      metrics.requests.inc({ model, status: 'succeeded' });
+      return {
+        id: r.pending.job.data.id,
+        model,
+        version: this.version.version,
+        createdAt: r.createdAt,
+        status: 'succeeded',
+        outputs: encodeTensorMap(outputs),
+        timings,
+        batchSize: group.length,
+        now,
+      };
+    });
+    try {
+      await store.complete(completions);
+    } catch (error) {
+      logger.error({ err: error }, 'writing results failed; the jobs will be retried');
+      for (const r of group) r.pending.settle(asError(error));
+      return;
+    }
+    for (const r of group) r.pending.settle();
+  }
+
+  /**
+   * A failed run is retried by BullMQ (with backoff) while a job has attempts left; on its last
+   * attempt the request ends `failed` with a stable code instead.
+   */
+  private async failOrRetry(group: Runnable[], error: Error, dispatchedAt: number): Promise<void> {
+    const { store, metrics, logger, jobAttempts } = this.options;
+    const model = this.version.name;
+    logger.warn({ err: error, model, size: group.length }, 'inference failed');
+    const final = group.filter((r) => r.pending.job.attemptsMade + 1 >= jobAttempts);
+    const now = Date.now();
+    if (final.length > 0) {
+      const completions: Completion[] = final.map((r) => ({
+        id: r.pending.job.data.id,
+        model,
+        version: this.version.version,
+        createdAt: r.createdAt,
+        status: 'failed',
+        error: { code: 'inference_failed', message: error.message },
+        timings: {
+          queueMs: Math.max(0, dispatchedAt - r.createdAt),
+          batchWaitMs: Math.max(0, dispatchedAt - r.pending.arrivedAt),
+          inferMs: 0,
+        },
+        batchSize: group.length,
+        now,
+      }));
+      try {
+        await store.complete(completions);
+        metrics.requests.inc({ model, status: 'failed' }, final.length);
+      } catch (writeError) {
+        for (const r of group) r.pending.settle(asError(writeError));
+        return;
+      }
+    }
+    for (const r of group) r.pending.settle(final.includes(r) ? undefined : error);
+  }
+}
+
+function pick(outputs: TensorMap, names: string[] | undefined): TensorMap {
+  if (!names) return outputs;
+  const picked: TensorMap = {};
+  for (const name of names) {
+    const tensor = outputs[name];
+    if (tensor) picked[name] = tensor;
+  }
+  return picked;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,240 @@
+/**
+ * When to close a batch. `maxBatchSize` 0 means the model has no batch axis: every item runs alone.
+ * `maxBatchDelayMs` bounds how long the oldest item of a forming batch waits for companions.
+ */
+export interface BatchPolicy {
+  maxBatchSize: number;
+  maxBatchDelayMs: number;
+}
+
+export interface BatchHooks<T> {
+  /** Runs one batch (never more than `maxBatchSize` items, never items of two groups). */
+  run(batch: T[]): Promise<void>;
+  /** Items with different keys never share a batch (e.g. requests whose non-batch dims differ). */
+  groupKey(item: T): string;
+  /** True when the source had nothing more to hand over: waiting for companions would only add latency. */
+  isSourceIdle(): boolean;
+  /** Clock in milliseconds; `Date.now` when absent. */
+  now?(): number;
+  /** Batches allowed to run at once (default 1): while all are busy, the next batches keep forming. */
+  maxConcurrentBatches?: number;
+}
+
+interface PendingItem<T> {
+  item: T;
+  seq: number;
+  addedAt: number;
+}
+
+interface Group<T> {
+  key: string;
+  items: PendingItem<T>[];
+  /** Some item of this group has waited for a free run slot: it goes as soon as one frees. */
+  heldBySlots: boolean;
+}
+
+interface DrainWaiter {
+  /** Resolve once every item with a smaller sequence number has run. */
+  upToSeq: number;
+  resolve(): void;
+}
+
+/**
+ * Forms size- and time-bounded batches from items handed over one at a time, with no I/O of its own.
+ *
+ * Per group, the oldest pending item opens a batch. A batch is dispatched when a run slot is free and
+ * one of these holds: it has `maxBatchSize` items (exactly the oldest `maxBatchSize` are taken), the
+ * source is idle (nobody else is coming, so any wait is wasted), its oldest item has waited
+ * `maxBatchDelayMs`, or its items had to wait for a busy slot (they already waited for the model).
+ * Decisions are taken on `setImmediate` after an add (so a burst added in one tick forms one batch),
+ * when the delay timer fires and when a run ends.
+ */
+export class BatchFormer<T> {
+  readonly #policy: BatchPolicy;
+  readonly #hooks: BatchHooks<T>;
+  readonly #now: () => number;
+  readonly #slots: number;
+  /** Map order is creation order; dispatch order is decided by each group's oldest item. */
+  readonly #groups = new Map<string, Group<T>>();
+  /** Sequence numbers of the items in each running batch, for drain(). */
+  readonly #runningBatches = new Set<PendingItem<T>[]>();
+  #drainWaiters: DrainWaiter[] = [];
+  #pendingCount = 0;
+  #nextSeq = 0;
+  #evaluationScheduled = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerDueAt = Number.POSITIVE_INFINITY;
+
+  constructor(policy: BatchPolicy, hooks: BatchHooks<T>) {
+    if (!Number.isInteger(policy.maxBatchSize) || policy.maxBatchSize < 0) {
+      throw new RangeError(`maxBatchSize must be an integer >= 0, got ${policy.maxBatchSize}`);
+    }
+    if (!(policy.maxBatchDelayMs >= 0)) {
+      throw new RangeError(`maxBatchDelayMs must be >= 0, got ${policy.maxBatchDelayMs}`);
+    }
+    const slots = hooks.maxConcurrentBatches ?? 1;
+    if (!Number.isInteger(slots) || slots < 1) {
+      throw new RangeError(`maxConcurrentBatches must be an integer >= 1, got ${slots}`);
+    }
+    this.#policy = { ...policy };
+    this.#hooks = hooks;
+    this.#now = hooks.now ?? Date.now;
+    this.#slots = slots;
+  }
+
+  /** Items waiting to be dispatched. */
+  get pending(): number {
+    return this.#pendingCount;
+  }
+
+  /** Batches running now. */
+  get running(): number {
+    return this.#runningBatches.size;
+  }
+
+  add(item: T): void {
+    const key = this.#hooks.groupKey(item);
+    let group = this.#groups.get(key);
+    if (group === undefined) {
+      group = { key, items: [], heldBySlots: false };
+      this.#groups.set(key, group);
+    }
+    group.items.push({ item, seq: this.#nextSeq++, addedAt: this.#now() });
+    this.#pendingCount++;
+    if (!this.#evaluationScheduled) {
+      this.#evaluationScheduled = true;
+      setImmediate(() => {
+        this.#evaluationScheduled = false;
+        this.#evaluate();
+      });
+    }
+  }
+
+  /** Resolves once everything added so far has run (successfully or not). */
+  drain(): Promise<void> {
+    const upToSeq = this.#nextSeq;
+    if (this.#oldestUnfinishedSeq() >= upToSeq) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drainWaiters.push({ upToSeq, resolve });
+    });
+  }
+
+  /** Items per batch: a model without a batch axis takes one request at a time. */
+  get #batchCap(): number {
+    return this.#policy.maxBatchSize === 0 ? 1 : this.#policy.maxBatchSize;
+  }
+
+  #evaluate(): void {
+    const now = this.#now();
+    while (this.#runningBatches.size < this.#slots) {
+      const sourceIdle = this.#hooks.isSourceIdle();
+      const group = this.#oldestReadyGroup(now, sourceIdle);
+      if (group === undefined) break;
+      this.#dispatch(group);
+    }
+
+    if (this.#runningBatches.size >= this.#slots) {
+      // Whatever is pending now waits for the model rather than for companions: when a slot frees it
+      // goes at once (the next batch forms while this one runs).
+      for (const group of this.#groups.values()) group.heldBySlots = true;
+      this.#clearTimer();
+      return;
+    }
+    this.#armTimer(now);
+  }
+
+  #isReady(group: Group<T>, now: number, sourceIdle: boolean): boolean {
+    const oldest = group.items[0];
+    if (oldest === undefined) return false;
+    return (
+      this.#policy.maxBatchSize === 0 ||
+      group.items.length >= this.#batchCap ||
+      sourceIdle ||
+      group.heldBySlots ||
+      now - oldest.addedAt >= this.#policy.maxBatchDelayMs
+    );
+  }
+
+  #oldestReadyGroup(now: number, sourceIdle: boolean): Group<T> | undefined {
+    let best: Group<T> | undefined;
+    for (const group of this.#groups.values()) {
+      if (!this.#isReady(group, now, sourceIdle)) continue;
+      if (best === undefined || group.items[0]!.seq < best.items[0]!.seq) best = group;
+    }
+    return best;
+  }
+
+  #dispatch(group: Group<T>): void {
+    const taken = group.items.splice(0, this.#batchCap);
+    if (group.items.length === 0) this.#groups.delete(group.key);
+    this.#pendingCount -= taken.length;
+    this.#runningBatches.add(taken);
+
+    let settled: Promise<void>;
+    try {
+      settled = this.#hooks.run(taken.map((pending) => pending.item));
+    } catch (error) {
+      settled = Promise.reject(error);
+    }
+    // The caller owns failure handling per item; a rejected run must only free its slot.
+    settled
+      .catch(() => undefined)
+      .then(() => {
+        this.#runningBatches.delete(taken);
+        this.#resolveDrainWaiters();
+        this.#evaluate();
+      });
+  }
+
+  #armTimer(now: number): void {
+    let dueAt = Number.POSITIVE_INFINITY;
+    for (const group of this.#groups.values()) {
+      const oldest = group.items[0];
+      if (oldest !== undefined) dueAt = Math.min(dueAt, oldest.addedAt + this.#policy.maxBatchDelayMs);
+    }
+    if (dueAt === Number.POSITIVE_INFINITY) {
+      this.#clearTimer();
+      return;
+    }
+    if (this.#timer !== undefined && this.#timerDueAt === dueAt) return;
+    this.#clearTimer();
+    this.#timerDueAt = dueAt;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerDueAt = Number.POSITIVE_INFINITY;
+        this.#evaluate();
+      },
+      Math.max(0, dueAt - now),
+    );
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerDueAt = Number.POSITIVE_INFINITY;
+  }
+
+  #oldestUnfinishedSeq(): number {
+    let oldest = this.#nextSeq;
+    for (const group of this.#groups.values()) {
+      const head = group.items[0];
+      if (head !== undefined) oldest = Math.min(oldest, head.seq);
+    }
+    for (const batch of this.#runningBatches) {
+      for (const pending of batch) oldest = Math.min(oldest, pending.seq);
+    }
+    return oldest;
+  }
+
+  #resolveDrainWaiters(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const oldest = this.#oldestUnfinishedSeq();
+    const stillWaiting: DrainWaiter[] = [];
+    for (const waiter of this.#drainWaiters) {
+      if (waiter.upToSeq <= oldest) waiter.resolve();
+      else stillWaiting.push(waiter);
+    }
+    this.#drainWaiters = stillWaiting;
+  }
+}

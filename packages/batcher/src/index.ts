@@ -1,0 +1,1 @@
+export { BatchFormer, type BatchHooks, type BatchPolicy } from './batch-former.ts';

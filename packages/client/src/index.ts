@@ -1,0 +1,11 @@
+export {
+  InferqClient,
+  type InferqClientOptions,
+  type ModelInfo,
+  type RequestEvent,
+  type Submission,
+  type SubmitOptions,
+} from './client.ts';
+export { InferqHttpError, InferqTimeoutError } from './errors.ts';
+export { readServerSentEvents, type ServerSentEvent, SseParser } from './sse.ts';
+export { encodeInferRequest } from './wire.ts';

@@ -1,0 +1,289 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Every setting of every inferq process, read once at start-up from the environment (API.md). */
+export interface Config {
+  /** `redis://` or `rediss://`; unset only where the all-in-one CLI starts its own Redis. */
+  redisUrl: string | undefined;
+  /** Absolute path of the model repository folder. */
+  modelRepository: string;
+  /** Models this worker serves; undefined: all in the repository. */
+  models: string[] | undefined;
+  host: string;
+  port: number;
+  metricsPort: number;
+  /** API key -> tenant; undefined: the API is open and every caller is tenant `public`. */
+  apiKeys: ReadonlyMap<string, string> | undefined;
+  queuePrefix: string;
+  maxBodyBytes: number;
+  logLevel: LogLevel;
+  /** How long finished request records (and their outputs) stay readable. */
+  resultTtlSeconds: number;
+  /** Upper bound of `Prefer: wait=N` and `?wait=N`; larger values are clamped to it. */
+  maxWaitSeconds: number;
+  /** How long a stopping process lets open requests and running batches finish. */
+  shutdownGraceMs: number;
+  /** Tries per job before a request ends `failed`. */
+  jobAttempts: number;
+}
+
+export interface LoadConfigOptions {
+  /** The API and the worker need a Redis URL; only the all-in-one CLI may start without one. */
+  requireRedisUrl?: boolean;
+}
+
+export interface ConfigIssue {
+  variable: string;
+  message: string;
+}
+
+/** A bad environment: `message` is one line naming each offending variable. */
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    super(`invalid configuration: ${issues.map((i) => `${i.variable}: ${i.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+const MIB = 1024 * 1024;
+
+// An empty variable (`PORT=`) means "use the default", as it does for most twelve-factor services.
+const unsetIfBlank = (value: unknown): unknown =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+function integer(min: number, max: number, fallback: number) {
+  return z.preprocess(
+    (value) => {
+      const v = unsetIfBlank(value);
+      return typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+    },
+    z
+      .number({ error: `expected an integer from ${min} to ${max}` })
+      .int({ error: `expected an integer from ${min} to ${max}` })
+      .min(min, { error: `expected an integer from ${min} to ${max}` })
+      .max(max, { error: `expected an integer from ${min} to ${max}` })
+      .default(fallback),
+  );
+}
+
+function commaList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+const redisUrl = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .refine(
+      (value) => {
+        try {
+          const url = new URL(value);
+          return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+        } catch {
+          return false;
+        }
+      },
+      { error: 'expected a redis:// or rediss:// URL with a host' },
+    )
+    .optional(),
+);
+
+const models = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .transform((value, ctx) => {
+      const names = commaList(value);
+      if (names.length === 0)
+        ctx.addIssue({ code: 'custom', message: 'expected a comma list of model names' });
+      const bad = names.find((name) => !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name));
+      if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `"${bad}" is not a model folder name` });
+      return names;
+    })
+    .optional(),
+);
+
+// Entries are `tenant:key`; the key is everything after the first colon so keys may contain colons.
+// Messages never repeat a key: they end up in logs.
+const apiKeys = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .transform((value, ctx) => {
+      const byKey = new Map<string, string>();
+      const entries = commaList(value);
+      entries.forEach((entry, index) => {
+        const colon = entry.indexOf(':');
+        const tenant = colon < 0 ? '' : entry.slice(0, colon).trim();
+        const key = colon < 0 ? '' : entry.slice(colon + 1).trim();
+        if (tenant === '' || key === '' || /\s/.test(tenant) || /\s/.test(key)) {
+          ctx.addIssue({ code: 'custom', message: `entry ${index + 1} is not tenant:key` });
+        } else if (byKey.has(key)) {
+          ctx.addIssue({ code: 'custom', message: `entry ${index + 1} repeats a key already given` });
+        } else {
+          byKey.set(key, tenant);
+        }
+      });
+      if (entries.length === 0)
+        ctx.addIssue({ code: 'custom', message: 'expected a comma list of tenant:key' });
+      return byKey as ReadonlyMap<string, string>;
+    })
+    .optional(),
+);
+
+const queuePrefix = z.preprocess(
+  unsetIfBlank,
+  z.string().regex(/^\S+$/, { error: 'expected a non-empty prefix without spaces' }).default('{inferq}'),
+);
+
+const logLevel = z.preprocess(
+  (value) => {
+    const v = unsetIfBlank(value);
+    return typeof v === 'string' ? v.trim().toLowerCase() : v;
+  },
+  z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+);
+
+const text = (fallback: string) => z.preprocess(unsetIfBlank, z.string().trim().default(fallback));
+
+const EnvSchema = z.object({
+  REDIS_URL: redisUrl,
+  MODEL_REPOSITORY: z.preprocess(unsetIfBlank, z.string().optional()),
+  MODELS: models,
+  HOST: text('0.0.0.0'),
+  PORT: integer(0, 65535, 8080),
+  METRICS_PORT: integer(0, 65535, 9464),
+  API_KEYS: apiKeys,
+  QUEUE_PREFIX: queuePrefix,
+  MAX_BODY_BYTES: integer(1, 1024 * MIB, 16 * MIB),
+  LOG_LEVEL: logLevel,
+  RESULT_TTL_SECONDS: integer(1, 365 * 86400, 86400),
+  MAX_WAIT_SECONDS: integer(0, 3600, 60),
+  SHUTDOWN_GRACE_MS: integer(0, 3_600_000, 10_000),
+  JOB_ATTEMPTS: integer(1, 100, 3),
+});
+
+/** Variables whose values may hold secrets (a Redis password, API keys): never echoed back. */
+const SECRET_VARIABLES = new Set(['REDIS_URL', 'API_KEYS']);
+
+/**
+ * Parses and validates the environment. Throws `ConfigError` naming every bad variable.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  options: LoadConfigOptions = {},
+): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? 'environment');
+      const raw = env[variable];
+      const shown = raw !== undefined && !SECRET_VARIABLES.has(variable) ? ` (got "${raw}")` : '';
+      return { variable, message: issue.message + shown };
+    });
+    throw new ConfigError(issues);
+  }
+  const e = parsed.data;
+  if (options.requireRedisUrl && e.REDIS_URL === undefined) {
+    throw new ConfigError([
+      {
+        variable: 'REDIS_URL',
+        message: 'required by this process (only `inferq serve` starts its own Redis)',
+      },
+    ]);
+  }
+  return {
+    redisUrl: e.REDIS_URL,
+    modelRepository:
+      e.MODEL_REPOSITORY === undefined ? defaultModelRepository() : resolve(e.MODEL_REPOSITORY),
+    models: e.MODELS,
+    host: e.HOST,
+    port: e.PORT,
+    metricsPort: e.METRICS_PORT,
+    apiKeys: e.API_KEYS,
+    queuePrefix: e.QUEUE_PREFIX,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    logLevel: e.LOG_LEVEL,
+    resultTtlSeconds: e.RESULT_TTL_SECONDS,
+    maxWaitSeconds: e.MAX_WAIT_SECONDS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    jobAttempts: e.JOB_ATTEMPTS,
+  };
+}
+
+/**
+ * `loadConfig` for a process entry point: a bad environment prints one line naming the variable
+ * (`inferq: invalid configuration: PORT: ...`) to stderr and exits 1, before anything else starts.
+ */
+export function loadConfigOrExit(
+  env: Record<string, string | undefined> = process.env,
+  options: LoadConfigOptions = {},
+): Config {
+  try {
+    return loadConfig(env, options);
+  } catch (error: unknown) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`inferq: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+
+/** The settings worth logging at start-up: everything except secrets. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    redis: config.redisUrl === undefined ? 'unset' : redactUrl(config.redisUrl),
+    modelRepository: config.modelRepository,
+    models: config.models ?? 'all',
+    host: config.host,
+    port: config.port,
+    metricsPort: config.metricsPort,
+    auth: config.apiKeys === undefined ? 'open' : `${new Set(config.apiKeys.values()).size} tenant(s)`,
+    queuePrefix: config.queuePrefix,
+    maxBodyBytes: config.maxBodyBytes,
+    logLevel: config.logLevel,
+    resultTtlSeconds: config.resultTtlSeconds,
+    maxWaitSeconds: config.maxWaitSeconds,
+    shutdownGraceMs: config.shutdownGraceMs,
+    jobAttempts: config.jobAttempts,
+  };
+}
+
+function redactUrl(value: string): string {
+  const url = new URL(value);
+  if (url.password !== '') url.password = '***';
+  return url.toString();
+}
+
+/**
+ * `<repo root>/models/demo`. The root is found by walking up from this file to the workspace root's
+ * package.json, so the answer is the same whether this runs from source or bundled into apps/x/dist.
+ */
+function defaultModelRepository(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && isWorkspaceRoot(manifest)) return join(dir, 'models', 'demo');
+    const parent = dirname(dir);
+    if (parent === dir) return resolve('models', 'demo');
+    dir = parent;
+  }
+}
+
+function isWorkspaceRoot(manifest: string): boolean {
+  try {
+    return 'workspaces' in (JSON.parse(readFileSync(manifest, 'utf8')) as object);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,118 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Phases of a request's life, each timed into `inferq_request_phase_seconds`. */
+export type RequestPhase = 'queue' | 'batch_wait' | 'inference' | 'total';
+
+/** Queue depth per model, read when Prometheus scrapes (so the gauge is never stale). */
+export type QueueDepthSource = () => Promise<Iterable<readonly [model: string, depth: number]>>;
+
+export interface Metrics {
+  /** This process's own registry: scrape it with `registry.metrics()`, content type `registry.contentType`. */
+  readonly registry: Registry;
+  /** API: submissions by outcome (queued, coalesced, cached, rejected). Worker: requests finished by status. */
+  readonly requests: Counter<'model' | 'status'>;
+  readonly phaseSeconds: Histogram<'model' | 'phase'>;
+  readonly batchSize: Histogram<'model'>;
+  readonly queueDepth: Gauge<'model'>;
+  readonly cacheHits: Counter<'model'>;
+  readonly cacheMisses: Counter<'model'>;
+  readonly coalesced: Counter<'model'>;
+  readonly httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
+  /**
+   * Where `inferq_queue_depth` reads from at scrape time. A failing source empties the gauge for that
+   * scrape (better no series than a stale one) and is reported to `onError`; the scrape still succeeds.
+   */
+  setQueueDepthSource(source: QueueDepthSource, onError?: (error: unknown) => void): void;
+}
+
+/** 0.5 ms to 10 s: an in-process cache hit sits at the bottom, a slow model run at the top. */
+export const PHASE_BUCKETS_SECONDS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
+export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128] as const;
+
+/**
+ * Every inferq metric, in a registry of its own (never prom-client's global one, so tests and
+ * several components in one process do not collide), plus the Node.js default metrics. Each series
+ * carries `service` so API and worker series stay apart when scraped by the same Prometheus job.
+ */
+export function createMetrics(service: 'api' | 'worker'): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  let queueDepthSource: QueueDepthSource | undefined;
+  let onQueueDepthError: ((error: unknown) => void) | undefined;
+
+  const queueDepth = new Gauge<'model'>({
+    name: 'inferq_queue_depth',
+    help: 'Jobs waiting, delayed or running per model, read from Redis at scrape time.',
+    labelNames: ['model'],
+    registers,
+    async collect() {
+      if (queueDepthSource === undefined) return;
+      this.reset();
+      try {
+        for (const [model, depth] of await queueDepthSource()) this.set({ model }, depth);
+      } catch (error: unknown) {
+        this.reset();
+        onQueueDepthError?.(error);
+      }
+    },
+  });
+
+  return {
+    registry,
+    requests: new Counter({
+      name: 'inferq_requests_total',
+      help: 'Inference requests by model and status: outcomes of submissions (api), finished requests (worker).',
+      labelNames: ['model', 'status'],
+      registers,
+    }),
+    phaseSeconds: new Histogram({
+      name: 'inferq_request_phase_seconds',
+      help: 'Time a request spends in each phase: queue, batch_wait, inference, and total.',
+      labelNames: ['model', 'phase'],
+      buckets: [...PHASE_BUCKETS_SECONDS],
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: 'inferq_batch_size',
+      help: 'Requests per batch run by the model.',
+      labelNames: ['model'],
+      buckets: [...BATCH_SIZE_BUCKETS],
+      registers,
+    }),
+    queueDepth,
+    cacheHits: new Counter({
+      name: 'inferq_cache_hits_total',
+      help: 'Requests answered from the result cache.',
+      labelNames: ['model'],
+      registers,
+    }),
+    cacheMisses: new Counter({
+      name: 'inferq_cache_misses_total',
+      help: 'Cacheable requests not found in the result cache.',
+      labelNames: ['model'],
+      registers,
+    }),
+    coalesced: new Counter({
+      name: 'inferq_coalesced_total',
+      help: 'Requests attached to an identical request already queued or running.',
+      labelNames: ['model'],
+      registers,
+    }),
+    httpRequestDuration: new Histogram({
+      name: 'inferq_http_request_duration_seconds',
+      help: 'HTTP requests served, by method, route template and status code.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [...PHASE_BUCKETS_SECONDS],
+      registers,
+    }),
+    setQueueDepthSource(source, onError) {
+      queueDepthSource = source;
+      onQueueDepthError = onError;
+    },
+  };
+}

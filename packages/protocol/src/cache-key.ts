@@ -1,0 +1,80 @@
+import { createHash, type Hash } from 'node:crypto';
+import { tensorDataBytes } from './tensor.ts';
+import type { TensorData, TensorMap } from './types.ts';
+
+/** Bumped whenever the hashed layout changes, so old cache entries are simply never hit again. */
+const CACHE_KEY_DOMAIN = 'inferq/cache-key/v1';
+
+export interface CacheKeyParts {
+  model: string;
+  version: number;
+  /** Requested outputs; absent means all of them. Order and repeats do not matter. */
+  outputs?: string[];
+  inputs: TensorMap;
+}
+
+/**
+ * Lowercase hex SHA-256 identifying the result of running `inputs` through one model version.
+ * Inputs are hashed in sorted name order, and every variable-length field carries its length, so the
+ * hashed bytes read back unambiguously: two different requests cannot produce the same bytes, and the
+ * same request gives the same key whatever wire format or map order it arrived in.
+ */
+export function cacheKey(parts: CacheKeyParts): string {
+  const hasher = new LengthPrefixedHasher();
+  hasher.text(CACHE_KEY_DOMAIN);
+  hasher.text(parts.model);
+  hasher.unsigned(parts.version);
+  if (parts.outputs === undefined) {
+    hasher.unsigned(0);
+  } else {
+    const outputs = [...new Set(parts.outputs)].sort();
+    hasher.unsigned(1);
+    hasher.unsigned(outputs.length);
+    for (const name of outputs) hasher.text(name);
+  }
+  const names = Object.keys(parts.inputs).sort();
+  hasher.unsigned(names.length);
+  for (const name of names) {
+    const tensor = parts.inputs[name];
+    if (tensor === undefined) continue;
+    hasher.text(name);
+    hasher.text(tensor.dtype);
+    hasher.unsigned(tensor.shape.length);
+    for (const dim of tensor.shape) hasher.unsigned(dim);
+    if (tensor.dtype === 'string') {
+      const strings = tensor.data as string[];
+      hasher.unsigned(strings.length);
+      for (const text of strings) hasher.text(text);
+    } else {
+      hasher.bytes(tensorDataBytes(tensor.data as Exclude<TensorData, string[]>));
+    }
+  }
+  return hasher.digest();
+}
+
+class LengthPrefixedHasher {
+  readonly #hash: Hash = createHash('sha256');
+  readonly #number = new DataView(new ArrayBuffer(8));
+  readonly #encoder = new TextEncoder();
+
+  unsigned(value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`cache key fields must be non-negative integers, got ${value}`);
+    }
+    this.#number.setBigUint64(0, BigInt(value), true);
+    this.#hash.update(new Uint8Array(this.#number.buffer));
+  }
+
+  bytes(value: Uint8Array): void {
+    this.unsigned(value.byteLength);
+    this.#hash.update(value);
+  }
+
+  text(value: string): void {
+    this.bytes(this.#encoder.encode(value));
+  }
+
+  digest(): string {
+    return this.#hash.digest('hex');
+  }
+}

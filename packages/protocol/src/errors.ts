@@ -1,0 +1,105 @@
+/**
+ * Every error a client can see. Each carries the HTTP status and a stable problem `type`;
+ * `toProblem` is the single place that turns any thrown value into RFC 9457 problem+json.
+ */
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+}
+
+const PROBLEM_BASE = 'https://inferq.dev/problems/';
+
+export abstract class InferqError extends Error {
+  abstract readonly status: number;
+  /** Stable, machine-readable slug; the problem `type` is PROBLEM_BASE + code. */
+  abstract readonly code: string;
+  abstract readonly title: string;
+  /** Seconds, sent as `Retry-After` for 429 and 503. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}
+
+/** Malformed body or tensor (bad JSON, bad MessagePack, data length not matching shape). */
+export class BadRequestError extends InferqError {
+  readonly status = 400;
+  readonly code = 'bad-request';
+  readonly title = 'Malformed request';
+}
+
+/** Missing or wrong API key. */
+export class UnauthorizedError extends InferqError {
+  readonly status = 401;
+  readonly code = 'unauthorized';
+  readonly title = 'Missing or invalid API key';
+}
+
+/** Unknown model, version or request (also: another tenant's request). */
+export class NotFoundError extends InferqError {
+  readonly status = 404;
+  readonly code = 'not-found';
+  readonly title = 'Not found';
+}
+
+/** The request is past the point where the operation applies (cancel of a running request). */
+export class ConflictError extends InferqError {
+  readonly status = 409;
+  readonly code = 'conflict';
+  readonly title = 'Conflict with the request state';
+}
+
+export class PayloadTooLargeError extends InferqError {
+  readonly status = 413;
+  readonly code = 'payload-too-large';
+  readonly title = 'Request body too large';
+}
+
+export class UnsupportedMediaTypeError extends InferqError {
+  readonly status = 415;
+  readonly code = 'unsupported-media-type';
+  readonly title = 'Unsupported content type';
+}
+
+/** Well-formed inputs that do not match the model's signature (names, dtype, rank, fixed dims). */
+export class UnprocessableError extends InferqError {
+  readonly status = 422;
+  readonly code = 'unprocessable';
+  readonly title = 'Inputs do not match the model signature';
+}
+
+export class TooManyRequestsError extends InferqError {
+  readonly status = 429;
+  readonly code = 'too-many-requests';
+  readonly title = 'Too many requests';
+}
+
+/** Redis unreachable or no worker: retry later. */
+export class ServiceUnavailableError extends InferqError {
+  readonly status = 503;
+  readonly code = 'service-unavailable';
+  readonly title = 'Service unavailable';
+}
+
+export function toProblem(error: unknown): Problem {
+  if (error instanceof InferqError) {
+    return {
+      type: PROBLEM_BASE + error.code,
+      title: error.title,
+      status: error.status,
+      detail: error.message,
+    };
+  }
+  return {
+    type: `${PROBLEM_BASE}internal`,
+    title: 'Internal server error',
+    status: 500,
+    detail: 'An unexpected error occurred; it has been logged.',
+  };
+}

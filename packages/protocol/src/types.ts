@@ -1,0 +1,152 @@
+/**
+ * Glossary
+ * - tensor: `{ dtype, shape, data }`; `data` is a typed-array view (strings: an array) over the
+ *   little-endian element bytes, never a copy when alignment allows.
+ * - request: one submitted inference; identified by an unguessable id; its record lives in Redis.
+ * - record: the request's state as clients see it (API.md "Request record").
+ * - cache key: SHA-256 over model, version, requested outputs and inputs in canonical order.
+ * - leader / follower: a request whose cache key is already in flight does not run; it follows the
+ *   leader that does, and receives the same outputs (`coalesced: true`).
+ * - payload: the MessagePack bytes of a request's inputs (and requested outputs), stored once in
+ *   Redis by the API and read by the worker; BullMQ job data carries only the request id.
+ * - batch: requests of one model version run together, stacked along axis 0.
+ */
+
+export const DTYPES = [
+  'float32',
+  'float64',
+  'float16',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'bool',
+  'string',
+] as const;
+
+export type DType = (typeof DTYPES)[number];
+
+export type NumericDType = Exclude<DType, 'string'>;
+
+/** Element data of a tensor. float16 is carried as raw Uint16 bits; bool as one Uint8 per element. */
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint32Array
+  | BigUint64Array
+  | string[];
+
+export interface Tensor {
+  dtype: DType;
+  shape: number[];
+  data: TensorData;
+}
+
+export type TensorMap = Record<string, Tensor>;
+
+export type WireFormat = 'msgpack' | 'json';
+
+export interface CallbackSpec {
+  channel?: string;
+  url?: string;
+}
+
+/** A decoded and structurally valid `POST .../infer` body (not yet checked against a model). */
+export interface InferRequestBody {
+  inputs: TensorMap;
+  outputs?: string[];
+  priority?: number;
+  timeoutMs?: number;
+  cache?: boolean;
+  callback?: CallbackSpec;
+  metadata?: Record<string, unknown>;
+}
+
+/** One input or output of a model; -1 marks a dynamic dimension. */
+export interface TensorSpec {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+export interface ModelSignature {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export const REQUEST_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+export const TERMINAL_STATUSES: ReadonlySet<RequestStatus> = new Set([
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+]);
+
+export interface Timings {
+  queueMs: number;
+  batchWaitMs: number;
+  inferMs: number;
+  totalMs: number;
+}
+
+export interface RequestError {
+  code: string;
+  message: string;
+}
+
+export interface RequestRecord {
+  id: string;
+  model: string;
+  version: number;
+  status: RequestStatus;
+  cached: boolean;
+  coalesced?: boolean;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  timings: Timings;
+  batchSize?: number;
+  outputs?: TensorMap;
+  error?: RequestError;
+  metadata?: Record<string, unknown>;
+}
+
+/** The pub/sub completion message (MessagePack on `<prefix>:done:<id>` and `callback.channel`). */
+export interface CompletionMessage {
+  id: string;
+  status: RequestStatus;
+  model: string;
+  version: number;
+  cached: boolean;
+  timings: Timings;
+  outputs?: TensorMap;
+  error?: RequestError;
+}
+
+/** Caps that keep one request from taking the process down. */
+export interface InputLimits {
+  maxElementsPerTensor: number;
+  maxRank: number;
+  maxDimension: number;
+  maxStringBytes: number;
+  maxInputs: number;
+}
+
+export const DEFAULT_INPUT_LIMITS: InputLimits = {
+  maxElementsPerTensor: 16 * 1024 * 1024,
+  maxRank: 8,
+  maxDimension: 1 << 24,
+  maxStringBytes: 64 * 1024,
+  maxInputs: 64,
+};

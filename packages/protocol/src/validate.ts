@@ -1,0 +1,58 @@
+import { UnprocessableError } from './errors.ts';
+import type { InferRequestBody, ModelSignature } from './types.ts';
+
+/** -1 in a signature shape: any size is accepted on that axis (any negative is read the same). */
+export const DYNAMIC_DIMENSION = -1;
+
+/**
+ * Checks a structurally valid request against the model's signature: every input present and
+ * known, dtype, rank and fixed dimensions equal, requested outputs known. Throws
+ * UnprocessableError (422) naming the first offending input or output.
+ */
+export function validateInputs(body: InferRequestBody, signature: ModelSignature): void {
+  const expected = new Map(signature.inputs.map((spec) => [spec.name, spec]));
+  const inputList = signature.inputs.map((spec) => `'${spec.name}'`).join(', ');
+
+  for (const name of Object.keys(body.inputs)) {
+    if (!expected.has(name)) {
+      throw new UnprocessableError(`unknown input '${name}'; the model takes ${inputList}`);
+    }
+  }
+  for (const spec of signature.inputs) {
+    const tensor = body.inputs[spec.name];
+    if (tensor === undefined) {
+      throw new UnprocessableError(`missing input '${spec.name}'; the model takes ${inputList}`);
+    }
+    if (tensor.dtype !== spec.dtype) {
+      throw new UnprocessableError(
+        `input '${spec.name}' is ${tensor.dtype}; the model expects ${spec.dtype}`,
+      );
+    }
+    const expectedShape = `[${spec.shape.join(', ')}]`;
+    if (tensor.shape.length !== spec.shape.length) {
+      throw new UnprocessableError(
+        `input '${spec.name}' has rank ${tensor.shape.length} (shape [${tensor.shape.join(', ')}]); ` +
+          `the model expects rank ${spec.shape.length} ${expectedShape}`,
+      );
+    }
+    spec.shape.forEach((dim, axis) => {
+      const actual = tensor.shape[axis];
+      if (dim >= 0 && actual !== dim) {
+        throw new UnprocessableError(
+          `input '${spec.name}' has ${actual} on axis ${axis} (shape [${tensor.shape.join(', ')}]); ` +
+            `the model expects ${dim} ${expectedShape}, -1 meaning any`,
+        );
+      }
+    });
+  }
+
+  if (body.outputs !== undefined) {
+    const known = new Set(signature.outputs.map((spec) => spec.name));
+    for (const name of body.outputs) {
+      if (!known.has(name)) {
+        const outputList = signature.outputs.map((spec) => `'${spec.name}'`).join(', ');
+        throw new UnprocessableError(`unknown output '${name}'; the model produces ${outputList}`);
+      }
+    }
+  }
+}

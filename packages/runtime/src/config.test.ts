@@ -1,0 +1,136 @@
+import type { ModelSignature } from '@inferq/protocol';
+import { describe, expect, it } from 'vitest';
+import { inferMaxBatchSize, ModelConfigError, resolveModelConfig } from './config.ts';
+
+const FILE = '/repo/ocr/config.json';
+
+const batchable: ModelSignature = {
+  inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 3, 48, -1] }],
+  outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 2] }],
+};
+
+const fixed: ModelSignature = {
+  inputs: [{ name: 'x', dtype: 'float32', shape: [1, 4] }],
+  outputs: [{ name: 'y', dtype: 'float32', shape: [1, 4] }],
+};
+
+function errorOf(run: () => unknown): ModelConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ModelConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ModelConfigError');
+}
+
+describe('inferMaxBatchSize', () => {
+  it('batches only when every input and output has a dynamic first axis', () => {
+    expect(inferMaxBatchSize(batchable)).toBe(32);
+    expect(inferMaxBatchSize(fixed)).toBe(0);
+    expect(
+      inferMaxBatchSize({
+        inputs: batchable.inputs,
+        outputs: [...batchable.outputs, { name: 'count', dtype: 'int64', shape: [1] }],
+      }),
+    ).toBe(0);
+    expect(
+      inferMaxBatchSize({ inputs: [{ name: 's', dtype: 'float32', shape: [] }], outputs: batchable.outputs }),
+    ).toBe(0);
+  });
+});
+
+describe('resolveModelConfig', () => {
+  it('fills every default when the file is absent', () => {
+    expect(resolveModelConfig(undefined, FILE, batchable)).toEqual({
+      maxBatchSize: 32,
+      maxBatchDelayMs: 2,
+      preferredBatchSizes: [],
+      executionProviders: ['cpu'],
+      intraOpThreads: 0,
+      cache: { enabled: true, ttlSeconds: 3600 },
+      warmup: true,
+      pad: {},
+    });
+    expect(resolveModelConfig({}, FILE, fixed).maxBatchSize).toBe(0);
+  });
+
+  it('keeps every field the file sets', () => {
+    const config = resolveModelConfig(
+      {
+        maxBatchSize: 16,
+        maxBatchDelayMs: 7.5,
+        preferredBatchSizes: [16, 4, 8, 4],
+        executionProviders: ['cuda', 'cpu'],
+        intraOpThreads: 2,
+        cache: { enabled: false },
+        warmup: false,
+        pad: { x: { axis: 3, value: 0.5 } },
+      },
+      FILE,
+      batchable,
+    );
+    expect(config).toEqual({
+      maxBatchSize: 16,
+      maxBatchDelayMs: 7.5,
+      preferredBatchSizes: [4, 8, 16],
+      executionProviders: ['cuda', 'cpu'],
+      intraOpThreads: 2,
+      cache: { enabled: false, ttlSeconds: 3600 },
+      warmup: false,
+      pad: { x: { axis: 3, value: 0.5 } },
+    });
+    expect(resolveModelConfig({ pad: { x: { axis: 3 } } }, FILE, batchable).pad).toEqual({
+      x: { axis: 3, value: 0 },
+    });
+  });
+
+  it('accepts maxBatchSize 0 on a batchable model', () => {
+    expect(resolveModelConfig({ maxBatchSize: 0 }, FILE, batchable).maxBatchSize).toBe(0);
+  });
+
+  it.each([
+    [{ maxBatchsize: 8 }, 'maxBatchsize', /unknown field/],
+    [{ cache: { enabled: true, ttl: 5 } }, 'cache.ttl', /unknown field/],
+    [{ maxBatchSize: -1 }, 'maxBatchSize', /./],
+    [{ maxBatchSize: 2.5 }, 'maxBatchSize', /./],
+    [{ maxBatchSize: '8' }, 'maxBatchSize', /./],
+    [{ maxBatchDelayMs: -1 }, 'maxBatchDelayMs', /./],
+    [{ executionProviders: ['gpu'] }, 'executionProviders.0', /./],
+    [{ executionProviders: [] }, 'executionProviders', /./],
+    [{ intraOpThreads: 1.5 }, 'intraOpThreads', /./],
+    [{ cache: { ttlSeconds: 0 } }, 'cache.ttlSeconds', /./],
+    [{ warmup: 'yes' }, 'warmup', /./],
+    [{ preferredBatchSizes: [0] }, 'preferredBatchSizes.0', /./],
+    [{ preferredBatchSizes: [64] }, 'preferredBatchSizes', /64 is larger than maxBatchSize 32/],
+    [{ pad: { x: { axis: 0 } } }, 'pad.x.axis', /./],
+    [{ pad: { x: { axis: 3, fill: 1 } } }, 'pad.x.fill', /unknown field/],
+    [{ pad: { image: { axis: 3 } } }, 'pad.image', /no input 'image' \(inputs: 'x'\)/],
+    [{ pad: { x: { axis: 4 } } }, 'pad.x.axis', /out of range for rank 4/],
+    [{ pad: { x: { axis: 2 } } }, 'pad.x.axis', /fixed \(48\)/],
+    [{ maxBatchSize: 0, pad: { x: { axis: 3 } } }, 'pad.x', /maxBatchSize is 0/],
+    [[], '(root)', /./],
+  ])('rejects %j naming the file and the field %s', (raw, field, detail) => {
+    const error = errorOf(() => resolveModelConfig(raw, FILE, batchable));
+    expect(error.file).toBe(FILE);
+    expect(error.field).toBe(field);
+    expect(error.message.startsWith(`${FILE}: ${field}: `)).toBe(true);
+    expect(error.message).toMatch(detail);
+  });
+
+  it('refuses a batch size on a model without a dynamic first axis', () => {
+    const error = errorOf(() => resolveModelConfig({ maxBatchSize: 4 }, FILE, fixed));
+    expect(error.field).toBe('maxBatchSize');
+    expect(error.message).toContain("'x' has shape [1, 4]");
+  });
+
+  it('refuses padding a string input', () => {
+    const strings: ModelSignature = {
+      inputs: [{ name: 'words', dtype: 'string', shape: [-1, -1] }],
+      outputs: [{ name: 'ids', dtype: 'int64', shape: [-1, -1] }],
+    };
+    expect(
+      errorOf(() => resolveModelConfig({ pad: { words: { axis: 1 } } }, FILE, strings)).message,
+    ).toContain('string inputs cannot be padded');
+  });
+});

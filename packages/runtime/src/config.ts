@@ -1,0 +1,155 @@
+import type { ModelSignature } from '@inferq/protocol';
+import { z } from 'zod';
+
+/** Batch cap given to a model that can batch (every input and output has a dynamic first axis). */
+export const DEFAULT_MAX_BATCH_SIZE = 32;
+
+/** onnxruntime execution provider names a config may ask for; `cpu` is always available. */
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'webgpu', 'dml', 'coreml', 'qnn'] as const;
+export type ExecutionProviderName = (typeof EXECUTION_PROVIDERS)[number];
+
+const PadSchema = z.strictObject({
+  /** Axis 0 is the batch axis: it is stacked, never padded. */
+  axis: z.int().min(1),
+  value: z.number().default(0),
+});
+
+/** The `config.json` of a model folder as written by its author; every field is optional. */
+export const ModelConfigFileSchema = z.strictObject({
+  maxBatchSize: z.int().min(0).max(65_536).optional(),
+  maxBatchDelayMs: z.number().min(0).max(60_000).default(2),
+  preferredBatchSizes: z.array(z.int().min(1)).default([]),
+  executionProviders: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).default(['cpu']),
+  intraOpThreads: z.int().min(0).max(1024).default(0),
+  cache: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      ttlSeconds: z.int().min(1).default(3600),
+    })
+    .default({ enabled: true, ttlSeconds: 3600 }),
+  warmup: z.boolean().default(true),
+  pad: z.record(z.string(), PadSchema).default({}),
+});
+
+export type ModelConfigFile = z.input<typeof ModelConfigFileSchema>;
+
+export interface PadSpec {
+  axis: number;
+  value: number;
+}
+
+/** A model version's configuration with every default resolved. */
+export interface ModelConfig {
+  /** 0 = no batch axis: each request runs alone, tensors pass through as sent. */
+  maxBatchSize: number;
+  maxBatchDelayMs: number;
+  /** Ascending, unique, each <= maxBatchSize. */
+  preferredBatchSizes: number[];
+  /** Tried in order when a session opens; `cpu` is the last resort. */
+  executionProviders: ExecutionProviderName[];
+  /** 0 = onnxruntime's default. */
+  intraOpThreads: number;
+  cache: { enabled: boolean; ttlSeconds: number };
+  warmup: boolean;
+  /** Input name -> the axis padded to the largest in the batch (ragged batching). */
+  pad: Record<string, PadSpec>;
+}
+
+/** A `config.json` that cannot be used; the message names the file and the field. */
+export class ModelConfigError extends Error {
+  override readonly name = 'ModelConfigError';
+
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    detail: string,
+  ) {
+    super(`${file}: ${field}: ${detail}`);
+  }
+}
+
+/** The batch cap a model gets when its config does not say: batching needs a batch axis everywhere. */
+export function inferMaxBatchSize(signature: ModelSignature): number {
+  const specs = [...signature.inputs, ...signature.outputs];
+  const batchable = specs.length > 0 && specs.every((spec) => spec.shape.length > 0 && spec.shape[0] === -1);
+  return batchable ? DEFAULT_MAX_BATCH_SIZE : 0;
+}
+
+/**
+ * Validates a parsed `config.json` (undefined when the file is absent) against the model signature and
+ * resolves every default. Throws ModelConfigError naming `file` and the offending field.
+ */
+export function resolveModelConfig(raw: unknown, file: string, signature: ModelSignature): ModelConfig {
+  const parsed = ModelConfigFileSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const field = [...issue.path, ...keys].map(String).join('.') || '(root)';
+    const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+    throw new ModelConfigError(file, field, detail);
+  }
+  const fileConfig = parsed.data;
+
+  const maxBatchSize = fileConfig.maxBatchSize ?? inferMaxBatchSize(signature);
+  if (maxBatchSize > 0) {
+    for (const spec of [...signature.inputs, ...signature.outputs]) {
+      if (spec.shape.length === 0 || spec.shape[0] !== -1) {
+        throw new ModelConfigError(
+          file,
+          'maxBatchSize',
+          `${maxBatchSize} needs a dynamic first axis on every input and output, but '${spec.name}' has shape [${spec.shape.join(', ')}]; use 0`,
+        );
+      }
+    }
+  }
+
+  const preferredBatchSizes = [...new Set(fileConfig.preferredBatchSizes)].sort((a, b) => a - b);
+  const tooLarge = preferredBatchSizes.find((size) => size > maxBatchSize);
+  if (tooLarge !== undefined) {
+    throw new ModelConfigError(
+      file,
+      'preferredBatchSizes',
+      `${tooLarge} is larger than maxBatchSize ${maxBatchSize}`,
+    );
+  }
+
+  for (const [inputName, pad] of Object.entries(fileConfig.pad)) {
+    const field = `pad.${inputName}`;
+    const spec = signature.inputs.find((input) => input.name === inputName);
+    if (spec === undefined) {
+      const known = signature.inputs.map((input) => `'${input.name}'`).join(', ');
+      throw new ModelConfigError(file, field, `the model has no input '${inputName}' (inputs: ${known})`);
+    }
+    if (maxBatchSize === 0) {
+      throw new ModelConfigError(file, field, 'padding needs batching, but maxBatchSize is 0');
+    }
+    if (spec.dtype === 'string') {
+      throw new ModelConfigError(file, field, 'string inputs cannot be padded');
+    }
+    if (pad.axis >= spec.shape.length) {
+      throw new ModelConfigError(
+        file,
+        `${field}.axis`,
+        `${pad.axis} is out of range for rank ${spec.shape.length}`,
+      );
+    }
+    if (spec.shape[pad.axis] !== -1) {
+      throw new ModelConfigError(
+        file,
+        `${field}.axis`,
+        `axis ${pad.axis} of '${inputName}' is fixed (${spec.shape[pad.axis]}); only dynamic axes can be padded`,
+      );
+    }
+  }
+
+  return {
+    maxBatchSize,
+    maxBatchDelayMs: fileConfig.maxBatchDelayMs,
+    preferredBatchSizes,
+    executionProviders: fileConfig.executionProviders,
+    intraOpThreads: fileConfig.intraOpThreads,
+    cache: fileConfig.cache,
+    warmup: fileConfig.warmup,
+    pad: fileConfig.pad,
+  };
+}

@@ -1,0 +1,10 @@
+export { CompletionWatcher } from './completion-watcher.ts';
+export { createRedisConnection, type RedisRole } from './connection.ts';
+export { type Keys, keysFor, queueName } from './keys.ts';
+export {
+  INFER_JOB_NAME,
+  type InferJobData,
+  RequestStore,
+  type RequestStoreOptions,
+} from './request-store.ts';
+export type * from './types.ts';

