@@ -126,11 +126,17 @@ describe('all-in-one acceptance', () => {
     expect(Math.max(...records.map((r) => r.batchSize ?? 0))).toBeGreaterThan(1);
 
     const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
-    const buckets = [
-      ...metrics.matchAll(/^inferq_batch_size_bucket\{le="([^"]+)",model="ppocr-cls"[^}]*\} (\d+)/gm),
-    ];
-    const atMostOne = Number(buckets.find((b) => b[1] === '1')?.[2]);
-    const total = Number(/^inferq_batch_size_count\{model="ppocr-cls"[^}]*\} (\d+)/m.exec(metrics)?.[1]);
+    // Label order is prom-client's (le, then default labels, then the metric's own): match by content.
+    const series = (name: string) =>
+      metrics.split('\n').filter((line) => line.startsWith(`${name}{`) && line.includes('model="ppocr-cls"'));
+    const atMostOne = Number(
+      series('inferq_batch_size_bucket')
+        .find((line) => line.includes('le="1"'))
+        ?.split(' ')
+        .at(-1),
+    );
+    const total = Number(series('inferq_batch_size_count')[0]?.split(' ').at(-1));
+    expect(Number.isFinite(total)).toBe(true);
     expect(total).toBeGreaterThan(atMostOne);
   });
 

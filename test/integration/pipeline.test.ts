@@ -18,7 +18,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { ModelWorker } from '../../apps/worker/src/model-worker.ts';
-import { writeAffineModel } from '../helpers/onnx-models.ts';
+import { writeAffineModel, writeFixedBatchModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 
 const MAX_BATCH = 8;
 const prefix = `{pipe-${randomBytes(4).toString('hex')}}`;
@@ -102,6 +102,10 @@ beforeAll(async () => {
     join(dir, 'affine', 'config.json'),
     JSON.stringify({ maxBatchSize: MAX_BATCH, maxBatchDelayMs: 20 }),
   );
+  mkdirSync(join(dir, 'fixed', '1'), { recursive: true });
+  writeFixedBatchModel(join(dir, 'fixed', '1', 'model.onnx'));
+  mkdirSync(join(dir, 'pair', '1'), { recursive: true });
+  writeTwoInputModel(join(dir, 'pair', '1', 'model.onnx'));
   repository = await loadModelRepository(dir);
   session = await ModelSession.open(repository.get('affine')!);
 
@@ -209,6 +213,87 @@ describe('core pipeline', () => {
     expect(decoded).toMatchObject({ id, status: 'succeeded', model: 'affine', version: 1, cached: false });
     expect(Array.from(decoded.outputs?.y?.data as Float32Array)).toEqual(affine(values));
     await probe.unsubscribe();
+  });
+
+  it('passes tensors through one request at a time for a model without a batch axis (maxBatchSize 0)', async () => {
+    const fixed = repository.get('fixed')!;
+    expect(fixed.config.maxBatchSize).toBe(0);
+    const fixedSession = await ModelSession.open(fixed);
+    const ids: string[] = [];
+    const inputs = [
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+      [9, 10, 11, 12],
+    ];
+    for (const values of inputs) {
+      const res = await fetch(`${base}/v1/models/fixed/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body(values, { cache: false }),
+      });
+      expect(res.status).toBe(202);
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    const fixedWorker = new ModelWorker({
+      version: fixed,
+      session: fixedSession,
+      store: workerStore,
+      connection: workerRedis,
+      prefix,
+      jobAttempts: 3,
+      metrics: workerMetrics,
+      logger,
+    });
+    fixedWorker.start();
+    const records = await Promise.all(ids.map(waitRecord));
+    await fixedWorker.close();
+    await fixedSession.close();
+    records.forEach((record, i) => {
+      expect(record).toMatchObject({ status: 'succeeded', batchSize: 1 });
+      expect((record.outputs as { y: unknown }).y).toEqual({
+        dtype: 'float32',
+        shape: [1, 4],
+        data: inputs[i],
+      });
+    });
+  });
+
+  it('returns only the outputs a request asked for, from a batch that computed them all', async () => {
+    const pair = repository.get('pair')!;
+    const pairSession = await ModelSession.open(pair);
+    const tensor = (data: number[]) => ({ dtype: 'float32', shape: [1, 3], data });
+    const send = (outputs: string[] | undefined, a: number[], b: number[]) =>
+      fetch(`${base}/v1/models/pair/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          inputs: { a: tensor(a), b: tensor(b) },
+          ...(outputs ? { outputs } : {}),
+          cache: false,
+        }),
+      });
+    const onlyProd = await send(['prod'], [1, 2, 3], [4, 5, 6]);
+    const both = await send(undefined, [2, 2, 2], [3, 3, 3]);
+    const ids = [((await onlyProd.json()) as { id: string }).id, ((await both.json()) as { id: string }).id];
+    const pairWorker = new ModelWorker({
+      version: pair,
+      session: pairSession,
+      store: workerStore,
+      connection: workerRedis,
+      prefix,
+      jobAttempts: 3,
+      metrics: workerMetrics,
+      logger,
+    });
+    pairWorker.start();
+    const [first, second] = await Promise.all(ids.map(waitRecord));
+    await pairWorker.close();
+    await pairSession.close();
+    expect(first?.outputs).toEqual({ prod: { dtype: 'float32', shape: [1, 3], data: [4, 10, 18] } });
+    expect(second?.outputs).toEqual({
+      sum: { dtype: 'float32', shape: [1, 3], data: [5, 5, 5] },
+      prod: { dtype: 'float32', shape: [1, 3], data: [6, 6, 6] },
+    });
   });
 
   it('streams status events over SSE and ends the stream with the terminal event', async () => {

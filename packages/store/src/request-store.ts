@@ -33,6 +33,9 @@ export interface InferJobData {
 
 export const INFER_JOB_NAME = 'infer';
 
+/** BullMQ's largest priority (2^21); larger requested values are clamped to it. */
+const MAX_BULLMQ_PRIORITY = 2_097_152;
+
 interface ScriptedRedis extends Redis {
   inferqSubmitBuffer(...args: (string | Uint8Array | number)[]): Promise<[Buffer, (Buffer | Buffer[])?]>;
   inferqClaimBuffer(...args: (string | number)[]): Promise<[Buffer, Buffer, Buffer?, Buffer?][]>;
@@ -143,7 +146,9 @@ export class RequestStore {
           // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
           removeOnComplete: { count: 1000 },
           removeOnFail: { count: 1000 },
-          ...(p.priority ? { priority: p.priority } : {}),
+          ...(p.priority !== undefined && p.priority > 0
+            ? { priority: Math.min(p.priority, MAX_BULLMQ_PRIORITY) }
+            : {}),
         },
       );
     } catch (error) {
