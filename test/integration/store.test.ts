@@ -193,6 +193,41 @@ describe('RequestStore', () => {
     expect(decodeTensorMap(encodeTensorMap(inputs)).x?.data).toEqual(inputs.x?.data);
   });
 
+  it('enqueues a request whose API died between its submit script and the BullMQ add', async () => {
+    const request = params({ useCache: false });
+    await store.submit(request);
+    const queue = store.queue('m', 1);
+    expect(await redis.zscore(store.keys.unqueued, request.id)).toBeNull();
+    // Reproduce the crash window: the record is written and marked unqueued, but no job exists.
+    await queue.remove(request.id);
+    await redis.zadd(store.keys.unqueued, request.now, request.id);
+    expect(await queue.getJob(request.id)).toBeUndefined();
+
+    expect(await store.requeueOrphans(request.now + 5_000, 10_000)).toBe(0);
+    expect(await store.requeueOrphans(request.now + 10_000, 10_000)).toBe(1);
+    expect((await queue.getJob(request.id))?.data).toEqual({ id: request.id });
+    expect(await redis.zcard(store.keys.unqueued)).toBe(0);
+    // A second sweep finds nothing left to do.
+    expect(await store.requeueOrphans(request.now + 20_000, 10_000)).toBe(0);
+  });
+
+  it('drops an unqueued entry whose request already ended instead of enqueueing it', async () => {
+    const request = params({ useCache: false });
+    await store.submit(request);
+    await store.cancel(request.id, Date.now());
+    await redis.zadd(store.keys.unqueued, request.now, request.id);
+    expect(await store.requeueOrphans(request.now + 60_000, 10_000)).toBe(0);
+    expect(await redis.zcard(store.keys.unqueued)).toBe(0);
+  });
+
+  it('removes a request from the unqueued set when a worker claims it', async () => {
+    const request = params({ useCache: false });
+    await store.submit(request);
+    await redis.zadd(store.keys.unqueued, request.now, request.id);
+    await store.claim([request.id], Date.now());
+    expect(await redis.zscore(store.keys.unqueued, request.id)).toBeNull();
+  });
+
   it('counts live workers from heartbeats', async () => {
     const now = Date.now();
     await store.heartbeat(['m'], 'w1', now);

@@ -8,6 +8,9 @@ import { ModelWorker } from './model-worker.ts';
 import { assertRedisIsDurable } from './redis-checks.ts';
 
 const HEARTBEAT_MS = 2_000;
+/** How old an accepted-but-unqueued request must be before the sweeper enqueues it itself. */
+const ORPHAN_AGE_MS = 10_000;
+const SWEEP_MS = 5_000;
 
 const config = loadConfigOrExit(process.env);
 const logger = createLogger(config, 'worker');
@@ -88,6 +91,16 @@ const beat = (): void => {
 };
 beat();
 const heartbeat = setInterval(beat, HEARTBEAT_MS);
+// An API that dies between writing a record and adding its job leaves the request in
+// <prefix>:unqueued; any worker enqueues it, so nothing accepted waits forever.
+const sweeper = setInterval(() => {
+  store
+    .requeueOrphans(Date.now(), ORPHAN_AGE_MS)
+    .then((n) => {
+      if (n > 0) logger.warn({ requeued: n }, 'enqueued requests whose API died before enqueueing them');
+    })
+    .catch((error: unknown) => logger.warn({ err: error }, 'orphan sweep failed'));
+}, SWEEP_MS);
 ready = true;
 logger.info({ workerId, models, metricsPort: config.metricsPort }, 'worker ready');
 
@@ -106,6 +119,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, config.shutdownGraceMs);
   deadline.unref();
   clearInterval(heartbeat);
+  clearInterval(sweeper);
   await Promise.all(workers.map((w) => w.close()));
   await store.leave(models, workerId).catch(() => undefined);
   await Promise.all(sessions.map((s) => s.close()));

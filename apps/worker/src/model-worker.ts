@@ -87,6 +87,9 @@ export class ModelWorker {
       },
     );
     this.bullWorker.on('error', (error) => options.logger.error({ err: error }, 'queue worker error'));
+    // After a blocking wait BullMQ hands over the job it woke for before it looks for more, so the
+    // queue turns out empty only a moment later: that is when a lone request may go.
+    this.bullWorker.on('drained', () => this.former.notifySourceIdle());
   }
 
   start(): void {

@@ -123,6 +123,25 @@ describe('BatchFormer', () => {
     expect(h.batches).toEqual([['a', 'b', 'c']]);
   });
 
+  it('dispatches a waiting batch when told the source ran dry, without waiting for its delay', async () => {
+    const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 1000 });
+    h.add('a', 'b');
+    await vi.advanceTimersByTimeAsync(5);
+    expect(h.batches).toEqual([]);
+    h.setIdle(true);
+    h.former.notifySourceIdle();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['a', 'b']]);
+  });
+
+  it('ignores a source-idle notice when nothing is pending', async () => {
+    const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 1000 }, { idle: true });
+    h.former.notifySourceIdle();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([]);
+    expect(h.former.pending).toBe(0);
+  });
+
   it('never mixes groups, and serves the group with the oldest item first', async () => {
     const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 5 }, { maxConcurrentBatches: 4 });
     h.add('b1:wide');

@@ -101,13 +101,24 @@ export class BatchFormer<T> {
     }
     group.items.push({ item, seq: this.#nextSeq++, addedAt: this.#now() });
     this.#pendingCount++;
-    if (!this.#evaluationScheduled) {
-      this.#evaluationScheduled = true;
-      setImmediate(() => {
-        this.#evaluationScheduled = false;
-        this.#evaluate();
-      });
-    }
+    this.#scheduleEvaluation();
+  }
+
+  /**
+   * Tells the former that the source just ran dry (`isSourceIdle()` turned true): a batch waiting
+   * for companions goes now instead of at its delay deadline.
+   */
+  notifySourceIdle(): void {
+    if (this.#pendingCount > 0) this.#scheduleEvaluation();
+  }
+
+  #scheduleEvaluation(): void {
+    if (this.#evaluationScheduled) return;
+    this.#evaluationScheduled = true;
+    setImmediate(() => {
+      this.#evaluationScheduled = false;
+      this.#evaluate();
+    });
   }
 
   /** Resolves once everything added so far has run (successfully or not). */

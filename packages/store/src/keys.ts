@@ -14,6 +14,12 @@ export interface Keys {
   inflight(cacheKey: string): string;
   /** LIST: ids of requests coalesced onto this leader. */
   followers(leaderId: string): string;
+  /**
+   * ZSET: request id -> acceptance time (ms) of requests whose record is written but whose BullMQ
+   * job may not be: the submit script adds them, a successful enqueue or a claim removes them, and
+   * the worker's sweeper enqueues any that linger (an API that died between the two steps).
+   */
+  unqueued: string;
   /** ZSET: worker id -> last heartbeat (ms) of the workers serving a model. */
   workers(model: string): string;
   /** channel: MessagePack completion message of a terminal state. */
@@ -30,6 +36,7 @@ export function keysFor(prefix: string): Keys {
     cache: (cacheKey) => `${prefix}:cache:${cacheKey}`,
     inflight: (cacheKey) => `${prefix}:inflight:${cacheKey}`,
     followers: (leaderId) => `${prefix}:followers:${leaderId}`,
+    unqueued: `${prefix}:unqueued`,
     workers: (model) => `${prefix}:workers:${model}`,
     doneChannel: (id) => `${prefix}:done:${id}`,
     statusChannel: (id) => `${prefix}:status:${id}`,

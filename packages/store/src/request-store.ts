@@ -127,40 +127,95 @@ export class RequestStore {
       case 'coalesced':
         return { kind: 'coalesced', leaderId: String(extra) };
       case 'queued':
-        await this.enqueue(p);
+        try {
+          await this.enqueue(p.id, p.model, p.version, p.priority);
+        } catch (error) {
+          await this.withdraw(p, error);
+          throw error;
+        }
+        // Not awaited: should it be lost, the sweeper finds the job already there and drops the entry.
+        this.redis.zrem(this.keys.unqueued, p.id).catch(() => undefined);
         return { kind: 'queued' };
       default:
         throw new Error(`submit script answered ${kind.toString()}`);
     }
   }
 
-  private async enqueue(p: SubmitParams): Promise<void> {
-    try {
-      await this.queue(p.model, p.version).add(
-        INFER_JOB_NAME,
-        { id: p.id },
-        {
-          jobId: p.id,
-          attempts: this.jobAttempts,
-          backoff: { type: 'exponential', delay: 100 },
-          // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
-          removeOnComplete: { count: 1000 },
-          removeOnFail: { count: 1000 },
-          ...(p.priority !== undefined && p.priority > 0
-            ? { priority: Math.min(p.priority, MAX_BULLMQ_PRIORITY) }
-            : {}),
-        },
+  private async enqueue(
+    id: string,
+    model: string,
+    version: number,
+    priority: number | undefined,
+  ): Promise<void> {
+    await this.queue(model, version).add(
+      INFER_JOB_NAME,
+      { id },
+      {
+        jobId: id,
+        attempts: this.jobAttempts,
+        backoff: { type: 'exponential', delay: 100 },
+        // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
+        removeOnComplete: { count: 1000 },
+        removeOnFail: { count: 1000 },
+        ...(priority !== undefined && priority > 0
+          ? { priority: Math.min(priority, MAX_BULLMQ_PRIORITY) }
+          : {}),
+      },
+    );
+  }
+
+  /**
+   * The client gets an error, so the request must not run later: end it `failed` (which also
+   * releases its in-flight key and fails any follower that attached meanwhile). Best effort: Redis
+   * may be why the add failed; then the sweeper enqueues it later and it runs, unread but harmless.
+   */
+  private async withdraw(p: SubmitParams, error: unknown): Promise<void> {
+    await this.complete([
+      {
+        id: p.id,
+        model: p.model,
+        version: p.version,
+        createdAt: p.now,
+        status: 'failed',
+        error: { code: 'enqueue_failed', message: `the job could not be enqueued: ${String(error)}` },
+        timings: { queueMs: 0, batchWaitMs: 0, inferMs: 0 },
+        batchSize: 0,
+        now: Date.now(),
+      },
+    ]).catch(() => undefined);
+  }
+
+  /**
+   * Enqueues the jobs of requests accepted more than `olderThanMs` ago whose job was never added
+   * (the API died between its submit script and BullMQ's add). Adding an existing job id is a no-op
+   * in BullMQ, and a request that already ended is dropped at claim, so a spurious entry is harmless.
+   * Returns how many jobs it enqueued.
+   */
+  async requeueOrphans(now: number, olderThanMs: number, limit = 500): Promise<number> {
+    const ids = await this.redis.zrangebyscore(
+      this.keys.unqueued,
+      '-inf',
+      now - olderThanMs,
+      'LIMIT',
+      0,
+      limit,
+    );
+    let requeued = 0;
+    for (const id of ids) {
+      const [model, version, status, priority] = await this.redis.hmget(
+        this.keys.request(id),
+        'model',
+        'version',
+        'status',
+        'priority',
       );
-    } catch (error) {
-      // The record exists but no job does: take the record back so the client is not left waiting
-      // on a request that will never run (best effort: Redis may be the reason add failed).
-      await this.redis
-        .multi()
-        .del(this.keys.request(p.id), this.keys.payload(p.id))
-        .exec()
-        .catch(() => undefined);
-      throw error;
+      if (model && version && status === 'queued') {
+        await this.enqueue(id, model, Number(version), Number(priority ?? 0));
+        requeued++;
+      }
+      await this.redis.zrem(this.keys.unqueued, id);
     }
+    return requeued;
   }
 
   async get(id: string): Promise<StoredRecord | undefined> {

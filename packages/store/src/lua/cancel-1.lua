@@ -21,6 +21,7 @@ local createdAt = tonumber(rec[2]) or now
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', tostring(now), 'totalMs', tostring(now - createdAt),
   'queueMs', tostring(now - createdAt))
 redis.call('EXPIRE', KEYS[1], resultTtl)
+redis.call('ZREM', prefix .. ':unqueued', id)
 
 if rec[6] then
   redis.call('LREM', prefix .. ':followers:' .. rec[6], 0, id)

@@ -45,6 +45,7 @@ end
 for i = 4, #ARGV do
   local id = ARGV[i]
   local rk = prefix .. ':req:' .. id
+  redis.call('ZREM', prefix .. ':unqueued', id)
   -- 1 status, 2 deadline, 3 createdAt, 4 model, 5 version, 6 callbackChannel, 7 cacheKey
   local rec = redis.call('HMGET', rk, 'status', 'deadline', 'createdAt', 'model', 'version', 'callbackChannel', 'cacheKey')
   local status = rec[1]

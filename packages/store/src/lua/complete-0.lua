@@ -39,6 +39,7 @@ local function finish(rid, msg)
 end
 
 local written = finish(id, message)
+redis.call('ZREM', prefix .. ':unqueued', id)
 
 local leaderKey = prefix .. ':req:' .. id
 local meta = redis.call('HMGET', leaderKey, 'cacheKey', 'cacheTtl')

@@ -17,7 +17,8 @@
   Returns
   { "cached", record }    the record was written as succeeded from the cache entry; its HGETALL
   { "coalesced", leader } the record follows <leader>; no job is needed
-  { "queued" }            record and payload written; the caller enqueues the job
+  { "queued" }            record and payload written, id added to <prefix>:unqueued; the caller
+                          enqueues the job (and the sweeper does, should the caller die first)
 ]]
 local id, now, useCache, resultTtl, payload, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local fields = {}
@@ -47,4 +48,6 @@ end
 
 redis.call('HSET', KEYS[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', unpack(fields))
 redis.call('SET', KEYS[4], payload)
+-- Accepted but not yet enqueued: if the caller dies before adding the job, a sweeper will.
+redis.call('ZADD', prefix .. ':unqueued', now, id)
 return { 'queued' }
