@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { loadConfig } from '@inferq/config';
 import { createLogger, createMetrics, type Metrics } from '@inferq/observability';
 import { decodeCompletionMessage } from '@inferq/protocol';
-import { loadModelRepository, type ModelRepository, ModelSession } from '@inferq/runtime';
+import { loadModelRepository, type ModelRepository, ModelSession, type ModelVersion } from '@inferq/runtime';
 import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -66,12 +66,10 @@ async function waitRecord(id: string): Promise<Record<string, unknown>> {
   }
 }
 
-function startWorker(): void {
-  const version = repository.get('affine');
-  if (!version) throw new Error('affine model missing');
-  worker = new ModelWorker({
+function newWorker(version: ModelVersion, modelSession: ModelSession): ModelWorker {
+  return new ModelWorker({
     version,
-    session,
+    session: modelSession,
     store: workerStore,
     connection: workerRedis,
     prefix,
@@ -79,6 +77,12 @@ function startWorker(): void {
     metrics: workerMetrics,
     logger,
   });
+}
+
+function startWorker(): void {
+  const version = repository.get('affine');
+  if (!version) throw new Error('affine model missing');
+  worker = newWorker(version, session);
   worker.start();
 }
 
@@ -234,16 +238,7 @@ describe('core pipeline', () => {
       expect(res.status).toBe(202);
       ids.push(((await res.json()) as { id: string }).id);
     }
-    const fixedWorker = new ModelWorker({
-      version: fixed,
-      session: fixedSession,
-      store: workerStore,
-      connection: workerRedis,
-      prefix,
-      jobAttempts: 3,
-      metrics: workerMetrics,
-      logger,
-    });
+    const fixedWorker = newWorker(fixed, fixedSession);
     fixedWorker.start();
     const records = await Promise.all(ids.map(waitRecord));
     await fixedWorker.close();
@@ -275,16 +270,7 @@ describe('core pipeline', () => {
     const onlyProd = await send(['prod'], [1, 2, 3], [4, 5, 6]);
     const both = await send(undefined, [2, 2, 2], [3, 3, 3]);
     const ids = [((await onlyProd.json()) as { id: string }).id, ((await both.json()) as { id: string }).id];
-    const pairWorker = new ModelWorker({
-      version: pair,
-      session: pairSession,
-      store: workerStore,
-      connection: workerRedis,
-      prefix,
-      jobAttempts: 3,
-      metrics: workerMetrics,
-      logger,
-    });
+    const pairWorker = newWorker(pair, pairSession);
     pairWorker.start();
     const [first, second] = await Promise.all(ids.map(waitRecord));
     await pairWorker.close();

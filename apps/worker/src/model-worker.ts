@@ -123,8 +123,7 @@ export class ModelWorker {
   }
 
   private async runBatch(batch: PendingJob[]): Promise<void> {
-    const { store, metrics, logger } = this.options;
-    const model = this.version.name;
+    const { store, logger } = this.options;
     const dispatchedAt = Date.now();
     const { maxBatchSize } = this.version.config;
     let runnable: Runnable[];
@@ -158,7 +157,6 @@ export class ModelWorker {
     for (const group of this.partition(runnable)) {
       await this.runGroup(group, dispatchedAt);
     }
-    metrics.batchSize.observe({ model }, runnable.length);
   }
 
   /** Requests that cannot share one session run: different non-batch dims, or a model without a batch axis. */
@@ -185,6 +183,7 @@ export class ModelWorker {
     const { session, store, metrics, logger } = this.options;
     const model = this.version.name;
     const inputNames = this.version.signature.inputs.map((i) => i.name);
+    metrics.batchSize.observe({ model }, group.length);
     let perRequest: TensorMap[];
     let inferMs: number;
     try {
