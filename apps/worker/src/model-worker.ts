@@ -136,6 +136,8 @@ export class ModelWorker {
       claims.forEach((claim, index) => {
         const pending = batch[index]!;
         if (claim.state === 'dropped') {
+          if (claim.reason === 'expired')
+            this.options.metrics.requests.inc({ model: this.version.name, status: 'expired' });
           pending.settle();
           return;
         }
