@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 // built processes the way the README does and talk HTTP.
 export default defineConfig({
   test: {
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [
       {
         test: {
