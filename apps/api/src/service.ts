@@ -12,6 +12,7 @@ import {
   decodeInferRequest,
   encodePayload,
   type InputLimits,
+  type ModelDescription,
   type ModelSignature,
   NotFoundError,
   newRequestId,
@@ -85,22 +86,6 @@ export type SubmitResult =
 export type StatusEvent =
   | { kind: 'status'; id: string; status: RequestStatus }
   | { kind: 'terminal'; record: RequestRecord };
-
-export interface ModelDescription {
-  name: string;
-  versions: number[];
-  defaultVersion: number;
-  /** The version described below (the default one). */
-  version: number;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  batching: { maxBatchSize: number; maxBatchDelayMs: number };
-  /** First configured provider; the worker logs and reports the one it really got. */
-  executionProvider: string;
-  cache: { enabled: boolean; ttlSeconds: number };
-  /** At least one live worker serves the model. */
-  ready: boolean;
-}
 
 export interface Readiness {
   ready: boolean;

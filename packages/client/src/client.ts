@@ -3,10 +3,10 @@ import {
   decodeRecord,
   formatFromContentType,
   type InferRequestBody,
+  type ModelDescription,
   type RequestRecord,
   type RequestStatus,
   TERMINAL_STATUSES,
-  type TensorSpec,
   unpackStandard,
   type WireFormat,
 } from '@inferq/protocol';
@@ -46,21 +46,7 @@ export interface Submission {
 }
 
 /** `GET /v1/models/{model}`: a model and its default version's signature. */
-export interface ModelInfo {
-  name: string;
-  versions: number[];
-  defaultVersion: number;
-  /** The version `inputs` and `outputs` describe. */
-  version: number;
-  /** Shapes use -1 for dynamic dimensions. */
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  batching: { maxBatchSize: number; maxBatchDelayMs: number };
-  executionProvider: string;
-  cache: { enabled: boolean; ttlSeconds: number };
-  /** At least one live worker serves the model. */
-  ready: boolean;
-}
+export type ModelInfo = ModelDescription;
 
 /** One status change from `GET /v1/requests/{id}/events`. */
 export interface RequestEvent {

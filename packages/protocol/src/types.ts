@@ -84,6 +84,24 @@ export interface ModelSignature {
   outputs: TensorSpec[];
 }
 
+/** `GET /v1/models/{model}` (and each entry of `GET /v1/models`): a model and its default version. */
+export interface ModelDescription {
+  name: string;
+  versions: number[];
+  defaultVersion: number;
+  /** The version `inputs` and `outputs` describe (the default one). */
+  version: number;
+  /** Shapes use -1 for dynamic dimensions. */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  batching: { maxBatchSize: number; maxBatchDelayMs: number };
+  /** First configured provider; each worker logs the one it really got. */
+  executionProvider: string;
+  cache: { enabled: boolean; ttlSeconds: number };
+  /** At least one live worker serves the model. */
+  ready: boolean;
+}
+
 export const REQUEST_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 export const TERMINAL_STATUSES: ReadonlySet<RequestStatus> = new Set([
