@@ -166,8 +166,9 @@ export class RequestStore {
 
   /**
    * The client gets an error, so the request must not run later: end it `failed` (which also
-   * releases its in-flight key and fails any follower that attached meanwhile). Best effort: Redis
-   * may be why the add failed; then the sweeper enqueues it later and it runs, unread but harmless.
+   * releases its in-flight key and fails any follower that attached meanwhile; the sweeper then drops
+   * its unqueued entry). Best effort: Redis may be why the add failed; then the record stays queued,
+   * the sweeper enqueues it later and it runs, unread but harmless.
    */
   private async withdraw(p: SubmitParams, error: unknown): Promise<void> {
     await this.complete([

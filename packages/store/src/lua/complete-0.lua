@@ -39,7 +39,6 @@ local function finish(rid, msg)
 end
 
 local written = finish(id, message)
-redis.call('ZREM', prefix .. ':unqueued', id)
 
 local leaderKey = prefix .. ':req:' .. id
 local meta = redis.call('HMGET', leaderKey, 'cacheKey', 'cacheTtl')
