@@ -1,0 +1,104 @@
+import { unpackStandard } from '@inferq/protocol';
+import { Pool } from 'undici';
+import type { Outcome } from './load.ts';
+
+export interface HttpAnswer {
+  status: number;
+  body: Buffer;
+}
+
+/** The fields of a request record the bench reads. */
+export interface RecordView {
+  id: string;
+  status: string;
+  cached: boolean;
+  coalesced: boolean;
+  inferMs: number | undefined;
+  /** Bytes of the first output's data, to compare answers. */
+  firstOutput: Buffer | undefined;
+}
+
+const MSGPACK = 'application/msgpack';
+
+/**
+ * HTTP to the inferq API over a keep-alive pool (undici): MessagePack bodies both ways. A request
+ * waits in the pool when every connection is busy, and that wait counts in its latency.
+ */
+export class ApiClient {
+  readonly pool: Pool;
+
+  constructor(
+    readonly origin: string,
+    connections: number,
+  ) {
+    this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  }
+
+  async post(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+    const response = await this.pool.request({
+      method: 'POST',
+      path,
+      headers: { 'content-type': MSGPACK, accept: MSGPACK, ...headers },
+      body,
+    });
+    return { status: response.statusCode, body: Buffer.from(await response.body.arrayBuffer()) };
+  }
+
+  async get(path: string, headers: Record<string, string> = { accept: MSGPACK }): Promise<HttpAnswer> {
+    const response = await this.pool.request({ method: 'GET', path, headers });
+    return { status: response.statusCode, body: Buffer.from(await response.body.arrayBuffer()) };
+  }
+
+  /** `POST /v1/models/{model}/infer`, with `Prefer: wait=N` when `waitSeconds` > 0. */
+  infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer> {
+    return this.post(
+      `/v1/models/${encodeURIComponent(model)}/infer`,
+      body,
+      waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {},
+    );
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/** Reads a MessagePack record answer (`200` of a submit with `Prefer: wait`, or of `GET /v1/requests/{id}`). */
+export function readRecord(body: Buffer): RecordView {
+  const wire = unpackStandard(body) as Record<string, unknown>;
+  const timings = wire.timings as Record<string, unknown> | undefined;
+  const outputs = wire.outputs as Record<string, { data?: unknown }> | undefined;
+  const first = outputs === undefined ? undefined : Object.values(outputs)[0]?.data;
+  return {
+    id: String(wire.id),
+    status: String(wire.status),
+    cached: wire.cached === true,
+    coalesced: wire.coalesced === true,
+    inferMs: typeof timings?.inferMs === 'number' ? timings.inferMs : undefined,
+    firstOutput: Buffer.isBuffer(first) ? first : undefined,
+  };
+}
+
+/**
+ * `HTTP <status>` plus the problem's detail when the body is problem+json, to say why in a failure
+ * count (e.g. `HTTP 400: "requests" holds 250 requests; at most 64 are allowed`).
+ */
+export function describeRefusal(answer: HttpAnswer): string {
+  try {
+    const problem = JSON.parse(answer.body.toString('utf8')) as { detail?: unknown; title?: unknown };
+    const why = typeof problem.detail === 'string' ? problem.detail : problem.title;
+    if (typeof why === 'string') return `HTTP ${answer.status}: ${why.slice(0, 120)}`;
+  } catch {
+    // Not JSON: the status alone.
+  }
+  return `HTTP ${answer.status}`;
+}
+
+/** The outcome of a submit that waited for its result: ok only for a `200` record that `succeeded`. */
+export function waitedOutcome(answer: HttpAnswer): Outcome {
+  if (answer.status === 202) return { ok: false, error: 'not finished within the wait' };
+  if (answer.status !== 200) return { ok: false, error: describeRefusal(answer) };
+  const record = readRecord(answer.body);
+  if (record.status !== 'succeeded') return { ok: false, error: `record ${record.status}` };
+  return { ok: true, inferMs: record.inferMs };
+}

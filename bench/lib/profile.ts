@@ -1,0 +1,68 @@
+/** How long and how much each scenario measures: `--quick` for a check in under two minutes, else the full run. */
+export interface Profile {
+  name: 'quick' | 'full';
+  /** Unmeasured load before each measurement (JIT, connection pools, onnxruntime arenas). */
+  warmupMs: number;
+  /** Per batch size of the direct contender. */
+  directMs: number;
+  /** Closed-loop saturation measurements. */
+  saturationMs: number;
+  /** Each point of the latency-versus-load curve. */
+  curvePointMs: number;
+  /** Offered load of each curve point, as a fraction of the contender's measured saturation. */
+  curveFractions: number[];
+  overheadWarmupRequests: number;
+  overheadRequests: number;
+  cacheRequests: number;
+  coalescingRequests: number;
+  /** How long P6 keeps submitting (then it waits for every accepted request to finish). */
+  throughputWindowMs: number;
+  singleConnections: number;
+  bulkConnections: number;
+  /** Requests per `infer:bulk` body: the API's default MAX_BULK_REQUESTS, which the bench leaves unset. */
+  bulkSize: number;
+  workerCounts: number[];
+  /** Longest wait for requests still outstanding at the end of a measurement. */
+  drainTimeoutMs: number;
+}
+
+const FRACTIONS_FULL = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+export const PROFILES: Record<Profile['name'], Profile> = {
+  quick: {
+    name: 'quick',
+    warmupMs: 500,
+    directMs: 800,
+    saturationMs: 2_500,
+    curvePointMs: 2_000,
+    curveFractions: [0.1, 0.4, 0.7, 1.0],
+    overheadWarmupRequests: 50,
+    overheadRequests: 300,
+    cacheRequests: 1_000,
+    coalescingRequests: 32,
+    throughputWindowMs: 2_000,
+    singleConnections: 64,
+    bulkConnections: 8,
+    bulkSize: 64,
+    workerCounts: [1, 2, 4],
+    drainTimeoutMs: 30_000,
+  },
+  full: {
+    name: 'full',
+    warmupMs: 2_000,
+    directMs: 3_000,
+    saturationMs: 10_000,
+    curvePointMs: 6_000,
+    curveFractions: FRACTIONS_FULL,
+    overheadWarmupRequests: 200,
+    overheadRequests: 3_000,
+    cacheRequests: 1_000,
+    coalescingRequests: 32,
+    throughputWindowMs: 8_000,
+    singleConnections: 64,
+    bulkConnections: 8,
+    bulkSize: 64,
+    workerCounts: [1, 2, 4],
+    drainTimeoutMs: 60_000,
+  },
+};

@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest';
+import type { LatencySummary } from './latency.ts';
+import type { LoadResult } from './load.ts';
+import { evaluateTargets, formatMs, formatRate, pointNear, renderMarkdown } from './report.ts';
+import type { BenchResults, CurvePoint } from './results.ts';
+
+function latency(p50Ms: number, p99Ms: number): LatencySummary {
+  return {
+    count: 100,
+    meanMs: p50Ms,
+    minMs: p50Ms / 2,
+    p50Ms,
+    p90Ms: p99Ms,
+    p99Ms,
+    p999Ms: p99Ms,
+    maxMs: p99Ms,
+  };
+}
+
+function load(throughputPerSecond: number, p50Ms: number, p99Ms: number, meanInferMs?: number): LoadResult {
+  return {
+    sent: 100,
+    ok: 100,
+    failed: 0,
+    errors: {},
+    elapsedMs: 1000,
+    throughputPerSecond,
+    latency: latency(p50Ms, p99Ms),
+    meanInferMs,
+  };
+}
+
+function point(fraction: number, p99Ms: number, meanInferMs: number): CurvePoint {
+  return { ...load(fraction * 1000, 5, p99Ms, meanInferMs), fraction, offeredPerSecond: fraction * 1000 };
+}
+
+function baseResults(): BenchResults {
+  return {
+    version: 1,
+    profile: 'quick',
+    scenarios: [],
+    seed: 1,
+    startedAt: '2026-01-01T00:00:00.000Z',
+    wallSeconds: 90,
+    machine: {
+      cpus: 2,
+      cpuModel: 'Test CPU',
+      memoryGiB: 24,
+      node: 'v20.0.0',
+      platform: 'linux x64',
+      onnxruntimeNode: '1.30.0',
+      redisServer: '7.0.15',
+    },
+    models: {
+      'ppocr-cls': { maxBatchSize: 32, maxBatchDelayMs: 2 },
+      noop: { maxBatchSize: 64, maxBatchDelayMs: 1 },
+    },
+    failures: [],
+  };
+}
+
+function fullResults(): BenchResults {
+  return {
+    ...baseResults(),
+    direct: {
+      model: 'ppocr-cls',
+      perBatchSize: [
+        { batchSize: 1, runs: 10, batchLatency: latency(2, 3), itemsPerSecond: 500 },
+        { batchSize: 8, runs: 10, batchLatency: latency(5, 6), itemsPerSecond: 1600 },
+      ],
+      best: { batchSize: 8, itemsPerSecond: 1600 },
+    },
+    naive: {
+      workerConcurrency: 4,
+      saturation: { ...load(400, 10, 20), concurrency: 64, meanBatchSize: undefined },
+    },
+    inferq: {
+      overhead: {
+        model: 'noop',
+        requests: 300,
+        overhead: latency(1.2, 6),
+        endToEnd: latency(1.5, 7),
+        inference: latency(0.3, 1),
+        errors: {},
+      },
+      cache: {
+        model: 'ppocr-cls',
+        requests: 1000,
+        latency: latency(0.8, 2),
+        cachedAnswers: 1000,
+        queueEventsAdded: 0,
+        modelRuns: 0,
+        cachedCounter: 1000,
+      },
+      coalescing: {
+        model: 'ppocr-cls',
+        requests: 32,
+        modelRuns: 1,
+        inferences: 1,
+        coalescedCounter: 31,
+        succeeded: 32,
+        identicalOutputs: true,
+      },
+      single: {
+        model: 'noop',
+        method: 'POST /v1/models/noop/infer',
+        connections: 64,
+        submitted: 1000,
+        accepted: 1000,
+        terminal: 1000,
+        succeeded: 1000,
+        acceptedPerSecond: 5000,
+        elapsedMs: 250,
+        throughputPerSecond: 4000,
+        errors: {},
+      },
+      saturation: { ...load(1200, 30, 50), concurrency: 64, meanBatchSize: 20 },
+      curve: [point(0.1, 8, 2), point(0.7, 20, 5), point(1, 90, 9)],
+    },
+  };
+}
+
+describe('evaluateTargets', () => {
+  const rows = evaluateTargets(fullResults());
+  const row = (id: string, index = 0) => rows.filter((r) => r.id === id)[index];
+
+  it('compares each figure with its bound', () => {
+    expect(row('P1', 0)).toMatchObject({
+      measured: '1.20 ms',
+      anchor: '≤ 1.5 ms',
+      ratio: '0.80 (≤ 1)',
+      verdict: 'PASS',
+    });
+    expect(row('P1', 1)).toMatchObject({ measured: '6.00 ms', ratio: '1.20 (≤ 1)', verdict: 'MISS' });
+    // 1200 / 1600 = 0.75 of direct's best.
+    expect(row('P2')).toMatchObject({ ratio: '0.75 (≥ 0.85)', verdict: 'MISS' });
+    expect(row('P2')?.anchor).toContain('batch 8');
+    // 1200 / 400 = 3× the naive baseline.
+    expect(row('P3')).toMatchObject({ ratio: '3.00 (≥ 2.5)', verdict: 'PASS' });
+    expect(row('P4', 0)).toMatchObject({ measured: '0.80 ms', verdict: 'PASS' });
+    expect(row('P4', 1)?.verdict).toBe('PASS');
+    expect(row('P5')?.verdict).toBe('PASS');
+    expect(row('P6', 0)).toMatchObject({ measured: '4,000 req/s', ratio: '1.00 (≥ 1)', verdict: 'PASS' });
+  });
+
+  it('reads P7 at the 70% point against 3 × (maxBatchDelayMs + mean batch inference time)', () => {
+    // 3 × (2 ms + 5 ms) = 21 ms; the 70% point's p99 is 20 ms.
+    expect(row('P7')).toMatchObject({ anchor: '≤ 3 × (2 ms + 5.00 ms) = 21.0 ms', verdict: 'PASS' });
+  });
+
+  it('says NOT RUN for what was not measured and ERROR for what failed', () => {
+    expect(row('P6', 1)?.verdict).toBe('NOT RUN');
+    expect(row('P8')?.verdict).toBe('NOT RUN');
+    const failedBulk = { ...fullResults(), failures: [{ scenario: 'bulk', message: 'HTTP 404' }] };
+    expect(evaluateTargets(failedBulk).filter((r) => r.id === 'P6')[1]?.verdict).toBe('ERROR');
+    const empty = evaluateTargets(baseResults());
+    expect(empty.map((r) => r.verdict)).toEqual(Array(empty.length).fill('NOT RUN'));
+    expect(empty.map((r) => r.id)).toEqual([
+      'P1',
+      'P1',
+      'P2',
+      'P3',
+      'P4',
+      'P4',
+      'P5',
+      'P6',
+      'P6',
+      'P7',
+      'P8',
+    ]);
+  });
+
+  it('misses P4 when a hit touched the queue and P5 when the model ran twice', () => {
+    const results = fullResults();
+    if (results.inferq?.cache) results.inferq.cache.queueEventsAdded = 3;
+    if (results.inferq?.coalescing) results.inferq.coalescing.modelRuns = 2;
+    const evaluated = evaluateTargets(results);
+    expect(evaluated.filter((r) => r.id === 'P4')[1]?.verdict).toBe('MISS');
+    expect(evaluated.find((r) => r.id === 'P5')?.verdict).toBe('MISS');
+  });
+});
+
+describe('renderMarkdown', () => {
+  it('starts with the machine and the targets table, one row per target', () => {
+    const markdown = renderMarkdown(fullResults());
+    const lines = markdown.split('\n');
+    expect(lines[0]).toContain('2 cores');
+    expect(lines[2]).toBe('| # | target | measured | anchor / target | ratio | result |');
+    expect(lines.filter((line) => /^\| P\d /.test(line))).toHaveLength(11);
+    expect(markdown).toContain('### ppocr-cls latency against offered load');
+    expect(markdown).toContain('| inferq | 70% | 700 req/s | 700 req/s | 5.00 ms | 20.0 ms |');
+  });
+
+  it('escapes pipes inside table cells and lists failed scenarios', () => {
+    const results = fullResults();
+    if (results.inferq?.single) results.inferq.single.method = 'POST a|b';
+    results.failures.push({ scenario: 'bulk', message: 'HTTP 404\nmore detail' });
+    const markdown = renderMarkdown(results);
+    expect(markdown).toContain('| `POST a\\|b` | 64 |');
+    expect(markdown).toContain('- bulk: HTTP 404\n');
+  });
+});
+
+describe('helpers', () => {
+  it('formats milliseconds and rates for the table', () => {
+    expect(formatMs(0.456)).toBe('0.46 ms');
+    expect(formatMs(12.34)).toBe('12.3 ms');
+    expect(formatMs(1234.5)).toBe('1,235 ms');
+    expect(formatRate(10_500.4)).toBe('10,500 req/s');
+    expect(formatRate(99.5, 'items/s')).toBe('100 items/s');
+  });
+
+  it('picks the curve point nearest a fraction', () => {
+    const curve = [point(0.1, 1, 1), point(0.4, 1, 1), point(0.7, 1, 1), point(1, 1, 1)];
+    expect(pointNear(curve, 0.7)?.fraction).toBe(0.7);
+    expect(pointNear(curve, 0.62)?.fraction).toBe(0.7);
+    expect(pointNear([], 0.7)).toBeUndefined();
+  });
+});

@@ -1,0 +1,466 @@
+import type { BenchResults, CurvePoint, ThroughputResult } from './results.ts';
+
+export type Verdict = 'PASS' | 'MISS' | 'INFO' | 'NOT RUN' | 'ERROR';
+
+/** One row of the targets table (TARGETS.md P1–P8). */
+export interface TargetRow {
+  id: string;
+  target: string;
+  measured: string;
+  anchor: string;
+  /** Measured figure ÷ anchor, with the bound it must meet; `—` where a count is compared. */
+  ratio: string;
+  verdict: Verdict;
+}
+
+/** The curve point closest to 70% of saturation, where P7 is read. */
+export const P7_FRACTION = 0.7;
+const P7_BOUND_FACTOR = 3;
+
+export function formatMs(ms: number): string {
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 100) return `${ms.toFixed(1)} ms`;
+  return `${Math.round(ms).toLocaleString('en-US')} ms`;
+}
+
+export function formatRate(perSecond: number, unit = 'req/s'): string {
+  return `${Math.round(perSecond).toLocaleString('en-US')} ${unit}`;
+}
+
+function ratio(value: number, bound: string): string {
+  return `${value.toFixed(2)} (${bound})`;
+}
+
+function failed(results: BenchResults, scenario: string): boolean {
+  return results.failures.some((failure) => failure.scenario === scenario);
+}
+
+function missing(results: BenchResults, scenario: string): Verdict {
+  return failed(results, scenario) ? 'ERROR' : 'NOT RUN';
+}
+
+function blank(id: string, target: string, anchor: string, verdict: Verdict): TargetRow {
+  return { id, target, measured: '—', anchor, ratio: '—', verdict };
+}
+
+function atMost(value: number, bound: number): Verdict {
+  return value <= bound ? 'PASS' : 'MISS';
+}
+
+function atLeast(value: number, bound: number): Verdict {
+  return value >= bound ? 'PASS' : 'MISS';
+}
+
+/** The point whose offered fraction is nearest `fraction` (undefined for an empty curve). */
+export function pointNear(
+  curve: readonly CurvePoint[] | undefined,
+  fraction: number,
+): CurvePoint | undefined {
+  let best: CurvePoint | undefined;
+  for (const point of curve ?? []) {
+    if (best === undefined || Math.abs(point.fraction - fraction) < Math.abs(best.fraction - fraction))
+      best = point;
+  }
+  return best;
+}
+
+function throughputRow(
+  id: string,
+  target: string,
+  result: ThroughputResult | undefined,
+  bound: number,
+  results: BenchResults,
+  scenario: string,
+): TargetRow {
+  const anchor = `≥ ${formatRate(bound)}`;
+  if (result === undefined || failed(results, scenario))
+    return blank(id, target, anchor, missing(results, scenario));
+  return {
+    id,
+    target,
+    measured: formatRate(result.throughputPerSecond),
+    anchor,
+    ratio: ratio(result.throughputPerSecond / bound, '≥ 1'),
+    verdict: atLeast(result.throughputPerSecond, bound),
+  };
+}
+
+/** Compares every figure with its target. Pure: the same results always give the same rows. */
+export function evaluateTargets(results: BenchResults): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const inferq = results.inferq ?? {};
+  const cls = results.models['ppocr-cls'];
+
+  const overhead = inferq.overhead;
+  for (const [label, key, bound] of [
+    ['p50', 'p50Ms', 1.5],
+    ['p99', 'p99Ms', 5],
+  ] as const) {
+    const target = `pipeline overhead ${label} at low load (noop, 1 client, \`Prefer: wait\`; end-to-end − inferMs)`;
+    const anchor = `≤ ${bound} ms`;
+    if (overhead === undefined || overhead.requests === 0) {
+      rows.push(blank('P1', target, anchor, missing(results, 'overhead')));
+      continue;
+    }
+    const value = overhead.overhead[key];
+    rows.push({
+      id: 'P1',
+      target,
+      measured: formatMs(value),
+      anchor,
+      ratio: ratio(value / bound, '≤ 1'),
+      verdict: atMost(value, bound),
+    });
+  }
+
+  const saturation = inferq.saturation;
+  const direct = results.direct;
+  {
+    const target = 'ppocr-cls saturation vs direct onnxruntime-node at its best batch size';
+    if (saturation === undefined || direct === undefined) {
+      const scenario = direct === undefined ? 'direct' : 'saturation';
+      rows.push(blank('P2', target, '≥ 85% of direct', missing(results, scenario)));
+    } else {
+      const share = saturation.throughputPerSecond / direct.best.itemsPerSecond;
+      rows.push({
+        id: 'P2',
+        target,
+        measured: formatRate(saturation.throughputPerSecond, 'items/s'),
+        anchor: `direct ${formatRate(direct.best.itemsPerSecond, 'items/s')} (batch ${direct.best.batchSize}); ≥ 85%`,
+        ratio: ratio(share, '≥ 0.85'),
+        verdict: atLeast(share, 0.85),
+      });
+    }
+  }
+
+  const naive = results.naive?.saturation;
+  {
+    const target = 'ppocr-cls saturation vs naive BullMQ (one job per inference)';
+    if (saturation === undefined || naive === undefined) {
+      const scenario = naive === undefined ? 'naive' : 'saturation';
+      rows.push(blank('P3', target, '≥ 2.5× naive', missing(results, scenario)));
+    } else {
+      const times = saturation.throughputPerSecond / naive.throughputPerSecond;
+      rows.push({
+        id: 'P3',
+        target,
+        measured: formatRate(saturation.throughputPerSecond, 'items/s'),
+        anchor: `naive ${formatRate(naive.throughputPerSecond, 'items/s')}; ≥ 2.5×`,
+        ratio: ratio(times, '≥ 2.5'),
+        verdict: atLeast(times, 2.5),
+      });
+    }
+  }
+
+  const cache = inferq.cache;
+  {
+    const target = `cache hit p50 end-to-end (${cache?.requests ?? 1000} repeated inputs)`;
+    if (cache === undefined || cache.cachedAnswers === 0) {
+      rows.push(blank('P4', target, '≤ 1 ms', missing(results, 'cache')));
+      rows.push(
+        blank(
+          'P4',
+          'a cache hit never touches the queue',
+          '0 queue events, 0 model runs',
+          missing(results, 'cache'),
+        ),
+      );
+    } else {
+      rows.push({
+        id: 'P4',
+        target,
+        measured: formatMs(cache.latency.p50Ms),
+        anchor: '≤ 1 ms',
+        ratio: ratio(cache.latency.p50Ms / 1, '≤ 1'),
+        verdict: atMost(cache.latency.p50Ms, 1),
+      });
+      const untouched =
+        cache.queueEventsAdded === 0 && cache.modelRuns === 0 && cache.cachedAnswers === cache.requests;
+      rows.push({
+        id: 'P4',
+        target: 'a cache hit never touches the queue',
+        measured: `${cache.queueEventsAdded} queue events, ${cache.modelRuns} model runs, ${cache.cachedAnswers}/${cache.requests} answered from cache`,
+        anchor: '0 queue events, 0 model runs',
+        ratio: '—',
+        verdict: untouched ? 'PASS' : 'MISS',
+      });
+    }
+  }
+
+  const coalescing = inferq.coalescing;
+  {
+    const target = `${coalescing?.requests ?? 'N'} identical requests in flight run the model once`;
+    if (coalescing === undefined) {
+      rows.push(blank('P5', target, '1 model run', missing(results, 'coalescing')));
+    } else {
+      const once =
+        coalescing.modelRuns === 1 &&
+        coalescing.succeeded === coalescing.requests &&
+        coalescing.identicalOutputs;
+      rows.push({
+        id: 'P5',
+        target,
+        measured: `${coalescing.modelRuns} model run${coalescing.modelRuns === 1 ? '' : 's'}, ${coalescing.coalescedCounter} coalesced, ${coalescing.succeeded}/${coalescing.requests} succeeded${coalescing.identicalOutputs ? ', identical outputs' : ''}`,
+        anchor: '1 model run',
+        ratio: '—',
+        verdict: once ? 'PASS' : 'MISS',
+      });
+    }
+  }
+
+  rows.push(
+    throughputRow(
+      'P6',
+      `noop through single submits (${inferq.single?.connections ?? 64} connections), to a terminal state`,
+      inferq.single,
+      4_000,
+      results,
+      'single',
+    ),
+  );
+  rows.push(
+    throughputRow(
+      'P6',
+      'noop through `infer:bulk`, to a terminal state',
+      inferq.bulk,
+      10_000,
+      results,
+      'bulk',
+    ),
+  );
+
+  {
+    const point = pointNear(inferq.curve, P7_FRACTION);
+    const target = 'ppocr-cls p99 latency at 70% of saturation (open loop, Poisson)';
+    if (point === undefined || cls === undefined || point.meanInferMs === undefined) {
+      rows.push(
+        blank('P7', target, `≤ 3 × (maxBatchDelayMs + batch inference time)`, missing(results, 'latency')),
+      );
+    } else {
+      const bound = P7_BOUND_FACTOR * (cls.maxBatchDelayMs + point.meanInferMs);
+      rows.push({
+        id: 'P7',
+        target,
+        measured: `${formatMs(point.latency.p99Ms)} at ${formatRate(point.throughputPerSecond)}`,
+        anchor: `≤ 3 × (${cls.maxBatchDelayMs} ms + ${formatMs(point.meanInferMs)}) = ${formatMs(bound)}`,
+        ratio: ratio(point.latency.p99Ms / bound, '≤ 1'),
+        verdict: atMost(point.latency.p99Ms, bound),
+      });
+    }
+  }
+
+  {
+    const workers = inferq.workers ?? [];
+    const one = workers.find((point) => point.workers === 1);
+    const target = 'ppocr-cls saturation with more worker processes (needs more cores than the bench has)';
+    if (one === undefined || workers.length < 2) {
+      rows.push(blank('P8', target, '≥ 0.8 × N for N ≤ cores', missing(results, 'workers')));
+    } else {
+      const others = workers.filter((point) => point.workers !== 1);
+      rows.push({
+        id: 'P8',
+        target,
+        measured: workers
+          .map((point) => `${point.workers}w ${formatRate(point.saturation.throughputPerSecond, 'items/s')}`)
+          .join(', '),
+        anchor: `≥ 0.8 × N for N ≤ cores (${results.machine.cpus} here)`,
+        ratio: others
+          .map(
+            (point) =>
+              `${point.workers}w ${(point.saturation.throughputPerSecond / one.saturation.throughputPerSecond).toFixed(2)}×`,
+          )
+          .join(', '),
+        verdict: 'INFO',
+      });
+    }
+  }
+  return rows;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string =>
+    `| ${cells.map((cell) => cell.replaceAll('|', '\\|')).join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function errorsText(errors: Record<string, number>): string {
+  const entries = Object.entries(errors);
+  return entries.length === 0 ? '0' : entries.map(([reason, count]) => `${count} ${reason}`).join('; ');
+}
+
+function curveRows(name: string, curve: readonly CurvePoint[]): string[][] {
+  return curve.map((point) => [
+    name,
+    `${Math.round(point.fraction * 100)}%`,
+    formatRate(point.offeredPerSecond),
+    formatRate(point.throughputPerSecond),
+    formatMs(point.latency.p50Ms),
+    formatMs(point.latency.p99Ms),
+    point.meanBatchSize === undefined ? '—' : point.meanBatchSize.toFixed(1),
+    errorsText(point.errors),
+  ]);
+}
+
+/** The report: targets first (the table to paste into docs/performance.md), then every figure behind them. */
+export function renderMarkdown(results: BenchResults): string {
+  const m = results.machine;
+  const out: string[] = [];
+  out.push(
+    `Machine: ${m.cpus} cores (\`nproc\` ${m.cpus}), ${m.cpuModel}, ${m.memoryGiB} GiB; Node ${m.node}; ` +
+      `onnxruntime-node ${m.onnxruntimeNode}; redis-server ${m.redisServer}. ` +
+      `Profile \`${results.profile}\`, run ${results.startedAt}, ${Math.round(results.wallSeconds)} s. ` +
+      'Load generator, API, worker(s) and Redis share these cores.',
+  );
+  out.push('');
+  out.push(
+    table(
+      ['#', 'target', 'measured', 'anchor / target', 'ratio', 'result'],
+      evaluateTargets(results).map((row) => [
+        row.id,
+        row.target,
+        row.measured,
+        row.anchor,
+        row.ratio,
+        `**${row.verdict}**`,
+      ]),
+    ),
+  );
+
+  if (results.failures.length > 0) {
+    out.push('', '**Failed scenarios:**', '');
+    for (const failure of results.failures)
+      out.push(`- ${failure.scenario}: ${failure.message.split('\n')[0]}`);
+  }
+
+  const direct = results.direct;
+  if (direct !== undefined) {
+    out.push('', `### Direct onnxruntime-node (${direct.model}, in process)`, '');
+    out.push(
+      table(
+        ['batch size', 'runs', 'ms per batch (p50)', 'ms per batch (p99)', 'items/s'],
+        direct.perBatchSize.map((row) => [
+          String(row.batchSize),
+          String(row.runs),
+          formatMs(row.batchLatency.p50Ms),
+          formatMs(row.batchLatency.p99Ms),
+          formatRate(row.itemsPerSecond, 'items/s') +
+            (row.batchSize === direct.best.batchSize ? ' (best)' : ''),
+        ]),
+      ),
+    );
+  }
+
+  const saturationRows: string[][] = [];
+  const naive = results.naive?.saturation;
+  if (naive !== undefined) {
+    saturationRows.push([
+      `naive BullMQ (worker concurrency ${results.naive?.workerConcurrency})`,
+      String(naive.concurrency),
+      formatRate(naive.throughputPerSecond, 'items/s'),
+      formatMs(naive.latency.p50Ms),
+      formatMs(naive.latency.p99Ms),
+      '1',
+      errorsText(naive.errors),
+    ]);
+  }
+  const inferq = results.inferq ?? {};
+  const saturationRow = (label: string, s: NonNullable<typeof inferq.saturation>): string[] => [
+    label,
+    String(s.concurrency),
+    formatRate(s.throughputPerSecond, 'items/s'),
+    formatMs(s.latency.p50Ms),
+    formatMs(s.latency.p99Ms),
+    s.meanBatchSize === undefined ? '—' : s.meanBatchSize.toFixed(1),
+    errorsText(s.errors),
+  ];
+  if (inferq.saturation !== undefined)
+    saturationRows.push(saturationRow('inferq serve (1 worker)', inferq.saturation));
+  for (const point of inferq.workers ?? []) {
+    saturationRows.push(saturationRow(`inferq API + ${point.workers} worker process(es)`, point.saturation));
+  }
+  if (saturationRows.length > 0) {
+    out.push('', '### ppocr-cls saturation (closed loop)', '');
+    out.push(
+      table(['contender', 'clients', 'throughput', 'p50', 'p99', 'mean batch', 'errors'], saturationRows),
+    );
+  }
+
+  const curves = [
+    ...curveRows('inferq', inferq.curve ?? []),
+    ...curveRows('naive', results.naive?.curve ?? []),
+  ];
+  if (curves.length > 0) {
+    out.push('', '### ppocr-cls latency against offered load (open loop, Poisson arrivals)', '');
+    out.push(
+      table(
+        [
+          'contender',
+          'offered (of own saturation)',
+          'offered',
+          'achieved',
+          'p50',
+          'p99',
+          'mean batch',
+          'errors',
+        ],
+        curves,
+      ),
+    );
+  }
+
+  if (inferq.overhead !== undefined || inferq.cache !== undefined) {
+    out.push('', '### Low-load latency', '');
+    const rows: string[][] = [];
+    const o = inferq.overhead;
+    if (o !== undefined) {
+      rows.push([
+        `overhead (${o.model}, ${o.requests} requests)`,
+        formatMs(o.overhead.p50Ms),
+        formatMs(o.overhead.p99Ms),
+        formatMs(o.overhead.maxMs),
+      ]);
+      rows.push([
+        `end-to-end (${o.model})`,
+        formatMs(o.endToEnd.p50Ms),
+        formatMs(o.endToEnd.p99Ms),
+        formatMs(o.endToEnd.maxMs),
+      ]);
+      rows.push([
+        `inferMs reported (${o.model})`,
+        formatMs(o.inference.p50Ms),
+        formatMs(o.inference.p99Ms),
+        formatMs(o.inference.maxMs),
+      ]);
+    }
+    const c = inferq.cache;
+    if (c !== undefined) {
+      rows.push([
+        `cache hit end-to-end (${c.model}, ${c.cachedAnswers} hits)`,
+        formatMs(c.latency.p50Ms),
+        formatMs(c.latency.p99Ms),
+        formatMs(c.latency.maxMs),
+      ]);
+    }
+    out.push(table(['series', 'p50', 'p99', 'max'], rows));
+  }
+
+  const throughput = [inferq.single, inferq.bulk].filter((t): t is ThroughputResult => t !== undefined);
+  if (throughput.length > 0) {
+    out.push('', '### noop queue-path throughput', '');
+    out.push(
+      table(
+        ['method', 'connections', 'accepted', 'accepted/s', 'finished', 'finished/s', 'errors'],
+        throughput.map((t) => [
+          `\`${t.method}\`${t.bulkSize === undefined ? '' : ` (${t.bulkSize} per body)`}`,
+          String(t.connections),
+          t.accepted.toLocaleString('en-US'),
+          formatRate(t.acceptedPerSecond),
+          t.terminal.toLocaleString('en-US'),
+          formatRate(t.throughputPerSecond),
+          errorsText(t.errors),
+        ]),
+      ),
+    );
+  }
+  return `${out.join('\n')}\n`;
+}

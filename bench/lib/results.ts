@@ -1,0 +1,123 @@
+/** Everything one run measured: the shape of `bench/results/latest.json`. */
+import type { DirectResult } from '../contenders/direct.ts';
+import type { LatencySummary } from './latency.ts';
+import type { LoadResult } from './load.ts';
+
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+  onnxruntimeNode: string;
+  redisServer: string;
+}
+
+/** P1: a single client, one request at a time, `Prefer: wait`. */
+export interface OverheadResult {
+  model: string;
+  requests: number;
+  /** End-to-end minus the record's `timings.inferMs`. */
+  overhead: LatencySummary;
+  endToEnd: LatencySummary;
+  inference: LatencySummary;
+  errors: Record<string, number>;
+}
+
+/** P4: the same input sent over and over once its result is cached. */
+export interface CacheResult {
+  model: string;
+  requests: number;
+  latency: LatencySummary;
+  /** Answers that were `200` records with `cached: true`. */
+  cachedAnswers: number;
+  /** Entries BullMQ added to the model's queue event stream during the hits (jobs added, started, finished...). */
+  queueEventsAdded: number;
+  /** Batches the workers ran during the hits. */
+  modelRuns: number;
+  /** Change of the API's `inferq_requests_total{status="cached"}`. */
+  cachedCounter: number;
+}
+
+/** P5: N identical requests in flight together. */
+export interface CoalescingResult {
+  model: string;
+  requests: number;
+  /** Batches the workers ran for them (`inferq_batch_size_count`). */
+  modelRuns: number;
+  /** Requests the workers finished by running the model (`inferq_requests_total{status="succeeded"}` of the worker). */
+  inferences: number;
+  /** Change of the API's `inferq_requests_total{status="coalesced"}`. */
+  coalescedCounter: number;
+  succeeded: number;
+  /** Every answer carried the same output bytes. */
+  identicalOutputs: boolean;
+}
+
+/** P6: requests pushed through the queue path, counted when they reach a terminal state. */
+export interface ThroughputResult {
+  model: string;
+  method: string;
+  connections: number;
+  /** Requests per `infer:bulk` body (bulk only). */
+  bulkSize?: number;
+  submitted: number;
+  accepted: number;
+  /** Accepted requests whose completion message arrived on `{inferq}:done:<id>`. */
+  terminal: number;
+  succeeded: number;
+  /** Accepted per second over the submission window. */
+  acceptedPerSecond: number;
+  /** From the first submit to the last completion. */
+  elapsedMs: number;
+  /** Terminal requests per second over `elapsedMs`: the figure P6 compares. */
+  throughputPerSecond: number;
+  errors: Record<string, number>;
+}
+
+export interface SaturationResult extends LoadResult {
+  concurrency: number;
+  /** Mean requests per batch the workers ran during the measurement. */
+  meanBatchSize: number | undefined;
+}
+
+export interface CurvePoint extends LoadResult {
+  /** Offered load as a fraction of the contender's own measured saturation. */
+  fraction: number;
+  offeredPerSecond: number;
+  meanBatchSize?: number | undefined;
+}
+
+export interface WorkersPoint {
+  workers: number;
+  saturation: SaturationResult;
+}
+
+export interface BenchResults {
+  version: 1;
+  profile: 'quick' | 'full';
+  scenarios: string[];
+  seed: number;
+  startedAt: string;
+  wallSeconds: number;
+  machine: MachineInfo;
+  models: Record<string, { maxBatchSize: number; maxBatchDelayMs: number }>;
+  direct?: DirectResult;
+  naive?: {
+    workerConcurrency: number;
+    saturation?: SaturationResult;
+    curve?: CurvePoint[];
+  };
+  inferq?: {
+    overhead?: OverheadResult;
+    cache?: CacheResult;
+    coalescing?: CoalescingResult;
+    single?: ThroughputResult;
+    bulk?: ThroughputResult;
+    saturation?: SaturationResult;
+    curve?: CurvePoint[];
+    workers?: WorkersPoint[];
+  };
+  /** Scenarios that failed, with the reason. */
+  failures: { scenario: string; message: string }[];
+}

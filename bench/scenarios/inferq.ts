@@ -1,0 +1,408 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import { unpackStandard } from '@inferq/protocol';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { InferqDeployment } from '../contenders/inferq.ts';
+import { ApiClient, describeRefusal, type HttpAnswer, readRecord, waitedOutcome } from '../lib/http.ts';
+import type { DistinctInputs } from '../lib/inputs.ts';
+import { LatencyHistogram } from '../lib/latency.ts';
+import type { ProgressSink } from '../lib/load.ts';
+import type { BenchModel } from '../lib/models.ts';
+import { scrapeMetrics, sumSamples } from '../lib/prometheus.ts';
+import type { CacheResult, CoalescingResult, OverheadResult, ThroughputResult } from '../lib/results.ts';
+import type { BatchCounters, LoadTarget } from './load-curves.ts';
+
+/** QUEUE_PREFIX's default; the bench leaves the variable unset. */
+const QUEUE_PREFIX = '{inferq}';
+/** BullMQ queue of version 1 of a model (`queueName` in packages/store/src/keys.ts). */
+const queueNameOf = (model: string): string => `${model}.v1`;
+/** `Prefer: wait=N` of requests that want their result in the same call: far beyond any latency seen. */
+const WAIT_SECONDS = 30;
+/** Connections of the open-loop pool: more than the requests in flight at saturation. */
+export const OPEN_LOOP_CONNECTIONS = 256;
+
+function countError(errors: Map<string, number>, reason: string): void {
+  errors.set(reason, (errors.get(reason) ?? 0) + 1);
+}
+
+export async function workerBatchCounters(
+  deployment: InferqDeployment,
+  model: string,
+): Promise<BatchCounters> {
+  const scrapes = await Promise.all(deployment.workerMetricsUrls.map(scrapeMetrics));
+  let batches = 0;
+  let items = 0;
+  for (const samples of scrapes) {
+    batches += sumSamples(samples, 'inferq_batch_size_count', { model });
+    items += sumSamples(samples, 'inferq_batch_size_sum', { model });
+  }
+  return { batches, items };
+}
+
+async function workerSucceeded(deployment: InferqDeployment, model: string): Promise<number> {
+  const scrapes = await Promise.all(deployment.workerMetricsUrls.map(scrapeMetrics));
+  return scrapes.reduce(
+    (sum, samples) => sum + sumSamples(samples, 'inferq_requests_total', { model, status: 'succeeded' }),
+    0,
+  );
+}
+
+async function apiRequests(deployment: InferqDeployment, model: string, status: string): Promise<number> {
+  return sumSamples(await scrapeMetrics(`${deployment.apiUrl}/metrics`), 'inferq_requests_total', {
+    model,
+    status,
+  });
+}
+
+/** Requests with a new distinct input each, waiting for their result with `Prefer: wait`. */
+export function inferqLoadTarget(
+  deployment: InferqDeployment,
+  client: ApiClient,
+  model: BenchModel,
+  inputs: DistinctInputs,
+): LoadTarget {
+  return {
+    send: async () => waitedOutcome(await client.infer(model.name, inputs.nextBody(), WAIT_SECONDS)),
+    batchCounters: () => workerBatchCounters(deployment, model.name),
+  };
+}
+
+/**
+ * P1: one client, one request at a time with `Prefer: wait=5`, each with a new input (so each runs
+ * the model); overhead is the end-to-end time minus the inference time the record reports.
+ */
+export async function measureOverhead(
+  deployment: InferqDeployment,
+  model: BenchModel,
+  inputs: DistinctInputs,
+  counts: { warmup: number; measured: number },
+  progress: ProgressSink,
+): Promise<OverheadResult> {
+  const client = new ApiClient(deployment.apiUrl, 1);
+  const overhead = new LatencyHistogram();
+  const endToEnd = new LatencyHistogram();
+  const inference = new LatencyHistogram();
+  const errors = new Map<string, number>();
+  try {
+    for (let i = 0; i < counts.warmup + counts.measured; i++) {
+      const body = inputs.nextBody();
+      const sentAt = performance.now();
+      const answer = await client.infer(model.name, body, 5);
+      const elapsed = performance.now() - sentAt;
+      if (i < counts.warmup) continue;
+      const outcome = waitedOutcome(answer);
+      if (!outcome.ok || outcome.inferMs === undefined) {
+        countError(errors, outcome.error ?? 'no timings.inferMs');
+        continue;
+      }
+      endToEnd.record(elapsed);
+      inference.record(outcome.inferMs);
+      overhead.record(elapsed - outcome.inferMs);
+      if (i % 25 === 0) progress(`${i - counts.warmup + 1}/${counts.measured} requests`);
+    }
+  } finally {
+    await client.close();
+  }
+  return {
+    model: model.name,
+    requests: endToEnd.count,
+    overhead: overhead.summary(),
+    endToEnd: endToEnd.summary(),
+    inference: inference.summary(),
+    errors: Object.fromEntries(errors),
+  };
+}
+
+/** Entries ever added to a stream (XINFO's `entries-added`, Redis 7); 0 for a stream not yet created. */
+async function streamEntriesAdded(redis: Redis, key: string): Promise<number> {
+  let info: unknown;
+  try {
+    info = await redis.call('XINFO', 'STREAM', key);
+  } catch (error: unknown) {
+    if (error instanceof Error && /no such key/i.test(error.message)) return 0;
+    throw error;
+  }
+  const flat = info as unknown[];
+  const index = flat.findIndex((entry) => String(entry) === 'entries-added');
+  if (index < 0) throw new Error('XINFO STREAM has no entries-added (Redis 7 or later is needed)');
+  return Number(flat[index + 1]);
+}
+
+/**
+ * P4: one input is computed once, then sent `requests` times, one at a time. Every answer must be a
+ * `200` record with `cached: true`; BullMQ's event stream of the model's queue (every job added,
+ * started or finished writes to it) and the workers' batch counter must not move meanwhile.
+ */
+export async function measureCache(
+  deployment: InferqDeployment,
+  model: BenchModel,
+  inputs: DistinctInputs,
+  requests: number,
+  progress: ProgressSink,
+): Promise<CacheResult> {
+  const client = new ApiClient(deployment.apiUrl, 1);
+  const redis = new Redis(deployment.redisUrl, { maxRetriesPerRequest: 1 });
+  const eventsKey = `${QUEUE_PREFIX}:${queueNameOf(model.name)}:events`;
+  const latency = new LatencyHistogram();
+  let cachedAnswers = 0;
+  try {
+    const body = inputs.nextBody();
+    const first = waitedOutcome(await client.infer(model.name, body, WAIT_SECONDS));
+    if (!first.ok) throw new Error(`the request that fills the cache failed: ${first.error}`);
+    // Let the worker's own bookkeeping of that job (its completion events) settle first.
+    await delay(250);
+    const eventsBefore = await streamEntriesAdded(redis, eventsKey);
+    const batchesBefore = await workerBatchCounters(deployment, model.name);
+    const cachedBefore = await apiRequests(deployment, model.name, 'cached');
+    for (let i = 0; i < requests; i++) {
+      const sentAt = performance.now();
+      const answer = await client.infer(model.name, body, 0);
+      const elapsed = performance.now() - sentAt;
+      if (answer.status === 200 && readRecord(answer.body).cached) {
+        cachedAnswers++;
+        latency.record(elapsed);
+      }
+      if (i % 100 === 0) progress(`${i + 1}/${requests} repeated requests`);
+    }
+    const eventsAfter = await streamEntriesAdded(redis, eventsKey);
+    const batchesAfter = await workerBatchCounters(deployment, model.name);
+    const cachedAfter = await apiRequests(deployment, model.name, 'cached');
+    return {
+      model: model.name,
+      requests,
+      latency: latency.summary(),
+      cachedAnswers,
+      queueEventsAdded: eventsAfter - eventsBefore,
+      modelRuns: batchesAfter.batches - batchesBefore.batches,
+      cachedCounter: cachedAfter - cachedBefore,
+    };
+  } finally {
+    redis.disconnect();
+    await client.close();
+  }
+}
+
+function idOf(answer: HttpAnswer): string {
+  const value = unpackStandard(answer.body) as { id?: unknown };
+  if (typeof value.id !== 'string') throw new Error(`answer without an id (HTTP ${answer.status})`);
+  return value.id;
+}
+
+/**
+ * P5: `requests` identical new inputs submitted at once. The model's BullMQ queue is paused while
+ * they arrive, so all of them are in flight together however fast this machine is (the model could
+ * otherwise finish the first before the last arrives, turning coalescing into cache hits); then it
+ * is resumed and every result is read with `GET /v1/requests/{id}?wait=30`.
+ */
+export async function measureCoalescing(
+  deployment: InferqDeployment,
+  model: BenchModel,
+  inputs: DistinctInputs,
+  requests: number,
+): Promise<CoalescingResult> {
+  const client = new ApiClient(deployment.apiUrl, requests);
+  const connection = new Redis(deployment.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(queueNameOf(model.name), { connection, prefix: QUEUE_PREFIX });
+  try {
+    const body = inputs.nextBody();
+    const batchesBefore = await workerBatchCounters(deployment, model.name);
+    const succeededBefore = await workerSucceeded(deployment, model.name);
+    const coalescedBefore = await apiRequests(deployment, model.name, 'coalesced');
+    let answers: HttpAnswer[];
+    await queue.pause();
+    try {
+      answers = await Promise.all(
+        Array.from({ length: requests }, () => client.post(`/v1/models/${model.name}/infer`, body)),
+      );
+    } finally {
+      await queue.resume();
+    }
+    const refused = answers.find((answer) => answer.status !== 202);
+    if (refused !== undefined) throw new Error(`a submit answered HTTP ${refused.status}, not 202`);
+    const records = await Promise.all(
+      answers.map(async (answer) => {
+        const reply = await client.get(`/v1/requests/${idOf(answer)}?wait=${WAIT_SECONDS}`);
+        if (reply.status !== 200) throw new Error(`GET /v1/requests/{id} answered HTTP ${reply.status}`);
+        return readRecord(reply.body);
+      }),
+    );
+    const firstOutput = records[0]?.firstOutput;
+    const batchesAfter = await workerBatchCounters(deployment, model.name);
+    const succeededAfter = await workerSucceeded(deployment, model.name);
+    const coalescedAfter = await apiRequests(deployment, model.name, 'coalesced');
+    return {
+      model: model.name,
+      requests,
+      modelRuns: batchesAfter.batches - batchesBefore.batches,
+      inferences: succeededAfter - succeededBefore,
+      coalescedCounter: coalescedAfter - coalescedBefore,
+      succeeded: records.filter((record) => record.status === 'succeeded').length,
+      identicalOutputs:
+        firstOutput !== undefined &&
+        records.every((record) => record.firstOutput?.equals(firstOutput) === true),
+    };
+  } finally {
+    await queue.close();
+    connection.disconnect();
+    await client.close();
+  }
+}
+
+/** One submission: the ids it got accepted, or why it was refused. */
+type SubmitOutcome = { ids: string[] } | { error: string };
+
+/**
+ * P6: `connections` clients submit without waiting for as long as the window lasts; a Redis
+ * PSUBSCRIBE on `{inferq}:done:*` sees each request reach its terminal state. Throughput is the
+ * accepted requests that reached one, divided by the time from the first submit to the last of
+ * those completions, so a queue that only grows does not count as throughput.
+ */
+async function measureTerminalThroughput(
+  deployment: InferqDeployment,
+  options: {
+    model: string;
+    method: string;
+    connections: number;
+    windowMs: number;
+    drainTimeoutMs: number;
+    bulkSize?: number;
+    submit: (client: ApiClient) => Promise<SubmitOutcome>;
+  },
+  progress: ProgressSink,
+): Promise<ThroughputResult> {
+  const subscriber = new Redis(deployment.redisUrl, { maxRetriesPerRequest: null });
+  const client = new ApiClient(deployment.apiUrl, options.connections);
+  const channelPrefix = `${QUEUE_PREFIX}:done:`;
+  const finished = new Map<string, { at: number; succeeded: boolean }>();
+  const accepted = new Set<string>();
+  const errors = new Map<string, number>();
+  let submitted = 0;
+  let terminal = 0;
+  let succeeded = 0;
+  let lastTerminalAt = 0;
+  const countTerminal = (entry: { at: number; succeeded: boolean }): void => {
+    terminal++;
+    if (entry.succeeded) succeeded++;
+    lastTerminalAt = Math.max(lastTerminalAt, entry.at);
+  };
+  subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
+    const id = channel.toString('latin1').slice(channelPrefix.length);
+    const status = (unpackStandard(message) as { status?: unknown }).status;
+    const entry = { at: performance.now(), succeeded: status === 'succeeded' };
+    finished.set(id, entry);
+    if (accepted.has(id)) countTerminal(entry);
+  });
+  try {
+    await subscriber.psubscribe(`${channelPrefix}*`);
+    const start = performance.now();
+    const end = start + options.windowMs;
+    const submitter = async (): Promise<void> => {
+      while (performance.now() < end) {
+        let outcome: SubmitOutcome;
+        try {
+          outcome = await options.submit(client);
+        } catch (error: unknown) {
+          outcome = { error: error instanceof Error ? error.message : String(error) };
+        }
+        submitted += options.bulkSize ?? 1;
+        if ('error' in outcome) {
+          countError(errors, outcome.error);
+          // A refusal comes back at once: do not spin on it.
+          await delay(10);
+          continue;
+        }
+        for (const id of outcome.ids) {
+          accepted.add(id);
+          const entry = finished.get(id);
+          if (entry !== undefined) countTerminal(entry);
+        }
+      }
+    };
+    const ticker = setInterval(
+      () => progress(`${accepted.size} accepted, ${terminal} finished, ${submitted - accepted.size} refused`),
+      250,
+    );
+    try {
+      await Promise.all(Array.from({ length: options.connections }, submitter));
+      const acceptedPerSecond = (accepted.size * 1000) / (performance.now() - start);
+      const drainDeadline = performance.now() + options.drainTimeoutMs;
+      while (terminal < accepted.size && performance.now() < drainDeadline) await delay(20);
+      const elapsedMs = terminal > 0 ? lastTerminalAt - start : 0;
+      for (let i = terminal; i < accepted.size; i++)
+        countError(errors, 'not finished before the drain timeout');
+      return {
+        model: options.model,
+        method: options.method,
+        connections: options.connections,
+        ...(options.bulkSize === undefined ? {} : { bulkSize: options.bulkSize }),
+        submitted,
+        accepted: accepted.size,
+        terminal,
+        succeeded,
+        acceptedPerSecond,
+        elapsedMs,
+        throughputPerSecond: elapsedMs > 0 ? (terminal * 1000) / elapsedMs : 0,
+        errors: Object.fromEntries(errors),
+      };
+    } finally {
+      clearInterval(ticker);
+    }
+  } finally {
+    subscriber.disconnect();
+    await client.close();
+  }
+}
+
+function acceptedIds(answer: HttpAnswer, expected: number): SubmitOutcome {
+  if (answer.status !== 202 && answer.status !== 200) return { error: describeRefusal(answer) };
+  const value = unpackStandard(answer.body) as { id?: unknown; ids?: unknown };
+  const ids = expected === 1 && typeof value.id === 'string' ? [value.id] : value.ids;
+  if (!Array.isArray(ids) || ids.length !== expected || !ids.every((id) => typeof id === 'string')) {
+    return { error: `HTTP ${answer.status} without ${expected === 1 ? 'an id' : `${expected} ids`}` };
+  }
+  return { ids: ids as string[] };
+}
+
+/** P6, single submits: `POST /v1/models/{model}/infer` without waiting, over `connections` keep-alive connections. */
+export function measureSingleThroughput(
+  deployment: InferqDeployment,
+  model: BenchModel,
+  inputs: DistinctInputs,
+  options: { connections: number; windowMs: number; drainTimeoutMs: number },
+  progress: ProgressSink,
+): Promise<ThroughputResult> {
+  const path = `/v1/models/${model.name}/infer`;
+  return measureTerminalThroughput(
+    deployment,
+    {
+      model: model.name,
+      method: `POST ${path}`,
+      ...options,
+      submit: async (client) => acceptedIds(await client.post(path, inputs.nextBody()), 1),
+    },
+    progress,
+  );
+}
+
+/** P6, bulk: `POST /v1/models/{model}/infer:bulk` with `{ requests: [...] }` of `bulkSize` distinct inputs. */
+export function measureBulkThroughput(
+  deployment: InferqDeployment,
+  model: BenchModel,
+  inputs: DistinctInputs,
+  options: { connections: number; windowMs: number; drainTimeoutMs: number; bulkSize: number },
+  progress: ProgressSink,
+): Promise<ThroughputResult> {
+  const path = `/v1/models/${model.name}/infer:bulk`;
+  return measureTerminalThroughput(
+    deployment,
+    {
+      model: model.name,
+      method: `POST ${path}`,
+      ...options,
+      submit: async (client) =>
+        acceptedIds(await client.post(path, inputs.nextBulkBody(options.bulkSize)), options.bulkSize),
+    },
+    progress,
+  );
+}
