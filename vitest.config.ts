@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Three suites: pure units beside the source, integration against a real redis-server that the
+// Four suites: pure units beside the source, integration against a real redis-server that the
 // suite starts on a free port (test/helpers/global-redis.ts), and end-to-end tests that start the
-// built processes the way the README does and talk HTTP.
+// built processes the way the README does and talk HTTP, and fault tests that crash, restart and
+// signal those processes under load.
 export default defineConfig({
   test: {
     reporters: ['default', './test/helpers/summary-reporter.ts'],
@@ -27,6 +28,17 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Crashes, restarts and signals against real processes (README "Reliability"): one file at a
+        // time, since each one loads the machine and times recovery windows of several seconds.
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          testTimeout: 180_000,
           hookTimeout: 120_000,
           fileParallelism: false,
         },

@@ -30,7 +30,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startTestRedis(options: { appendonly?: boolean } = {}): Promise<TestRedis> {
+export interface TestRedisOptions {
+  /** AOF on (default) or off. */
+  appendonly?: boolean;
+  /** `always` fsyncs every write before replying (the setting R2 relies on); default `everysec`. */
+  appendfsync?: 'always' | 'everysec';
+}
+
+export async function startTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'inferq-redis-'));
   let child: ChildProcess | undefined;
@@ -50,7 +57,7 @@ export async function startTestRedis(options: { appendonly?: boolean } = {}): Pr
         '--appendonly',
         options.appendonly === false ? 'no' : 'yes',
         '--appendfsync',
-        'everysec',
+        options.appendfsync ?? 'everysec',
         '--maxmemory-policy',
         'noeviction',
       ],

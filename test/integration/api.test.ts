@@ -340,7 +340,12 @@ describe('POST /v1/models/{model}/infer', () => {
       /9/,
     );
     await expectProblem(api, await postJson(api, '/v1/models/affine/versions/one/infer', affineBody()), 404);
-    await expectProblem(api, await postJson(api, '/v1/models/affine/infer:bulk', { requests: [] }), 404);
+    await expectProblem(
+      api,
+      await postJson(api, '/v1/models/nope/infer:bulk', { requests: [] }),
+      404,
+      /nope/,
+    );
   });
 
   it('answers 413 for a body over MAX_BODY_BYTES', async () => {

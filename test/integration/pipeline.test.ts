@@ -300,3 +300,79 @@ describe('core pipeline', () => {
     expect(events.map((e) => e.status)).toEqual([...new Set(events.map((e) => e.status))]);
   });
 });
+
+describe('infer:bulk', () => {
+  async function submitBulk(requests: unknown[]): Promise<Response> {
+    return fetch(`${base}/v1/models/affine/infer:bulk`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ requests }),
+    });
+  }
+
+  function affineRequest(values: number[], extra: Record<string, unknown> = {}): unknown {
+    return { inputs: { x: { dtype: 'float32', shape: [values.length / 4, 4], data: values } }, ...extra };
+  }
+
+  it('accepts many requests as one job per batch and answers each exactly', async () => {
+    await stopWorker();
+    const queue = apiStore.queue('affine', 1);
+    const jobsBefore = await queue.getJobCountByTypes('waiting', 'prioritized');
+    const inputs = Array.from({ length: 2 * MAX_BATCH + 3 }, (_, i) => [i, -i, i * 0.25, 100 + i]);
+    const res = await submitBulk(inputs.map((values) => affineRequest(values, { cache: false })));
+    expect(res.status).toBe(202);
+    const { ids } = (await res.json()) as { ids: string[] };
+    expect(ids).toHaveLength(inputs.length);
+    expect(new Set(ids).size).toBe(inputs.length);
+    // 19 requests, batches of 8: three jobs, not nineteen.
+    expect(await queue.getJobCountByTypes('waiting', 'prioritized')).toBe(jobsBefore + 3);
+    startWorker();
+    const records = await Promise.all(ids.map(waitRecord));
+    records.forEach((record, i) => {
+      expect(record.status).toBe('succeeded');
+      expect((record.outputs as { y: unknown }).y).toEqual({
+        dtype: 'float32',
+        shape: [1, 4],
+        data: affine(inputs[i]!),
+      });
+    });
+    expect(records.map((r) => r.batchSize).sort()).toEqual([...Array(16).fill(8), 3, 3, 3].sort());
+  });
+
+  it('refuses the whole body, naming the request, when one request is malformed', async () => {
+    const queue = apiStore.queue('affine', 1);
+    const jobsBefore = await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    const res = await submitBulk([affineRequest([1, 2, 3, 4]), affineRequest([1, 2, 3])]);
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = (await res.json()) as { detail: string };
+    expect(problem.detail).toMatch(/^requests\[1\]: /);
+    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(
+      jobsBefore,
+    );
+  });
+
+  it('refuses a body without a requests array and an empty one', async () => {
+    const missing = await fetch(`${base}/v1/models/affine/infer:bulk`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(affineRequest([1, 2, 3, 4])),
+    });
+    expect(missing.status).toBe(400);
+    const empty = await submitBulk([]);
+    expect(empty.status).toBe(400);
+    expect(((await empty.json()) as { detail: string }).detail).toBe('"requests" is empty');
+  });
+
+  it('serves a cached input of a bulk body from the cache', async () => {
+    const values = [41, 42, 43, 44];
+    const first = await submit(values, { prefer: 'wait=10' });
+    expect(first.status).toBe(200);
+    const res = await submitBulk([affineRequest(values)]);
+    expect(res.status).toBe(202);
+    const { ids } = (await res.json()) as { ids: string[] };
+    const record = await waitRecord(ids[0]!);
+    expect(record).toMatchObject({ status: 'succeeded', cached: true });
+    expect((record.outputs as { y: { data: number[] } }).y.data).toEqual(affine(values));
+  });
+});

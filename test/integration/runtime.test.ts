@@ -116,6 +116,7 @@ describe('loadModelRepository', () => {
       preferredBatchSizes: [],
       executionProviders: ['cpu'],
       intraOpThreads: 0,
+      spinThreads: false,
       cache: { enabled: true, ttlSeconds: 3600 },
       warmup: true,
       pad: {},

@@ -1,10 +1,14 @@
 import {
   BadRequestError,
+  IdempotencyKeyReusedError,
   InferqError,
   PayloadTooLargeError,
+  QueueFullError,
+  RateLimitedError,
   ServiceUnavailableError,
   UnsupportedMediaTypeError,
 } from '@inferq/protocol';
+import type { SubmitRejection } from '@inferq/store';
 
 /** Errors ioredis and the OS raise while Redis cannot be reached (or cannot serve yet). */
 const UNAVAILABLE_CODES = new Set([
@@ -84,5 +88,35 @@ function fromBodyParser(error: unknown): InferqError | undefined {
       return new BadRequestError('the body length does not match Content-Length', { cause: error });
     default:
       return undefined;
+  }
+}
+
+/** The typed error (429 with Retry-After, or 422) for a submission the submit script refused. */
+export function rejectionError(
+  rejection: SubmitRejection,
+  target: { model: string; version: number; tenant: string },
+): InferqError {
+  switch (rejection.reason) {
+    case 'queue-full':
+      return new QueueFullError(
+        `model '${target.model}' version ${target.version} has ${rejection.depth} requests waiting, ` +
+          `its limit (MAX_QUEUE_DEPTH=${rejection.maxQueueDepth}); retry in ${rejection.retryAfterSeconds} s`,
+        { retryAfterSeconds: rejection.retryAfterSeconds },
+      );
+    case 'rate-limited':
+      return new RateLimitedError(
+        `tenant '${target.tenant}' is over its rate limit of ${rejection.perSecond} requests/s ` +
+          `(burst ${rejection.burst}); retry in ${rejection.retryAfterSeconds} s`,
+        { retryAfterSeconds: rejection.retryAfterSeconds },
+      );
+    case 'idempotency-key-reused':
+      return new IdempotencyKeyReusedError(
+        `Idempotency-Key '${rejection.key}' was first used with a different request; ` +
+          'send a new key for a new request',
+      );
+    default: {
+      const unreachable: never = rejection;
+      throw new Error(`unknown rejection ${JSON.stringify(unreachable)}`);
+    }
   }
 }

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { describeConfig, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics, type Logger } from '@inferq/observability';
 import { loadModelRepository } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
 import { createServer } from './server.ts';
 import { drainHttpServer, onStopSignal } from './shutdown.ts';
 
@@ -50,6 +50,12 @@ const app = createServer({
   shutdownSignal: stopping.signal,
 });
 
+// Queued requests past their timeoutMs end `expired` (and say so on their channels) even while no
+// worker serves their model.
+const deadlineSweeper = startDeadlineSweeper(store, {
+  onError: (error) => logger.debug({ err: error }, 'deadline sweep failed'),
+});
+
 const server = app.listen(config.port, config.host);
 server.on('listening', () => {
   const { address, port } = server.address() as AddressInfo;
@@ -67,6 +73,7 @@ server.on('error', (error) => {
 onStopSignal(async () => {
   // Long-polls and event streams answer now with the state they have, instead of holding the drain.
   stopping.abort();
+  deadlineSweeper.stop();
   const drained = await drainHttpServer(server, config.shutdownGraceMs);
   if (!drained) logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: open connections cut');
   await watcher.close();

@@ -19,6 +19,7 @@ import type { CompletionWatcher, RequestStore } from '@inferq/store';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { ApiKeyAuthenticator } from './auth.ts';
 import { normalizeError } from './errors.ts';
+import { parseIdempotencyKey } from './idempotency.ts';
 import { InferenceService, type ModelCatalog, type StatusEvent } from './service.ts';
 
 export interface ServerDeps {
@@ -54,6 +55,8 @@ export function createServer(deps: ServerDeps): express.Express {
     metrics,
     logger,
     shutdownSignal: deps.shutdownSignal,
+    inputLimits: config.caps,
+    maxBulkRequests: config.caps.maxBulkRequests,
   });
   metrics.setQueueDepthSource(
     () => service.queueDepths(),
@@ -92,19 +95,17 @@ export function createServer(deps: ServerDeps): express.Express {
 
   const infer: RequestHandler = async (req, res) => {
     const format = requestFormat(req);
-    const versionParam = req.params.version === undefined ? undefined : String(req.params.version);
-    if (versionParam !== undefined && !VERSION.test(versionParam)) {
-      throw new NotFoundError(`'${versionParam}' is not a model version; versions are positive integers`);
-    }
+    const version = modelVersionParam(req);
     const abort = abortOnClose(res);
     const result = await service.submit({
       model: String(req.params.model),
-      version: versionParam === undefined ? undefined : Number(versionParam),
+      version,
       body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
       format,
       tenant: tenantOf(res),
       waitSeconds: preferredWaitSeconds(req.get('prefer')),
       signal: abort.signal,
+      idempotencyKey: parseIdempotencyKey(req.get('idempotency-key')),
     });
     const responseFormat = negotiateResponseFormat(req.get('accept'), format);
     if (result.kind === 'finished') {
@@ -114,9 +115,23 @@ export function createServer(deps: ServerDeps): express.Express {
     res.set('Location', `/v1/requests/${result.accepted.id}`);
     sendValue(res, 202, result.accepted, responseFormat);
   };
+  const inferBulk: RequestHandler = async (req, res) => {
+    const format = requestFormat(req);
+    const result = await service.submitBulk({
+      model: String(req.params.model),
+      version: modelVersionParam(req),
+      body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+      format,
+      tenant: tenantOf(res),
+    });
+    sendValue(res, 202, result, negotiateResponseFormat(req.get('accept'), format));
+  };
   // The content type is checked before the body is read: a 415 should not cost reading 16 MiB.
   app.post('/v1/models/:model/infer', checkContentType, readBody, infer);
   app.post('/v1/models/:model/versions/:version/infer', checkContentType, readBody, infer);
+  // `\\:` is a literal colon for Express's path syntax (otherwise `:bulk` would be a parameter).
+  app.post('/v1/models/:model/infer\\:bulk', checkContentType, readBody, inferBulk);
+  app.post('/v1/models/:model/versions/:version/infer\\:bulk', checkContentType, readBody, inferBulk);
 
   app.get('/v1/requests/:id', async (req, res) => {
     const id = requestId(req);
@@ -233,7 +248,10 @@ function queryWaitSeconds(value: unknown): number {
 /** Aborted when the client disconnects before the answer is written. */
 function abortOnClose(res: Response): AbortController {
   const controller = new AbortController();
-  res.on('close', () => controller.abort());
+  // Only a client that left before the answer needs the abort (its DOMException is not free).
+  res.on('close', () => {
+    if (!res.writableEnded) controller.abort();
+  });
   return controller;
 }
 
@@ -251,11 +269,13 @@ function sendValue(res: Response, status: number, value: object, format: WireFor
 }
 
 function sendBytes(res: Response, status: number, bytes: Uint8Array, format: WireFormat): void {
-  res
-    .status(status)
-    .set('Content-Type', contentTypeOf(format))
-    .vary('Accept')
-    .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  // Straight to Node's response: Express's send() re-derives what is already known here (type,
+  // charset, freshness), and this is on every request's path.
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentTypeOf(format));
+  res.vary('Accept');
+  res.setHeader('Content-Length', bytes.byteLength);
+  res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
 function httpMetrics(metrics: Metrics): RequestHandler {
@@ -301,4 +321,13 @@ function problemHandler(logger: Logger): ErrorRequestHandler {
     if (problem.status === 401) res.set('WWW-Authenticate', 'Bearer');
     res.send(JSON.stringify(problem));
   };
+}
+
+/** The `:version` path parameter: undefined when the route has none, 404 when it is not a version. */
+function modelVersionParam(req: Request): number | undefined {
+  const param = req.params.version === undefined ? undefined : String(req.params.version);
+  if (param !== undefined && !VERSION.test(param)) {
+    throw new NotFoundError(`'${param}' is not a model version; versions are positive integers`);
+  }
+  return param === undefined ? undefined : Number(param);
 }

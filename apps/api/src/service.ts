@@ -6,24 +6,34 @@
 import type { Config } from '@inferq/config';
 import type { Logger, Metrics } from '@inferq/observability';
 import {
+  CallbackRefusedError,
+  type CompletionMessage,
   ConflictError,
   cacheKey,
   DEFAULT_INPUT_LIMITS,
+  decodeBulkInferRequest,
   decodeInferRequest,
   encodePayload,
+  InferqError,
+  type InferRequestBody,
   type InputLimits,
   type ModelDescription,
   type ModelSignature,
   NotFoundError,
   newRequestId,
+  type Problem,
   type RequestRecord,
   type RequestStatus,
   TERMINAL_STATUSES,
   type TensorSpec,
+  toProblem,
   validateInputs,
   type WireFormat,
 } from '@inferq/protocol';
-import type { CompletionWatcher, RequestStore, StoredRecord } from '@inferq/store';
+import type { Admission, CompletionWatcher, RequestStore, StoredRecord, SubmitParams } from '@inferq/store';
+import { CallbackUrlCheck } from '@inferq/webhooks';
+import { rejectionError } from './errors.ts';
+import { submissionFingerprint } from './idempotency.ts';
 import { Wakeup } from './wakeup.ts';
 
 /** One version of a model as the API needs it (a subset of the runtime's repository entry). */
@@ -50,7 +60,7 @@ export interface ModelCatalog {
 }
 
 export interface InferenceServiceDeps {
-  config: Pick<Config, 'maxWaitSeconds'>;
+  config: Pick<Config, 'maxWaitSeconds' | 'limits' | 'webhooks'>;
   store: RequestStore;
   watcher: CompletionWatcher;
   repository: ModelCatalog;
@@ -59,6 +69,8 @@ export interface InferenceServiceDeps {
   /** Aborted when the process stops: waits answer at once with the state they have. */
   shutdownSignal?: AbortSignal;
   inputLimits?: InputLimits;
+  /** Requests in one `infer:bulk` body; default: no cap. */
+  maxBulkRequests?: number;
   now?: () => number;
   /** How often a status stream re-reads the record, in case a pub/sub message was lost. */
   recheckIntervalMs?: number;
@@ -75,6 +87,28 @@ export interface SubmitInput {
   waitSeconds: number;
   /** Aborted when the client goes away. */
   signal?: AbortSignal;
+  /** `Idempotency-Key` (see idempotency.ts): replays the tenant's earlier request with the same key. */
+  idempotencyKey?: string;
+}
+
+/** A request of a bulk body that admission control refused, as problem details plus its index. */
+export interface BulkRejection extends Problem {
+  index: number;
+  retryAfterSeconds?: number;
+}
+
+export interface BulkSubmitResult {
+  /** One per request, in order; `null` where the request was refused (see `rejected`). */
+  ids: (string | null)[];
+  rejected?: BulkRejection[];
+}
+
+interface TerminalSubscription {
+  live: Promise<() => Promise<void>>;
+  wakeup: Wakeup;
+  /** The terminal completion message, once one arrived. */
+  completion(): CompletionMessage | undefined;
+  release(): void;
 }
 
 /** Answer of a submission: the full record when it is already finished, else where to find it. */
@@ -97,16 +131,22 @@ export interface Readiness {
 
 const READINESS_PING_TIMEOUT_MS = 2_000;
 const DEFAULT_RECHECK_INTERVAL_MS = 15_000;
+/** How long after a queued request's deadline its waiters look again (see untilDeadline). */
+const DEADLINE_SLACK_MS = 5;
 
 export class InferenceService {
   private readonly deps: InferenceServiceDeps;
   private readonly now: () => number;
   private readonly inputLimits: InputLimits;
+  private readonly maxBulkRequests: number;
+  private readonly callbackCheck: CallbackUrlCheck;
 
   constructor(deps: InferenceServiceDeps) {
     this.deps = deps;
+    this.callbackCheck = new CallbackUrlCheck(deps.config.webhooks);
     this.now = deps.now ?? Date.now;
     this.inputLimits = deps.inputLimits ?? DEFAULT_INPUT_LIMITS;
+    this.maxBulkRequests = deps.maxBulkRequests ?? Number.POSITIVE_INFINITY;
   }
 
   /** Validates and submits one request; waits for its result when asked to. */
@@ -118,6 +158,7 @@ export class InferenceService {
     try {
       body = decodeInferRequest(input.body, input.format, this.inputLimits);
       validateInputs(body, model.signature);
+      this.checkCallbackUrl(body);
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' });
       throw error;
@@ -125,42 +166,143 @@ export class InferenceService {
 
     const now = this.now();
     const id = newRequestId();
-    const useCache = body.cache !== false && model.config.cache.enabled;
-    const outcome = await store.submit({
-      id,
-      model: model.name,
-      version: model.version,
-      tenant: input.tenant,
-      cacheKey: cacheKey({
-        model: model.name,
-        version: model.version,
-        outputs: body.outputs,
-        inputs: body.inputs,
-      }),
-      useCache,
-      cacheTtlSeconds: model.config.cache.ttlSeconds,
-      payload: encodePayload({ inputs: body.inputs, outputs: body.outputs }),
-      priority: body.priority,
-      deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
-      callbackChannel: body.callback?.channel,
-      callbackUrl: body.callback?.url,
-      metadata: body.metadata,
-      now,
-    });
+    const useCache = usesCache(body, model);
+    const waitMs = this.clampWaitSeconds(input.waitSeconds) * 1000;
+    // Subscribing while the submit script runs keeps that round trip off the request's path.
+    const subscription = waitMs > 0 ? this.subscribeTerminal(id) : undefined;
+    let outcome: Awaited<ReturnType<RequestStore['submit']>>;
+    try {
+      outcome = await store.submit({
+        // A MessagePack body is already a payload the worker can read (it ignores the other fields):
+        // stored as received, it is not encoded a second time.
+        ...submitParams(
+          id,
+          model,
+          body,
+          input.tenant,
+          now,
+          input.format === 'msgpack' ? input.body : undefined,
+        ),
+        beforeEnqueue: subscription?.live,
+        admission: this.admission(input),
+      });
+    } catch (error: unknown) {
+      subscription?.release();
+      throw error;
+    }
 
+    if (outcome.kind === 'rejected' || outcome.kind === 'replayed') {
+      subscription?.release();
+      metrics.requests.inc({
+        ...labels,
+        status: outcome.kind === 'rejected' ? outcome.rejection.reason : 'replayed',
+      });
+      if (outcome.kind === 'rejected') {
+        throw rejectionError(outcome.rejection, {
+          model: model.name,
+          version: model.version,
+          tenant: input.tenant,
+        });
+      }
+      return this.replay(outcome.record, input);
+    }
     metrics.requests.inc({ ...labels, status: outcome.kind });
     if (useCache) (outcome.kind === 'cached' ? metrics.cacheHits : metrics.cacheMisses).inc(labels);
     if (outcome.kind === 'coalesced') metrics.coalesced.inc(labels);
-    if (outcome.kind === 'cached') return { kind: 'finished', record: outcome.record };
+    if (outcome.kind === 'cached') {
+      subscription?.release();
+      return { kind: 'finished', record: outcome.record };
+    }
 
     let status: RequestStatus = 'queued';
-    const waitMs = this.clampWaitSeconds(input.waitSeconds) * 1000;
-    if (waitMs > 0) {
-      const record = await this.waitForTerminal(id, input.tenant, waitMs, input.signal);
-      if (TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
-      status = record.status;
+    if (subscription !== undefined) {
+      try {
+        await subscription.live;
+        // A leader may have finished before this follower's subscription was live.
+        const early = outcome.kind === 'coalesced' ? await this.deps.store.get(id) : undefined;
+        if (early !== undefined && TERMINAL_STATUSES.has(early.status))
+          return { kind: 'finished', record: early };
+        await subscription.wakeup.wait(waitMs, this.withShutdown(input.signal));
+        const done = subscription.completion();
+        if (outcome.kind === 'queued' && done?.finishedAt !== undefined) {
+          // Everything else on the record is what this call just wrote: no need to read it back.
+          return {
+            kind: 'finished',
+            record: recordFromCompletion(done, {
+              tenant: input.tenant,
+              createdAt: now,
+              metadata: body.metadata,
+            }),
+          };
+        }
+        const record = await this.deps.store.get(id);
+        if (record !== undefined && TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
+        if (record !== undefined) status = record.status;
+      } finally {
+        subscription.release();
+      }
     }
     return { kind: 'accepted', accepted: { id, status, model: model.name, version: model.version } };
+  }
+
+  /**
+   * Validates every request of an `infer:bulk` body, then submits them together: one pipelined write
+   * of submit scripts and one job per batch of queued requests. Answers their ids in order; a
+   * request refused by admission control (queue full, rate limit) has `null` in its place and an
+   * entry in `rejected`. When every request is refused, the first refusal is thrown (429).
+   */
+  async submitBulk(input: Omit<SubmitInput, 'waitSeconds' | 'idempotencyKey'>): Promise<BulkSubmitResult> {
+    const { store, metrics } = this.deps;
+    const model = this.resolveModel(input.model, input.version);
+    const labels = { model: model.name };
+    let bodies: InferRequestBody[];
+    try {
+      bodies = decodeBulkInferRequest(input.body, input.format, this.inputLimits, this.maxBulkRequests);
+      bodies.forEach((body, index) => {
+        try {
+          validateInputs(body, model.signature);
+          this.checkCallbackUrl(body);
+        } catch (error: unknown) {
+          if (error instanceof InferqError) error.message = `requests[${index}]: ${error.message}`;
+          throw error;
+        }
+      });
+    } catch (error: unknown) {
+      metrics.requests.inc({ ...labels, status: 'rejected' }, 1);
+      throw error;
+    }
+    const now = this.now();
+    const admission = this.admission({ ...input, waitSeconds: 0 });
+    const params = bodies.map((body) => ({
+      ...submitParams(newRequestId(), model, body, input.tenant, now),
+      admission,
+    }));
+    const outcomes = await store.submitBulk(params, Math.max(1, model.config.maxBatchSize));
+    const ids: (string | null)[] = [];
+    const rejected: BulkRejection[] = [];
+    let firstRefusal: Error | undefined;
+    outcomes.forEach((outcome, index) => {
+      const body = bodies[index]!;
+      if (outcome.kind === 'rejected') {
+        const error = rejectionError(outcome.rejection, {
+          model: model.name,
+          version: model.version,
+          tenant: input.tenant,
+        });
+        firstRefusal ??= error;
+        metrics.requests.inc({ ...labels, status: outcome.rejection.reason });
+        ids.push(null);
+        rejected.push({ index, ...toProblem(error), ...retryAfterOf(error) });
+        return;
+      }
+      metrics.requests.inc({ ...labels, status: outcome.kind });
+      if (usesCache(body, model))
+        (outcome.kind === 'cached' ? metrics.cacheHits : metrics.cacheMisses).inc(labels);
+      if (outcome.kind === 'coalesced') metrics.coalesced.inc(labels);
+      ids.push(params[index]!.id);
+    });
+    if (firstRefusal !== undefined && rejected.length === outcomes.length) throw firstRefusal;
+    return rejected.length === 0 ? { ids } : { ids, rejected };
   }
 
   /** The record of one of the tenant's requests; with `waitSeconds`, long-polls for a terminal state. */
@@ -221,7 +363,7 @@ export class InferenceService {
       emit({ kind: 'status', id, status: last });
       const recheckMs = this.deps.recheckIntervalMs ?? DEFAULT_RECHECK_INTERVAL_MS;
       for (;;) {
-        const outcome = await wakeup.wait(recheckMs, abort);
+        const outcome = await wakeup.wait(this.untilDeadline(record, recheckMs), abort);
         if (outcome === 'aborted') return;
         const statuses = outcome === 'woken' ? changes.splice(0) : [];
         if (outcome === 'timeout') {
@@ -335,18 +477,100 @@ export class InferenceService {
     waitMs: number,
     signal: AbortSignal | undefined,
   ): Promise<StoredRecord> {
-    const wakeup = new Wakeup();
-    const unsubscribe = await this.deps.watcher.watch(id, (status) => {
-      if (TERMINAL_STATUSES.has(status)) wakeup.wake();
-    });
+    const subscription = this.subscribeTerminal(id);
     try {
-      const record = await this.readOwn(id, tenant);
-      if (TERMINAL_STATUSES.has(record.status)) return record;
-      await wakeup.wait(waitMs, this.withShutdown(signal));
-      return (await this.deps.store.get(id)) ?? record;
+      await subscription.live;
+      let record = await this.readOwn(id, tenant);
+      const until = this.now() + waitMs;
+      while (!TERMINAL_STATUSES.has(record.status)) {
+        const left = until - this.now();
+        if (left <= 0) break;
+        const outcome = await subscription.wakeup.wait(
+          this.untilDeadline(record, left),
+          this.withShutdown(signal),
+        );
+        record = (await this.deps.store.get(id)) ?? record;
+        if (outcome !== 'timeout') break;
+      }
+      return record;
     } finally {
-      await this.quietly(unsubscribe, id);
+      subscription.release();
     }
+  }
+
+  /**
+   * `ms`, cut short to just after the deadline of a request still queued: nothing is published when
+   * a deadline passes unseen (no worker, no sweep yet), so the waiter wakes itself and the read that
+   * follows (RequestStore.get) ends the request `expired`.
+   */
+  private untilDeadline(record: StoredRecord, ms: number): number {
+    if (record.status !== 'queued' || record.deadline === undefined) return ms;
+    return Math.min(ms, Math.max(0, record.deadline - this.now()) + DEADLINE_SLACK_MS);
+  }
+
+  /** The submit script's checks for one submission, from the configuration. */
+  private admission(input: SubmitInput): Admission {
+    const { limits } = this.deps.config;
+    const admission: Admission = { maxQueueDepth: limits.maxQueueDepth };
+    if (limits.rateLimitPerSecond > 0) {
+      admission.rateLimit = { perSecond: limits.rateLimitPerSecond, burst: limits.rateLimitBurst };
+    }
+    if (input.idempotencyKey !== undefined) {
+      admission.idempotency = {
+        key: input.idempotencyKey,
+        fingerprint: submissionFingerprint(input),
+        ttlSeconds: limits.idempotencyTtlSeconds,
+      };
+    }
+    return admission;
+  }
+
+  /**
+   * The answer to a replayed `Idempotency-Key`, shaped as the first one was: the record once the
+   * request has finished (after waiting, when the client asks to), else its id and current status.
+   */
+  private async replay(first: StoredRecord, input: SubmitInput): Promise<SubmitResult> {
+    let record = first;
+    const waitMs = this.clampWaitSeconds(input.waitSeconds) * 1000;
+    if (!TERMINAL_STATUSES.has(record.status)) {
+      record =
+        waitMs > 0
+          ? await this.waitForTerminal(record.id, input.tenant, waitMs, input.signal)
+          : ((await this.deps.store.get(record.id)) ?? record);
+    }
+    if (TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
+    return {
+      kind: 'accepted',
+      accepted: { id: record.id, status: record.status, model: record.model, version: record.version },
+    };
+  }
+
+  /**
+   * Starts listening for the request's terminal notification. `live` resolves once the subscription
+   * is active; `release` unsubscribes in the background (the answer never waits for it, and Redis may
+   * be down by then).
+   */
+  private subscribeTerminal(id: string): TerminalSubscription {
+    const wakeup = new Wakeup();
+    let terminal: CompletionMessage | undefined;
+    const live = this.deps.watcher.watch(id, (status, completion) => {
+      if (!TERMINAL_STATUSES.has(status)) return;
+      terminal ??= completion;
+      wakeup.wake();
+    });
+    // A failed subscribe surfaces through `live` where it is awaited; this only avoids an unhandled rejection.
+    live.catch(() => undefined);
+    return {
+      live,
+      wakeup,
+      completion: () => terminal,
+      release: () => {
+        live.then(
+          (unsubscribe) => this.quietly(unsubscribe, id),
+          () => undefined,
+        );
+      },
+    };
   }
 
   /** The record, or 404 when it does not exist or belongs to another tenant (indistinguishable on purpose). */
@@ -354,6 +578,14 @@ export class InferenceService {
     const record = await this.deps.store.get(id);
     if (record === undefined || record.tenant !== tenant) throw notFoundRequest(id);
     return record;
+  }
+
+  /** A webhook this deployment would not deliver is refused now, not after the request has run. */
+  private checkCallbackUrl(body: InferRequestBody): void {
+    const url = body.callback?.url;
+    if (url === undefined) return;
+    const refusal = this.callbackCheck.refusalOf(url);
+    if (refusal !== undefined) throw new CallbackRefusedError(`callback.url ${refusal}`);
   }
 
   private clampWaitSeconds(seconds: number): number {
@@ -375,6 +607,71 @@ export class InferenceService {
       this.deps.logger.debug({ err: error, id }, 'unsubscribe failed');
     }
   }
+}
+
+function usesCache(body: InferRequestBody, model: ServedModel): boolean {
+  return body.cache !== false && model.config.cache.enabled;
+}
+
+/** What the store needs for one validated request, before admission control. */
+function submitParams(
+  id: string,
+  model: ServedModel,
+  body: InferRequestBody,
+  tenant: string,
+  now: number,
+  encodedPayload?: Uint8Array,
+): SubmitParams {
+  return {
+    id,
+    model: model.name,
+    version: model.version,
+    tenant,
+    cacheKey: cacheKey({
+      tenant,
+      model: model.name,
+      version: model.version,
+      outputs: body.outputs,
+      inputs: body.inputs,
+    }),
+    useCache: usesCache(body, model),
+    cacheTtlSeconds: model.config.cache.ttlSeconds,
+    payload: encodedPayload ?? encodePayload({ inputs: body.inputs, outputs: body.outputs }),
+    priority: body.priority,
+    deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
+    callbackChannel: body.callback?.channel,
+    callbackUrl: body.callback?.url,
+    metadata: body.metadata,
+    now,
+  };
+}
+
+function retryAfterOf(error: InferqError): { retryAfterSeconds?: number } {
+  return error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds };
+}
+
+/** The record of a request this process submitted, from its completion message and what it wrote. */
+function recordFromCompletion(
+  done: CompletionMessage,
+  known: { tenant: string; createdAt: number; metadata: Record<string, unknown> | undefined },
+): StoredRecord {
+  const record: StoredRecord = {
+    id: done.id,
+    model: done.model,
+    version: done.version,
+    status: done.status,
+    cached: done.cached,
+    createdAt: new Date(known.createdAt).toISOString(),
+    timings: done.timings,
+    tenant: known.tenant,
+  };
+  if (done.startedAt !== undefined) record.startedAt = done.startedAt;
+  if (done.finishedAt !== undefined) record.finishedAt = done.finishedAt;
+  if (done.batchSize !== undefined) record.batchSize = done.batchSize;
+  if (done.outputs !== undefined) record.outputs = done.outputs;
+  if (done.error !== undefined) record.error = done.error;
+  if (known.metadata !== undefined) record.metadata = known.metadata;
+  return record;
 }
 
 function copySpec(spec: TensorSpec): TensorSpec {

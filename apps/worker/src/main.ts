@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { loadModelRepository, ModelSession } from '@inferq/runtime';
-import { createRedisConnection, RequestStore } from '@inferq/store';
+import { createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
+import { WebhookDispatcher } from '@inferq/webhooks';
 import { startMetricsServer } from './metrics-server.ts';
 import { ModelWorker } from './model-worker.ts';
 import { assertRedisIsDurable } from './redis-checks.ts';
@@ -60,6 +61,7 @@ try {
           connection,
           prefix: config.queuePrefix,
           jobAttempts: config.jobAttempts,
+          maxOutputBytes: config.caps.maxOutputBytes,
           metrics,
           logger,
         }),
@@ -101,6 +103,26 @@ const sweeper = setInterval(() => {
     })
     .catch((error: unknown) => logger.warn({ err: error }, 'orphan sweep failed'));
 }, SWEEP_MS);
+// Queued requests past their timeoutMs end `expired` within a second, whether or not a job of
+// theirs reaches this worker (claim-0.lua catches the rest).
+const deadlineSweeper = startDeadlineSweeper(store, {
+  onExpired: (ids) => logger.debug({ expired: ids.length }, 'expired queued requests past their deadline'),
+  onError: (error) => logger.warn({ err: error }, 'deadline sweep failed'),
+});
+// callback.url of ended requests: every worker delivers a share of <prefix>:webhooks (docs/webhooks.md).
+const webhookSecret = config.webhooks.secret;
+const webhooks =
+  webhookSecret === undefined
+    ? undefined
+    : new WebhookDispatcher({
+        redis: connection,
+        store,
+        logger,
+        registry: metrics.registry,
+        settings: { ...config.webhooks, secret: webhookSecret },
+      });
+if (webhooks) webhooks.start();
+else logger.info('webhook delivery off: WEBHOOK_SECRET is not set');
 ready = true;
 logger.info({ workerId, models, metricsPort: config.metricsPort }, 'worker ready');
 
@@ -120,7 +142,8 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   deadline.unref();
   clearInterval(heartbeat);
   clearInterval(sweeper);
-  await Promise.all(workers.map((w) => w.close()));
+  deadlineSweeper.stop();
+  await Promise.all([...workers.map((w) => w.close()), webhooks?.stop()]);
   await store.leave(models, workerId).catch(() => undefined);
   await Promise.all(sessions.map((s) => s.close()));
   await store.close();

@@ -18,10 +18,18 @@ import {
 } from '@inferq/store';
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { failAbandonedRequests } from './abandoned.ts';
+import { bisectFailedRun } from './bisect.ts';
+import { handBackUnstarted } from './hand-back.ts';
 
-/** A job handed to the batch former, with the callbacks that settle BullMQ's processor promise. */
+/**
+ * One request of a job, handed to the batch former. A job carries one request (a single submit) or
+ * several (a bulk submit); its processor promise settles once every request of it has.
+ */
 interface PendingJob {
   job: Job<InferJobData>;
+  /** The request id. */
+  id: string;
   arrivedAt: number;
   settle(error?: Error): void;
 }
@@ -42,6 +50,8 @@ export interface ModelWorkerOptions {
   connection: Redis;
   prefix: string;
   jobAttempts: number;
+  /** Largest MessagePack outputs of one request; larger ones end `failed` (`output_too_large`). Default: no cap. */
+  maxOutputBytes?: number;
   metrics: Metrics;
   logger: Logger;
 }
@@ -57,15 +67,17 @@ export class ModelWorker {
   private readonly options: ModelWorkerOptions;
   private readonly former: BatchFormer<PendingJob>;
   private readonly bullWorker: Worker<InferJobData>;
+  /** Set by close(): batches formed from now on go back to the queue instead of running. */
+  private stopping = false;
 
   constructor(options: ModelWorkerOptions) {
     this.options = options;
     this.version = options.version;
     const { maxBatchSize, maxBatchDelayMs } = options.version.config;
     this.former = new BatchFormer<PendingJob>(
-      { maxBatchSize, maxBatchDelayMs },
+      { maxBatchSize, maxBatchDelayMs, dispatchWhenIdle: true },
       {
-        run: (batch) => this.runBatch(batch),
+        run: (batch) => (this.stopping ? this.handBackOrRun(batch) : this.runBatch(batch)),
         // Shapes are only known once payloads are claimed; runBatch splits a batch by shape then.
         groupKey: () => '',
         isSourceIdle: () => this.queueLooksEmpty(),
@@ -90,27 +102,51 @@ export class ModelWorker {
     // After a blocking wait BullMQ hands over the job it woke for before it looks for more, so the
     // queue turns out empty only a moment later: that is when a lone request may go.
     this.bullWorker.on('drained', () => this.former.notifySourceIdle());
+    // BullMQ may fail a job for good with no result written (abandoned.ts); one that stalled more
+    // than maxStalledCount times never even reaches accept(). Its requests must still end.
+    this.bullWorker.on('failed', (job, error) => {
+      if (job === undefined || job.finishedOn === undefined) return;
+      const { store, metrics, logger } = options;
+      const deps = { store, model: this.version.name, version: this.version.version, metrics, logger };
+      const cause = { stalled: error.name === 'UnrecoverableError', reason: error.message };
+      failAbandonedRequests(requestIdsOf(job.data), cause, deps).catch((failure: unknown) =>
+        logger.error({ err: failure, jobId: job.id }, 'could not fail the requests of an abandoned job'),
+      );
+    });
   }
 
   start(): void {
     void this.bullWorker.run();
   }
 
-  /** Stops taking jobs, lets the running and already-formed batches finish, then releases the queue. */
+  /** Stops taking jobs, lets the running batch finish, hands formed-but-unstarted batches back to the queue. */
   async close(): Promise<void> {
+    this.stopping = true;
     await this.bullWorker.close();
     await this.former.drain();
   }
 
-  private accept(job: Job<InferJobData>): Promise<void> {
-    if (job.name !== INFER_JOB_NAME) return Promise.reject(new Error(`unknown job name ${job.name}`));
-    return new Promise<void>((resolve, reject) => {
-      this.former.add({
-        job,
-        arrivedAt: Date.now(),
-        settle: (error) => (error ? reject(error) : resolve()),
-      });
-    });
+  private async handBackOrRun(batch: PendingJob[]): Promise<void> {
+    const remaining = await handBackUnstarted(
+      batch,
+      (job) => requestIdsOf(job.data as InferJobData).length,
+      this.options.logger,
+    );
+    if (remaining.length > 0) await this.runBatch(remaining);
+  }
+
+  private async accept(job: Job<InferJobData>): Promise<void> {
+    if (job.name !== INFER_JOB_NAME) throw new Error(`unknown job name ${job.name}`);
+    const arrivedAt = Date.now();
+    const settled = requestIdsOf(job.data).map(
+      (id) =>
+        new Promise<void>((resolve, reject) => {
+          this.former.add({ job, id, arrivedAt, settle: (error) => (error ? reject(error) : resolve()) });
+        }),
+    );
+    // Wait for all: a job that failed while some of its requests still run would be retried under them.
+    const failure = (await Promise.allSettled(settled)).find((result) => result.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
   }
 
   /**
@@ -129,7 +165,7 @@ export class ModelWorker {
     let runnable: Runnable[];
     try {
       const claims = await store.claim(
-        batch.map((p) => p.job.data.id),
+        batch.map((p) => p.id),
         dispatchedAt,
       );
       runnable = [];
@@ -207,7 +243,11 @@ export class ModelWorker {
         inferMs = result.inferMs;
       }
     } catch (error) {
-      await this.failOrRetry(group, asError(error), dispatchedAt);
+      // One poison input fails its whole batch: bisect so only it fails (bisect.ts).
+      await bisectFailedRun(group, asError(error), {
+        rerun: (part) => this.runGroup(part, dispatchedAt),
+        fail: (single, singleError) => this.failOrRetry(single, singleError, dispatchedAt),
+      });
       return;
     }
 
@@ -223,16 +263,24 @@ export class ModelWorker {
       metrics.phaseSeconds.observe({ model, phase: 'batch_wait' }, timings.batchWaitMs / 1000);
       metrics.phaseSeconds.observe({ model, phase: 'inference' }, inferMs / 1000);
       metrics.phaseSeconds.observe({ model, phase: 'total' }, (now - r.createdAt) / 1000);
-      metrics.requests.inc({ model, status: 'succeeded' });
+      const encoded = encodeTensorMap(outputs);
+      // A result too large to store, publish and send whole fails instead (MAX_OUTPUT_BYTES).
+      const tooLarge = encoded.byteLength > (this.options.maxOutputBytes ?? Number.POSITIVE_INFINITY);
+      metrics.requests.inc({ model, status: tooLarge ? 'failed' : 'succeeded' });
       return {
-        id: r.pending.job.data.id,
+        id: r.pending.id,
         model,
         version: this.version.version,
         createdAt: r.createdAt,
-        status: 'succeeded',
-        outputs: encodeTensorMap(outputs),
+        ...(tooLarge
+          ? {
+              status: 'failed' as const,
+              error: outputTooLarge(encoded.byteLength, this.options.maxOutputBytes),
+            }
+          : { status: 'succeeded' as const, outputs: encoded }),
         timings,
         batchSize: group.length,
+        startedAt: dispatchedAt,
         now,
       };
     });
@@ -258,7 +306,7 @@ export class ModelWorker {
     const now = Date.now();
     if (final.length > 0) {
       const completions: Completion[] = final.map((r) => ({
-        id: r.pending.job.data.id,
+        id: r.pending.id,
         model,
         version: this.version.version,
         createdAt: r.createdAt,
@@ -282,6 +330,17 @@ export class ModelWorker {
     }
     for (const r of group) r.pending.settle(final.includes(r) ? undefined : error);
   }
+}
+
+function outputTooLarge(bytes: number, limit: number | undefined): { code: string; message: string } {
+  return {
+    code: 'output_too_large',
+    message: `the outputs take ${bytes} bytes, more than the ${limit} allowed (MAX_OUTPUT_BYTES); request fewer outputs or smaller inputs`,
+  };
+}
+
+function requestIdsOf(data: InferJobData): string[] {
+  return 'ids' in data ? data.ids : [data.id];
 }
 
 function pick(outputs: TensorMap, names: string[] | undefined): TensorMap {

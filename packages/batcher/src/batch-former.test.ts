@@ -66,6 +66,20 @@ afterEach(() => {
 });
 
 describe('BatchFormer', () => {
+  it('with dispatchWhenIdle, runs at once while no batch runs and fills the next batch meanwhile', async () => {
+    const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 50, dispatchWhenIdle: true });
+    h.add('a');
+    await vi.advanceTimersByTimeAsync(0);
+    // Nothing runs and the source is not idle, yet 'a' goes without waiting 50 ms for companions.
+    expect(h.batches).toEqual([['a']]);
+    h.add('b', 'c');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(h.batches).toEqual([['a']]);
+    await h.finish();
+    // Held while 'a' ran: they go as soon as the model is free.
+    expect(h.batches).toEqual([['a'], ['b', 'c']]);
+  });
+
   it('forms one batch from a burst added in one tick, closed by the delay of its oldest item', async () => {
     const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 5 });
     h.add('a', 'b', 'c');

@@ -5,6 +5,12 @@
 export interface BatchPolicy {
   maxBatchSize: number;
   maxBatchDelayMs: number;
+  /**
+   * Dispatch at once when no batch is running, whatever has arrived: waiting for companions only
+   * pays while the model is busy, because the next batch then fills during the run (continuous
+   * batching). Under load batches still grow; at low load nobody waits. Default false.
+   */
+  dispatchWhenIdle?: boolean;
 }
 
 export interface BatchHooks<T> {
@@ -162,6 +168,7 @@ export class BatchFormer<T> {
       group.items.length >= this.#batchCap ||
       sourceIdle ||
       group.heldBySlots ||
+      (this.#policy.dispatchWhenIdle === true && this.#runningBatches.size === 0) ||
       now - oldest.addedAt >= this.#policy.maxBatchDelayMs
     );
   }

@@ -1,4 +1,10 @@
-import { decodeInferRequest, encodeRecord, packStandard, type RequestRecord } from '@inferq/protocol';
+import {
+  decodeBulkInferRequest,
+  decodeInferRequest,
+  encodeRecord,
+  packStandard,
+  type RequestRecord,
+} from '@inferq/protocol';
 import { describe, expect, it } from 'vitest';
 import { InferqClient } from './client.ts';
 import { InferqHttpError, InferqTimeoutError } from './errors.ts';
@@ -48,6 +54,23 @@ const body = {
 };
 
 describe('InferqClient', () => {
+  it('submits a bulk body to infer:bulk and answers the ids the server gave', async () => {
+    const { fetch, seen } = scriptedFetch([
+      () =>
+        new Response(JSON.stringify({ ids: ['a', null], rejected: [{ index: 1, status: 429 }] }), {
+          status: 202,
+          headers: { 'content-type': 'application/json' },
+        }),
+    ]);
+    const client = new InferqClient({ baseUrl: 'http://host:1', format: 'json', fetch });
+    const answer = await client.submitBulk('noop', [body, { ...body, cache: false }], { version: 2 });
+    expect(answer).toEqual({ ids: ['a', null], rejected: [{ index: 1, status: 429 }] });
+    expect(seen[0]?.url).toBe('http://host:1/v1/models/noop/versions/2/infer:bulk');
+    const sent = decodeBulkInferRequest(seen[0]!.body!, 'json');
+    expect(sent.map((request) => request.cache)).toEqual([undefined, false]);
+    expect(Array.from(sent[1]!.inputs.x!.data as Float32Array)).toEqual([0.25, 4]);
+  });
+
   it('submits MessagePack to the model (or version) URL with the wait, key and auth headers', async () => {
     const { fetch, seen } = scriptedFetch([
       () =>

@@ -12,7 +12,7 @@ import {
 } from '@inferq/protocol';
 import { InferqHttpError, InferqTimeoutError, isProblem, parseRetryAfter } from './errors.ts';
 import { readServerSentEvents } from './sse.ts';
-import { encodeInferRequest } from './wire.ts';
+import { encodeBulkInferRequest, encodeInferRequest } from './wire.ts';
 
 export interface InferqClientOptions {
   /** Where the API listens, e.g. `http://127.0.0.1:8080`. */
@@ -47,6 +47,19 @@ export interface Submission {
 
 /** `GET /v1/models/{model}`: a model and its default version's signature. */
 export type ModelInfo = ModelDescription;
+
+/** Answer of `submitBulk` (API.md `infer:bulk`). */
+export interface BulkSubmission {
+  ids: (string | null)[];
+  rejected?: {
+    index: number;
+    type: string;
+    title: string;
+    status: number;
+    detail: string;
+    retryAfterSeconds?: number;
+  }[];
+}
 
 /** One status change from `GET /v1/requests/{id}/events`. */
 export interface RequestEvent {
@@ -99,6 +112,28 @@ export class InferqClient {
       status: accepted.status,
       record: undefined,
     };
+  }
+
+  /**
+   * Submits many requests in one `infer:bulk` call. `ids` has one entry per body, in order; `null`
+   * where admission control refused that one (its problem is in `rejected`). Throws when the body is
+   * refused as a whole (a malformed request, or every request refused).
+   */
+  async submitBulk(
+    model: string,
+    bodies: InferRequestBody[],
+    options: { version?: number; signal?: AbortSignal } = {},
+  ): Promise<BulkSubmission> {
+    const path =
+      options.version === undefined
+        ? `/v1/models/${encodeURIComponent(model)}/infer:bulk`
+        : `/v1/models/${encodeURIComponent(model)}/versions/${options.version}/infer:bulk`;
+    const response = await this.send('POST', path, {
+      headers: { 'content-type': contentTypeOf(this.format) },
+      body: encodeBulkInferRequest(bodies, this.format),
+      signal: options.signal,
+    });
+    return (await readBody(response)) as BulkSubmission;
   }
 
   /** The request record; with `wait`, the server holds the answer up to that many seconds for a terminal state. */

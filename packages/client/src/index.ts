@@ -1,4 +1,5 @@
 export {
+  type BulkSubmission,
   InferqClient,
   type InferqClientOptions,
   type ModelInfo,
@@ -8,4 +9,4 @@ export {
 } from './client.ts';
 export { InferqHttpError, InferqTimeoutError } from './errors.ts';
 export { readServerSentEvents, type ServerSentEvent, SseParser } from './sse.ts';
-export { encodeInferRequest } from './wire.ts';
+export { encodeBulkInferRequest, encodeInferRequest } from './wire.ts';

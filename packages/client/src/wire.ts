@@ -21,6 +21,21 @@ function tensorToWire(tensor: Tensor, format: WireFormat): Record<string, unknow
  * or standard MessagePack with each tensor's little-endian bytes as `bin`.
  */
 export function encodeInferRequest(body: InferRequestBody, format: WireFormat): Uint8Array {
+  return serialize(inferRequestToWire(body, format), format);
+}
+
+/** An `infer:bulk` body, `{ requests: [...] }`, in the wire format. */
+export function encodeBulkInferRequest(bodies: InferRequestBody[], format: WireFormat): Uint8Array {
+  return serialize({ requests: bodies.map((body) => inferRequestToWire(body, format)) }, format);
+}
+
+function serialize(wire: Record<string, unknown>, format: WireFormat): Uint8Array {
+  if (format === 'json') return new TextEncoder().encode(JSON.stringify(wire));
+  // packStandard returns a view of msgpackr's shared buffer, which the next pack overwrites.
+  return packStandard(wire).slice();
+}
+
+function inferRequestToWire(body: InferRequestBody, format: WireFormat): Record<string, unknown> {
   const inputs: Record<string, unknown> = {};
   for (const [name, tensor] of Object.entries(body.inputs)) inputs[name] = tensorToWire(tensor, format);
   const wire: Record<string, unknown> = { inputs };
@@ -30,9 +45,7 @@ export function encodeInferRequest(body: InferRequestBody, format: WireFormat): 
   }
   if (body.callback !== undefined) wire.callback = withoutUndefined(body.callback);
   if (body.metadata !== undefined) wire.metadata = withoutUndefined(body.metadata);
-  if (format === 'json') return new TextEncoder().encode(JSON.stringify(wire));
-  // packStandard returns a view of msgpackr's shared buffer, which the next pack overwrites.
-  return packStandard(wire).slice();
+  return wire;
 }
 
 function withoutUndefined(map: object): Record<string, unknown> {

@@ -1,6 +1,17 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, describeConfig, loadConfig, loadConfigOrExit } from './config.ts';
 
+const DEFAULT_CAPS = {
+  maxElementsPerTensor: 16 * 1024 * 1024,
+  maxRank: 8,
+  maxDimension: 16 * 1024 * 1024,
+  maxStringBytes: 64 * 1024,
+  maxInputs: 64,
+  maxListElements: 1024 * 1024,
+  maxOutputBytes: 16 * 1024 * 1024,
+  maxBulkRequests: 64,
+};
+
 function issuesOf(env: Record<string, string>): string[] {
   try {
     loadConfig(env);
@@ -24,11 +35,27 @@ describe('loadConfig', () => {
       apiKeys: undefined,
       queuePrefix: '{inferq}',
       maxBodyBytes: 16 * 1024 * 1024,
+      caps: DEFAULT_CAPS,
       logLevel: 'info',
       resultTtlSeconds: 86400,
       maxWaitSeconds: 60,
       shutdownGraceMs: 10_000,
       jobAttempts: 3,
+      limits: {
+        maxQueueDepth: 10_000,
+        rateLimitPerSecond: 0,
+        rateLimitBurst: 1,
+        idempotencyTtlSeconds: 86_400,
+      },
+      webhooks: {
+        secret: undefined,
+        allowHosts: [],
+        allowCidrs: [],
+        maxAttempts: 15,
+        retryBaseMs: 1_000,
+        retryMaxMs: 3_600_000,
+        timeoutMs: 10_000,
+      },
     });
   });
 
@@ -61,6 +88,17 @@ describe('loadConfig', () => {
       MAX_WAIT_SECONDS: '5',
       SHUTDOWN_GRACE_MS: '250',
       JOB_ATTEMPTS: '1',
+      MAX_QUEUE_DEPTH: '0',
+      RATE_LIMIT_PER_SECOND: ' 2.5 ',
+      RATE_LIMIT_BURST: '7',
+      IDEMPOTENCY_TTL_SECONDS: '600',
+      WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      WEBHOOK_ALLOW_HOSTS: ' Hooks.Internal. ,localhost',
+      WEBHOOK_ALLOW_CIDRS: '10.0.0.0/8, 127.0.0.1, FD00::/8',
+      WEBHOOK_MAX_ATTEMPTS: '4',
+      WEBHOOK_RETRY_BASE_MS: '10',
+      WEBHOOK_RETRY_MAX_MS: '40',
+      WEBHOOK_TIMEOUT_MS: '500',
     });
     expect(config).toEqual({
       redisUrl: 'rediss://user:pw@redis.example:6380/2',
@@ -75,11 +113,22 @@ describe('loadConfig', () => {
       ]),
       queuePrefix: '{prod}',
       maxBodyBytes: 1024,
+      caps: DEFAULT_CAPS,
       logLevel: 'debug',
       resultTtlSeconds: 60,
       maxWaitSeconds: 5,
       shutdownGraceMs: 250,
       jobAttempts: 1,
+      limits: { maxQueueDepth: 0, rateLimitPerSecond: 2.5, rateLimitBurst: 7, idempotencyTtlSeconds: 600 },
+      webhooks: {
+        secret: new Uint8Array(Buffer.from('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'base64')),
+        allowHosts: ['hooks.internal', 'localhost'],
+        allowCidrs: ['10.0.0.0/8', '127.0.0.1/32', 'fd00::/8'],
+        maxAttempts: 4,
+        retryBaseMs: 10,
+        retryMaxMs: 40,
+        timeoutMs: 500,
+      },
     });
   });
 
@@ -105,8 +154,39 @@ describe('loadConfig', () => {
     ['MAX_WAIT_SECONDS', '-5'],
     ['SHUTDOWN_GRACE_MS', 'soon'],
     ['JOB_ATTEMPTS', '0'],
+    ['MAX_QUEUE_DEPTH', '-1'],
+    ['MAX_QUEUE_DEPTH', '10k'],
+    ['RATE_LIMIT_PER_SECOND', '-1'],
+    ['RATE_LIMIT_PER_SECOND', '1e3'],
+    ['RATE_LIMIT_PER_SECOND', 'fast'],
+    ['RATE_LIMIT_BURST', '0'],
+    ['RATE_LIMIT_BURST', '2.5'],
+    ['IDEMPOTENCY_TTL_SECONDS', '0'],
+    ['IDEMPOTENCY_TTL_SECONDS', '1d'],
+    ['WEBHOOK_SECRET', 'not base64!'],
+    ['WEBHOOK_SECRET', `whsec_${Buffer.alloc(16).toString('base64')}`],
+    ['WEBHOOK_SECRET', `whsec_${Buffer.alloc(65).toString('base64')}`],
+    ['WEBHOOK_ALLOW_HOSTS', 'good.example,bad_host'],
+    ['WEBHOOK_ALLOW_HOSTS', 'http://x.example'],
+    ['WEBHOOK_ALLOW_CIDRS', '10.0.0.0/33'],
+    ['WEBHOOK_ALLOW_CIDRS', 'fd00::/129'],
+    ['WEBHOOK_ALLOW_CIDRS', 'intranet'],
+    ['WEBHOOK_ALLOW_CIDRS', '10.0.0.0/8/1'],
+    ['WEBHOOK_MAX_ATTEMPTS', '0'],
+    ['WEBHOOK_RETRY_BASE_MS', '0'],
+    ['WEBHOOK_RETRY_MAX_MS', 'soon'],
+    ['WEBHOOK_RETRY_MAX_MS', '999'],
+    ['WEBHOOK_TIMEOUT_MS', '50'],
   ])('rejects %s=%j naming the variable', (variable, value) => {
     expect(issuesOf({ [variable]: value })).toEqual([variable]);
+  });
+
+  it('decodes WEBHOOK_SECRET with or without its whsec_ prefix', () => {
+    const key = Buffer.from('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'base64');
+    expect(loadConfig({ WEBHOOK_SECRET: 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }).webhooks.secret).toEqual(
+      new Uint8Array(key),
+    );
+    expect(key.length).toBe(24);
   });
 
   it('names every bad variable at once', () => {
@@ -116,6 +196,9 @@ describe('loadConfig', () => {
   it('never echoes secrets in messages', () => {
     expect(() => loadConfig({ API_KEYS: 'acme:supersecret,broken' })).toThrow(
       'invalid configuration: API_KEYS: entry 2 is not tenant:key',
+    );
+    expect(() => loadConfig({ WEBHOOK_SECRET: 'whsec_hunter2' })).toThrow(
+      /^invalid configuration: WEBHOOK_SECRET: expected whsec_ followed by base64 of 24 to 64 random bytes \(openssl rand -base64 32\)$/,
     );
     expect(() => loadConfig({ REDIS_URL: 'http://:hunter2@host' })).toThrow(
       /^invalid configuration: REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL with a host$/,
@@ -133,6 +216,10 @@ describe('loadConfig', () => {
     );
     expect(described).toMatchObject({ redis: 'redis://:***@h:1', auth: '2 tenant(s)' });
     expect(JSON.stringify(described)).not.toMatch(/hunter2|k1|k2|k3/);
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const withSecret = describeConfig(loadConfig({ WEBHOOK_SECRET: secret }));
+    expect(withSecret.webhooks).toMatchObject({ signing: 'on' });
+    expect(JSON.stringify(withSecret)).not.toMatch(/MfKQ9r8G/);
   });
 });
 
@@ -156,5 +243,51 @@ describe('loadConfigOrExit', () => {
 
   it('returns the configuration when the environment is valid', () => {
     expect(loadConfigOrExit({ PORT: '1234' }).port).toBe(1234);
+  });
+});
+
+describe('request caps', () => {
+  it('reads each cap from its variable', () => {
+    expect(
+      loadConfig({
+        MAX_TENSOR_ELEMENTS: '1000',
+        MAX_TENSOR_RANK: '4',
+        MAX_DIMENSION: '500',
+        MAX_STRING_BYTES: '256',
+        MAX_INPUTS: '3',
+        MAX_LIST_ELEMENTS: '0',
+        MAX_OUTPUT_BYTES: '4096',
+        MAX_BULK_REQUESTS: '10',
+      }).caps,
+    ).toEqual({
+      maxElementsPerTensor: 1000,
+      maxRank: 4,
+      maxDimension: 500,
+      maxStringBytes: 256,
+      maxInputs: 3,
+      maxListElements: 0,
+      maxOutputBytes: 4096,
+      maxBulkRequests: 10,
+    });
+  });
+
+  it.each([
+    ['MAX_TENSOR_ELEMENTS', '0'],
+    ['MAX_TENSOR_ELEMENTS', '1e6'],
+    ['MAX_TENSOR_RANK', '0'],
+    ['MAX_TENSOR_RANK', '65'],
+    ['MAX_DIMENSION', '-1'],
+    ['MAX_STRING_BYTES', 'big'],
+    ['MAX_INPUTS', '0'],
+    ['MAX_INPUTS', '4097'],
+    ['MAX_LIST_ELEMENTS', '-1'],
+    ['MAX_OUTPUT_BYTES', String(512 * 1024 * 1024 + 1)],
+    ['MAX_BULK_REQUESTS', '0'],
+  ])('rejects %s=%j naming the variable', (variable, value) => {
+    expect(issuesOf({ [variable]: value })).toEqual([variable]);
+  });
+
+  it('are logged at start-up', () => {
+    expect(describeConfig(loadConfig({ MAX_INPUTS: '5' })).caps).toEqual({ ...DEFAULT_CAPS, maxInputs: 5 });
   });
 });

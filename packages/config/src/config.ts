@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -21,6 +22,8 @@ export interface Config {
   apiKeys: ReadonlyMap<string, string> | undefined;
   queuePrefix: string;
   maxBodyBytes: number;
+  /** What one request may hold; structurally protocol's `InputLimits` plus the output and bulk caps. */
+  caps: RequestCaps;
   logLevel: LogLevel;
   /** How long finished request records (and their outputs) stay readable. */
   resultTtlSeconds: number;
@@ -30,6 +33,54 @@ export interface Config {
   shutdownGraceMs: number;
   /** Tries per job before a request ends `failed`. */
   jobAttempts: number;
+  /** Backpressure and idempotency of submissions (apps/api/README.md). */
+  limits: AdmissionLimits;
+  /** `callback.url` delivery (docs/webhooks.md). */
+  webhooks: WebhookConfig;
+}
+
+/** Webhook signing, retries and the destinations the deliverer may call. */
+export interface WebhookConfig {
+  /** HMAC-SHA256 key (WEBHOOK_SECRET, `whsec_` + base64, decoded); undefined: webhooks are refused. */
+  secret: Uint8Array | undefined;
+  /** Host names exempt from the private-address rule (lower case, exact match). */
+  allowHosts: string[];
+  /** CIDR ranges (`10.0.0.0/8`, `fd00::/8`) whose addresses are exempt from the private-address rule. */
+  allowCidrs: string[];
+  /** Delivery attempts, the first one included, before a webhook is given up. */
+  maxAttempts: number;
+  /** The ceiling of the first retry's random delay; it doubles per attempt up to `retryMaxMs`. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** One attempt (DNS, connection, response headers) ends as failed after this long. */
+  timeoutMs: number;
+}
+
+/** Caps that keep one hostile or careless request from taking a small machine down (docs/security.md). */
+export interface RequestCaps {
+  maxElementsPerTensor: number;
+  maxRank: number;
+  maxDimension: number;
+  maxStringBytes: number;
+  maxInputs: number;
+  /** Tensor elements one body may spell out as lists (JSON arrays, string tensors), all tensors together. */
+  maxListElements: number;
+  /** MessagePack bytes of one request's outputs; larger results end `failed` (`output_too_large`). */
+  maxOutputBytes: number;
+  /** Requests in one `infer:bulk` body. */
+  maxBulkRequests: number;
+}
+
+/** What the submit script checks before it accepts a request. */
+export interface AdmissionLimits {
+  /** Most requests queued (waiting for a worker) per model version; 0: no limit. */
+  maxQueueDepth: number;
+  /** Requests per second each tenant's token bucket refills; 0: no rate limit. */
+  rateLimitPerSecond: number;
+  /** Bucket size: how many requests a tenant may send at once after a pause. */
+  rateLimitBurst: number;
+  /** How long an `Idempotency-Key` keeps naming its first request. */
+  idempotencyTtlSeconds: number;
 }
 
 export interface LoadConfigOptions {
@@ -155,6 +206,79 @@ const logLevel = z.preprocess(
   z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
 );
 
+// Standard Webhooks secrets: `whsec_` then base64 of 24 to 64 random bytes (the prefix may be left out).
+const webhookSecret = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .transform((value, ctx) => {
+      const encoded = value.trim().replace(/^whsec_/, '');
+      const key =
+        /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && encoded.length % 4 === 0
+          ? Buffer.from(encoded, 'base64')
+          : undefined;
+      if (key === undefined || key.length < 24 || key.length > 64) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'expected whsec_ followed by base64 of 24 to 64 random bytes (openssl rand -base64 32)',
+        });
+        return z.NEVER;
+      }
+      return new Uint8Array(key);
+    })
+    .optional(),
+);
+
+const hostList = z.preprocess(
+  (value) => unsetIfBlank(value) ?? '',
+  z.string().transform((value, ctx) => {
+    const hosts = commaList(value).map((host) => host.toLowerCase().replace(/\.$/, ''));
+    const bad = hosts.find(
+      (host) => !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(host),
+    );
+    if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `"${bad}" is not a host name` });
+    return hosts;
+  }),
+);
+
+// A bare address means that address alone (/32 or /128).
+const cidrList = z.preprocess(
+  (value) => unsetIfBlank(value) ?? '',
+  z.string().transform((value, ctx) => {
+    const ranges: string[] = [];
+    for (const entry of commaList(value)) {
+      const [address = '', prefix, extra] = entry.split('/');
+      const family = isIP(address);
+      const bits = family === 4 ? 32 : 128;
+      const length = prefix === undefined ? bits : /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
+      if (family === 0 || extra !== undefined || length < 0 || length > bits) {
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not an address or CIDR range` });
+      } else {
+        ranges.push(`${address.toLowerCase()}/${length}`);
+      }
+    }
+    return ranges;
+  }),
+);
+
+// A non-negative decimal (`0.5` requests per second is a valid rate).
+function decimal(min: number, max: number, fallback: number) {
+  const error = `expected a number from ${min} to ${max}`;
+  return z.preprocess((value) => {
+    const v = unsetIfBlank(value);
+    return typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v;
+  }, z.number({ error }).min(min, { error }).max(max, { error }).default(fallback));
+}
+
+// An integer whose default depends on other variables (resolved in loadConfig).
+function optionalInteger(min: number, max: number) {
+  const error = `expected an integer from ${min} to ${max}`;
+  return z.preprocess((value) => {
+    const v = unsetIfBlank(value);
+    return typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+  }, z.number({ error }).int({ error }).min(min, { error }).max(max, { error }).optional());
+}
+
 const text = (fallback: string) => z.preprocess(unsetIfBlank, z.string().trim().default(fallback));
 
 const EnvSchema = z.object({
@@ -167,15 +291,35 @@ const EnvSchema = z.object({
   API_KEYS: apiKeys,
   QUEUE_PREFIX: queuePrefix,
   MAX_BODY_BYTES: integer(1, 1024 * MIB, 16 * MIB),
+  MAX_TENSOR_ELEMENTS: integer(1, 2 ** 32, 16 * MIB),
+  MAX_TENSOR_RANK: integer(1, 64, 8),
+  MAX_DIMENSION: integer(1, 2 ** 32, 16 * MIB),
+  MAX_STRING_BYTES: integer(1, 1024 * MIB, 64 * 1024),
+  MAX_INPUTS: integer(1, 4096, 64),
+  MAX_LIST_ELEMENTS: integer(0, 2 ** 28, MIB),
+  // 512 MiB is Redis's largest string; 32 MiB is its default pub/sub output-buffer hard limit.
+  MAX_OUTPUT_BYTES: integer(1, 512 * MIB, 16 * MIB),
+  MAX_BULK_REQUESTS: integer(1, 10_000, 64),
   LOG_LEVEL: logLevel,
   RESULT_TTL_SECONDS: integer(1, 365 * 86400, 86400),
   MAX_WAIT_SECONDS: integer(0, 3600, 60),
   SHUTDOWN_GRACE_MS: integer(0, 3_600_000, 10_000),
   JOB_ATTEMPTS: integer(1, 100, 3),
+  MAX_QUEUE_DEPTH: integer(0, 100_000_000, 10_000),
+  RATE_LIMIT_PER_SECOND: decimal(0, 1_000_000, 0),
+  RATE_LIMIT_BURST: optionalInteger(1, 100_000_000),
+  IDEMPOTENCY_TTL_SECONDS: integer(1, 365 * 86400, 86400),
+  WEBHOOK_SECRET: webhookSecret,
+  WEBHOOK_ALLOW_HOSTS: hostList,
+  WEBHOOK_ALLOW_CIDRS: cidrList,
+  WEBHOOK_MAX_ATTEMPTS: integer(1, 100, 15),
+  WEBHOOK_RETRY_BASE_MS: integer(1, 3_600_000, 1_000),
+  WEBHOOK_RETRY_MAX_MS: integer(1, 86_400_000, 3_600_000),
+  WEBHOOK_TIMEOUT_MS: integer(100, 300_000, 10_000),
 });
 
 /** Variables whose values may hold secrets (a Redis password, API keys): never echoed back. */
-const SECRET_VARIABLES = new Set(['REDIS_URL', 'API_KEYS']);
+const SECRET_VARIABLES = new Set(['REDIS_URL', 'API_KEYS', 'WEBHOOK_SECRET']);
 
 /**
  * Parses and validates the environment. Throws `ConfigError` naming every bad variable.
@@ -203,6 +347,11 @@ export function loadConfig(
       },
     ]);
   }
+  if (e.WEBHOOK_RETRY_MAX_MS < e.WEBHOOK_RETRY_BASE_MS) {
+    throw new ConfigError([
+      { variable: 'WEBHOOK_RETRY_MAX_MS', message: 'must be at least WEBHOOK_RETRY_BASE_MS' },
+    ]);
+  }
   return {
     redisUrl: e.REDIS_URL,
     modelRepository:
@@ -214,11 +363,37 @@ export function loadConfig(
     apiKeys: e.API_KEYS,
     queuePrefix: e.QUEUE_PREFIX,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    caps: {
+      maxElementsPerTensor: e.MAX_TENSOR_ELEMENTS,
+      maxRank: e.MAX_TENSOR_RANK,
+      maxDimension: e.MAX_DIMENSION,
+      maxStringBytes: e.MAX_STRING_BYTES,
+      maxInputs: e.MAX_INPUTS,
+      maxListElements: e.MAX_LIST_ELEMENTS,
+      maxOutputBytes: e.MAX_OUTPUT_BYTES,
+      maxBulkRequests: e.MAX_BULK_REQUESTS,
+    },
     logLevel: e.LOG_LEVEL,
     resultTtlSeconds: e.RESULT_TTL_SECONDS,
     maxWaitSeconds: e.MAX_WAIT_SECONDS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     jobAttempts: e.JOB_ATTEMPTS,
+    limits: {
+      maxQueueDepth: e.MAX_QUEUE_DEPTH,
+      rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
+      // One second's worth by default: a steady client never notices the bucket.
+      rateLimitBurst: e.RATE_LIMIT_BURST ?? Math.max(1, Math.ceil(e.RATE_LIMIT_PER_SECOND)),
+      idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    },
+    webhooks: {
+      secret: e.WEBHOOK_SECRET,
+      allowHosts: e.WEBHOOK_ALLOW_HOSTS,
+      allowCidrs: e.WEBHOOK_ALLOW_CIDRS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    },
   };
 }
 
@@ -251,11 +426,22 @@ export function describeConfig(config: Config): Record<string, unknown> {
     auth: config.apiKeys === undefined ? 'open' : `${new Set(config.apiKeys.values()).size} tenant(s)`,
     queuePrefix: config.queuePrefix,
     maxBodyBytes: config.maxBodyBytes,
+    caps: config.caps,
     logLevel: config.logLevel,
     resultTtlSeconds: config.resultTtlSeconds,
     maxWaitSeconds: config.maxWaitSeconds,
     shutdownGraceMs: config.shutdownGraceMs,
     jobAttempts: config.jobAttempts,
+    limits: config.limits,
+    webhooks: {
+      signing: config.webhooks.secret === undefined ? 'off (callback.url refused)' : 'on',
+      allowHosts: config.webhooks.allowHosts,
+      allowCidrs: config.webhooks.allowCidrs,
+      maxAttempts: config.webhooks.maxAttempts,
+      retryBaseMs: config.webhooks.retryBaseMs,
+      retryMaxMs: config.webhooks.retryMaxMs,
+      timeoutMs: config.webhooks.timeoutMs,
+    },
   };
 }
 

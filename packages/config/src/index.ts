@@ -1,4 +1,5 @@
 export {
+  type AdmissionLimits,
   type Config,
   ConfigError,
   type ConfigIssue,
@@ -8,4 +9,5 @@ export {
   type LogLevel,
   loadConfig,
   loadConfigOrExit,
+  type WebhookConfig,
 } from './config.ts';

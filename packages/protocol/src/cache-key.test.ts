@@ -79,6 +79,9 @@ describe('different requests give different keys', () => {
       },
     ],
     ['an input fewer', { ...base, inputs: { x } }],
+    ['a tenant', { ...base, tenant: 'acme' }],
+    ['another tenant', { ...base, tenant: 'globex' }],
+    ['the tenant named like the model', { ...base, tenant: 'noop', model: '' }],
   ];
 
   test.each(variants)('%s', (_name, parts) => {
@@ -93,6 +96,13 @@ describe('different requests give different keys', () => {
       cacheKey({ model: 'a', version: 1, outputs: ['bc'], inputs: {} }),
     );
     expect(cacheKey({ ...base, outputs: [] })).not.toBe(baseKey);
+    expect(cacheKey({ ...base, tenant: 'ab', model: 'c' })).not.toBe(
+      cacheKey({ ...base, tenant: 'a', model: 'bc' }),
+    );
+  });
+
+  test('the same tenant and request give the same key', () => {
+    expect(cacheKey({ ...base, tenant: 'acme' })).toBe(cacheKey({ ...base, tenant: 'acme' }));
   });
 
   test('all distinct', () => {

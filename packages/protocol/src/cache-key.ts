@@ -3,9 +3,15 @@ import { tensorDataBytes } from './tensor.ts';
 import type { TensorData, TensorMap } from './types.ts';
 
 /** Bumped whenever the hashed layout changes, so old cache entries are simply never hit again. */
-const CACHE_KEY_DOMAIN = 'inferq/cache-key/v1';
+const CACHE_KEY_DOMAIN = 'inferq/cache-key/v2';
 
 export interface CacheKeyParts {
+  /**
+   * The tenant whose requests may share this result. Results are never shared across tenants:
+   * a `cached` or `coalesced` answer would tell one tenant what another sent, and hand it a result
+   * computed for someone else (docs/security.md). Absent: shared by everyone (tools, tests).
+   */
+  tenant?: string;
   model: string;
   version: number;
   /** Requested outputs; absent means all of them. Order and repeats do not matter. */
@@ -14,7 +20,8 @@ export interface CacheKeyParts {
 }
 
 /**
- * Lowercase hex SHA-256 identifying the result of running `inputs` through one model version.
+ * Lowercase hex SHA-256 identifying the result of running `inputs` through one model version for
+ * one tenant.
  * Inputs are hashed in sorted name order, and every variable-length field carries its length, so the
  * hashed bytes read back unambiguously: two different requests cannot produce the same bytes, and the
  * same request gives the same key whatever wire format or map order it arrived in.
@@ -22,6 +29,12 @@ export interface CacheKeyParts {
 export function cacheKey(parts: CacheKeyParts): string {
   const hasher = new LengthPrefixedHasher();
   hasher.text(CACHE_KEY_DOMAIN);
+  if (parts.tenant === undefined) {
+    hasher.unsigned(0);
+  } else {
+    hasher.unsigned(1);
+    hasher.text(parts.tenant);
+  }
   hasher.text(parts.model);
   hasher.unsigned(parts.version);
   if (parts.outputs === undefined) {

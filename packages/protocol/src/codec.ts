@@ -4,8 +4,9 @@
  * outputs). Decoding turns tensor bytes into typed-array views over the received buffer.
  */
 import { z } from 'zod';
-import { BadRequestError } from './errors.ts';
-import { packStandard, unpackStandard } from './msgpack.ts';
+import { BadRequestError, InferqError } from './errors.ts';
+import { findJsonStructureProblem } from './json-structure.ts';
+import { packStandard, type StructureLimits, unpackStandard, unpackTrusted } from './msgpack.ts';
 import {
   BYTES_PER_ELEMENT,
   decodeBase64Strict,
@@ -46,7 +47,22 @@ const TRUSTED_LIMITS: InputLimits = {
   maxDimension: Number.MAX_SAFE_INTEGER,
   maxStringBytes: Number.POSITIVE_INFINITY,
   maxInputs: Number.POSITIVE_INFINITY,
+  maxListElements: Number.POSITIVE_INFINITY,
 };
+
+/**
+ * What a body of up to `requests` infer bodies (1, or a bulk body's cap) may hold before it is
+ * parsed: the listed elements allowed (for the whole body, however many requests it holds) plus room
+ * for everything else of each request (names, shapes, up to 1,024 requested outputs, metadata), and
+ * a few maps and arrays per tensor. A valid body never comes near either; a body of millions of
+ * tiny values is refused before it costs memory.
+ */
+export function structureLimitsFor(limits: InputLimits, requests = 1): StructureLimits {
+  return {
+    maxValues: limits.maxListElements + requests * (limits.maxInputs * (2 * limits.maxRank + 16) + 4096),
+    maxContainers: requests * (4 * limits.maxInputs + 16) + 2,
+  };
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
@@ -150,7 +166,41 @@ export function decodeInferRequest(
   format: WireFormat,
   limits: InputLimits = DEFAULT_INPUT_LIMITS,
 ): InferRequestBody {
-  const parsed = parseBody(body, format);
+  return inferRequestFromValue(parseBody(body, format, 'body', structureLimitsFor(limits)), format, limits);
+}
+
+/**
+ * Decodes an `infer:bulk` body, `{ requests: [ <infer body>, ... ] }`. Every request is checked
+ * before any is accepted; an error names the offending request (`requests[3]: ...`).
+ */
+export function decodeBulkInferRequest(
+  body: Uint8Array,
+  format: WireFormat,
+  limits: InputLimits = DEFAULT_INPUT_LIMITS,
+  maxRequests = Number.POSITIVE_INFINITY,
+): InferRequestBody[] {
+  const parsed = parseBody(body, format, 'body', structureLimitsFor(limits, maxRequests));
+  if (!isPlainMap(parsed) || !Array.isArray(parsed.requests)) {
+    throw new BadRequestError(`body must be a map with "requests", an array of infer bodies`);
+  }
+  const requests: unknown[] = parsed.requests;
+  if (requests.length === 0) throw new BadRequestError('"requests" is empty');
+  if (requests.length > maxRequests) {
+    throw new BadRequestError(
+      `"requests" holds ${requests.length} requests; at most ${maxRequests} are allowed`,
+    );
+  }
+  return requests.map((item, index) => {
+    try {
+      return inferRequestFromValue(item, format, limits);
+    } catch (error: unknown) {
+      if (error instanceof InferqError) error.message = `requests[${index}]: ${error.message}`;
+      throw error;
+    }
+  });
+}
+
+function inferRequestFromValue(parsed: unknown, format: WireFormat, limits: InputLimits): InferRequestBody {
   if (!isPlainMap(parsed)) {
     throw new BadRequestError(`body must be a map with "inputs", got ${describeValue(parsed)}`);
   }
@@ -174,7 +224,8 @@ export function decodeInferRequest(
   return request;
 }
 
-function parseBody(body: Uint8Array, format: WireFormat, what = 'body'): unknown {
+/** `limits` undefined: a value this system wrote itself, whose size is not capped. */
+function parseBody(body: Uint8Array, format: WireFormat, what: string, limits?: StructureLimits): unknown {
   if (body.byteLength === 0) throw new BadRequestError(`${what} is empty`);
   if (format === 'json') {
     let text: string;
@@ -183,6 +234,8 @@ function parseBody(body: Uint8Array, format: WireFormat, what = 'body'): unknown
     } catch {
       throw new BadRequestError(`${what} is not valid UTF-8`);
     }
+    const problem = limits === undefined ? undefined : findJsonStructureProblem(body, limits);
+    if (problem !== undefined) throw new BadRequestError(`${what} is refused: ${problem}`);
     try {
       return JSON.parse(text);
     } catch (error) {
@@ -190,7 +243,7 @@ function parseBody(body: Uint8Array, format: WireFormat, what = 'body'): unknown
     }
   }
   try {
-    return unpackStandard(body);
+    return unpackStandard(body, limits);
   } catch (error) {
     throw new BadRequestError(`${what} is not valid MessagePack: ${errorMessage(error)}`);
   }
@@ -209,13 +262,23 @@ function parseTensorMap(value: unknown, where: string, format: WireFormat, limit
     );
   }
   const map: TensorMap = {};
+  let listed = 0;
   for (const name of names) {
     if (name.length === 0 || name.length > MAX_NAME_LENGTH || name === '__proto__') {
       throw new BadRequestError(
         `${where}: tensor name ${describeValue(name)} is empty, too long or reserved`,
       );
     }
-    map[name] = parseTensor(value[name], `${where}.${name}`, format, limits);
+    const tensor = parseTensor(value[name], `${where}.${name}`, format, limits);
+    // String tensors are always lists; numeric ones are when `data` is an array, not bytes.
+    if (Array.isArray((value[name] as { data?: unknown }).data)) listed += tensor.data.length;
+    if (listed > limits.maxListElements) {
+      throw new BadRequestError(
+        `${where}: ${listed} elements sent as lists, more than the ${limits.maxListElements} allowed; ` +
+          'send large tensors as MessagePack bin or JSON { "b64": ... }',
+      );
+    }
+    map[name] = tensor;
   }
   return map;
 }
@@ -367,6 +430,15 @@ function serialize(value: unknown, format: WireFormat): Uint8Array {
  * Decodes what this system wrote itself: a failure is a bug or corruption, not the client's fault,
  * so it surfaces as a plain Error.
  */
+/** The fast decode of our own bytes; should they be corrupt, the checked one says precisely how. */
+function unpackTrustedOrExplain(bytes: Uint8Array, kind: string): unknown {
+  try {
+    return unpackTrusted(bytes);
+  } catch {
+    return parseBody(bytes, 'msgpack', kind);
+  }
+}
+
 function decodeTrusted<T>(
   kind: string,
   bytes: Uint8Array,
@@ -375,7 +447,7 @@ function decodeTrusted<T>(
 ): T {
   let value: unknown;
   try {
-    value = parseBody(bytes, format, kind);
+    value = format === 'msgpack' ? unpackTrustedOrExplain(bytes, kind) : parseBody(bytes, format, kind);
   } catch (error) {
     throw new Error(errorMessage(error), { cause: error });
   }
@@ -497,7 +569,35 @@ export function encodeCompletionMessage(
   };
   if (message.outputs !== undefined) wire.outputs = tensorMapToWire(message.outputs, 'outputs', format);
   if (message.error !== undefined) wire.error = { code: message.error.code, message: message.error.message };
+  if (message.startedAt !== undefined) wire.startedAt = message.startedAt;
+  if (message.finishedAt !== undefined) wire.finishedAt = message.finishedAt;
+  if (message.batchSize !== undefined) wire.batchSize = message.batchSize;
   return serialize(wire, format);
+}
+
+const OUTPUTS_KEY = packStandard('outputs');
+
+/**
+ * `encodeCompletionMessage` of the message with these outputs, where the outputs are already
+ * MessagePack (`encodeTensorMap`, as the worker stores them): they are spliced in as the last map
+ * entry instead of being decoded and encoded again.
+ */
+export function encodeCompletionMessageWithEncodedOutputs(
+  message: Omit<CompletionMessage, 'outputs'>,
+  outputs: Uint8Array,
+): Uint8Array {
+  const head = encodeCompletionMessage(message);
+  const header = head[0] ?? 0;
+  // A fixmap with room for one more entry; the message has at most 11, so this always holds.
+  if (header < 0x80 || header >= 0x8f) {
+    return encodeCompletionMessage({ ...message, outputs: decodeTensorMap(outputs) });
+  }
+  const bytes = new Uint8Array(head.byteLength + OUTPUTS_KEY.byteLength + outputs.byteLength);
+  bytes.set(head, 0);
+  bytes[0] = header + 1;
+  bytes.set(OUTPUTS_KEY, head.byteLength);
+  bytes.set(outputs, head.byteLength + OUTPUTS_KEY.byteLength);
+  return bytes;
 }
 
 export function decodeCompletionMessage(

@@ -74,10 +74,42 @@ export class UnprocessableError extends InferqError {
   readonly title = 'Inputs do not match the model signature';
 }
 
+/** A `callback.url` this deployment will not call: scheme, credentials, private address, or webhooks off. */
+export class CallbackRefusedError extends InferqError {
+  readonly status = 422;
+  readonly code = 'callback-refused';
+  readonly title = 'Callback URL refused';
+}
+
+/** The same `Idempotency-Key` came with a different request (method, model, version or body). */
+export class IdempotencyKeyReusedError extends InferqError {
+  readonly status = 422;
+  readonly code = 'idempotency-key-reused';
+  readonly title = 'Idempotency key reused for a different request';
+}
+
+/** Not now: always says when to come back (`Retry-After`, whole seconds). */
 export class TooManyRequestsError extends InferqError {
   readonly status = 429;
-  readonly code = 'too-many-requests';
-  readonly title = 'Too many requests';
+  readonly code: string = 'too-many-requests';
+  readonly title: string = 'Too many requests';
+  declare readonly retryAfterSeconds: number;
+
+  constructor(message: string, options: { cause?: unknown; retryAfterSeconds: number }) {
+    super(message, options);
+  }
+}
+
+/** The model version already has MAX_QUEUE_DEPTH requests waiting for a worker. */
+export class QueueFullError extends TooManyRequestsError {
+  override readonly code = 'queue-full';
+  override readonly title = 'Queue full';
+}
+
+/** The tenant's token bucket (RATE_LIMIT_PER_SECOND, RATE_LIMIT_BURST) is empty. */
+export class RateLimitedError extends TooManyRequestsError {
+  override readonly code = 'rate-limited';
+  override readonly title = 'Rate limit exceeded';
 }
 
 /** Redis unreachable or no worker: retry later. */

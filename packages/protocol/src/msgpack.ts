@@ -18,7 +18,18 @@ const unpackr = new Unpackr({
 });
 
 /** Deeper than any message of ours; keeps a hostile body from exhausting the stack. */
-const MAX_NESTING = 32;
+export const MAX_NESTING = 32;
+
+/**
+ * Caps on how many values a body may build, checked on the raw bytes before anything is built:
+ * a 16 MiB body of one-byte empty maps would otherwise become millions of objects (hundreds of MB).
+ */
+export interface StructureLimits {
+  /** Values of any kind, map keys included. */
+  maxValues: number;
+  /** Maps and arrays, empty ones included. */
+  maxContainers: number;
+}
 
 /**
  * Encodes `value` as standard MessagePack: objects as maps, Uint8Array/Buffer as `bin`.
@@ -37,8 +48,16 @@ export function packStandard(value: unknown): Uint8Array {
  * `bin` becomes a Buffer that is a view over `bytes` (no copy). Throws an `Error` whose message
  * says what is wrong and at which byte.
  */
-export function unpackStandard(bytes: Uint8Array): unknown {
-  const problem = findMessagePackProblem(bytes);
+/**
+ * Decodes MessagePack this system wrote itself (payloads, records, completion messages): the
+ * structural check that guards client input is skipped, it is pure cost on the hot path.
+ */
+export function unpackTrusted(bytes: Uint8Array): unknown {
+  return unpackr.unpack(bytes);
+}
+
+export function unpackStandard(bytes: Uint8Array, limits?: StructureLimits): unknown {
+  const problem = findMessagePackProblem(bytes, limits);
   if (problem !== undefined) throw new Error(problem);
   return unpackr.unpack(bytes);
 }
@@ -47,9 +66,9 @@ export function unpackStandard(bytes: Uint8Array): unknown {
  * Walks the MessagePack structure in `bytes` without building any values, and says what makes it
  * something other than exactly one standard, complete MessagePack value with string map keys.
  * Returns undefined when it is fine. Skipping `bin` and `str` payloads is O(1), so this costs little
- * next to decoding.
+ * next to decoding. With `limits`, also refuses more values or containers than they allow.
  */
-export function findMessagePackProblem(bytes: Uint8Array): string | undefined {
+export function findMessagePackProblem(bytes: Uint8Array, limits?: StructureLimits): string | undefined {
   const end = bytes.length;
   if (end === 0) return 'empty MessagePack input';
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -58,6 +77,10 @@ export function findMessagePackProblem(bytes: Uint8Array): string | undefined {
   const remaining: number[] = [];
   const isMap: boolean[] = [];
   let position = 0;
+  let values = 0;
+  let containers = 0;
+  const maxValues = limits?.maxValues ?? Number.POSITIVE_INFINITY;
+  const maxContainers = limits?.maxContainers ?? Number.POSITIVE_INFINITY;
 
   const truncated = (at: number, needed: number) =>
     `truncated MessagePack: the value at byte ${at} needs ${needed} bytes, only ${end - at} remain`;
@@ -165,6 +188,10 @@ export function findMessagePackProblem(bytes: Uint8Array): string | undefined {
     position = next;
 
     if (depth > 0) remaining[depth - 1] = (remaining[depth - 1] ?? 0) - 1;
+    if (++values > maxValues) return `MessagePack holds more than ${maxValues} values`;
+    if (containerItems >= 0 && ++containers > maxContainers) {
+      return `MessagePack holds more than ${maxContainers} maps and arrays`;
+    }
     if (containerItems > 0) {
       // Every value takes at least one byte: a count beyond the bytes left cannot be complete.
       if (containerItems > end - position) return truncated(start, headerLength + containerItems);

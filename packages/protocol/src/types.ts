@@ -150,21 +150,42 @@ export interface CompletionMessage {
   timings: Timings;
   outputs?: TensorMap;
   error?: RequestError;
+  /**
+   * Beyond API.md's minimum, so that a waiting API can answer from the message alone (readers
+   * ignore keys they do not know): when the run started and ended (ISO 8601) and the batch size.
+   */
+  startedAt?: string;
+  finishedAt?: string;
+  batchSize?: number;
 }
 
-/** Caps that keep one request from taking the process down. */
+/**
+ * Caps that keep one request from taking the process down (configured by the MAX_* variables of
+ * packages/config; docs/security.md says why the defaults are what they are).
+ */
 export interface InputLimits {
+  /** Elements of one tensor (the product of its shape). */
   maxElementsPerTensor: number;
   maxRank: number;
+  /** Any one dimension of a shape. */
   maxDimension: number;
+  /** UTF-8 bytes of one element of a string tensor. */
   maxStringBytes: number;
+  /** Tensors in `inputs`. */
   maxInputs: number;
+  /**
+   * Elements a body spells out one by one (JSON or MessagePack arrays, string tensors), all its
+   * tensors together. Binary data (MessagePack bin, JSON b64) costs no more memory than its bytes
+   * and is bounded by the body size alone; a listed element costs 8 to 16 bytes once parsed.
+   */
+  maxListElements: number;
 }
 
 export const DEFAULT_INPUT_LIMITS: InputLimits = {
   maxElementsPerTensor: 16 * 1024 * 1024,
   maxRank: 8,
-  maxDimension: 1 << 24,
+  maxDimension: 16 * 1024 * 1024,
   maxStringBytes: 64 * 1024,
   maxInputs: 64,
+  maxListElements: 1024 * 1024,
 };

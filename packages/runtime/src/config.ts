@@ -21,6 +21,7 @@ export const ModelConfigFileSchema = z.strictObject({
   preferredBatchSizes: z.array(z.int().min(1)).default([]),
   executionProviders: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).default(['cpu']),
   intraOpThreads: z.int().min(0).max(1024).default(0),
+  spinThreads: z.boolean().default(false),
   cache: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -49,6 +50,11 @@ export interface ModelConfig {
   executionProviders: ExecutionProviderName[];
   /** 0 = onnxruntime's default. */
   intraOpThreads: number;
+  /**
+   * Let onnxruntime's thread pools busy-wait between runs (its default). Off here: on a small box
+   * the API and Redis share the cores, and a spinning pool takes their time (docs/performance.md).
+   */
+  spinThreads: boolean;
   cache: { enabled: boolean; ttlSeconds: number };
   warmup: boolean;
   /** Input name -> the axis padded to the largest in the batch (ragged batching). */
@@ -148,6 +154,7 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     preferredBatchSizes,
     executionProviders: fileConfig.executionProviders,
     intraOpThreads: fileConfig.intraOpThreads,
+    spinThreads: fileConfig.spinThreads,
     cache: fileConfig.cache,
     warmup: fileConfig.warmup,
     pad: fileConfig.pad,

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 
-const { modelPath, executionProviders, intraOpThreads } = workerData;
+const { modelPath, executionProviders, intraOpThreads, spinThreads } = workerData;
 
 function errorMessage(error) {
   return error instanceof Error ? error.message : String(error);
@@ -35,6 +35,13 @@ async function openSession() {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
         ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
+        // Session config entries (onnxruntime_session_options_config_keys.h), strings as the binding wants.
+        extra: {
+          session: {
+            intra_op: { allow_spinning: spinThreads ? '1' : '0' },
+            inter_op: { allow_spinning: spinThreads ? '1' : '0' },
+          },
+        },
       });
       return { session, provider };
     } catch (error) {

@@ -100,6 +100,7 @@ export class ModelSession {
         modelPath: version.path,
         executionProviders: version.config.executionProviders,
         intraOpThreads: options.intraOpThreads ?? version.config.intraOpThreads,
+        spinThreads: version.config.spinThreads,
       },
     });
     const executionProvider = await new Promise<string>((resolve, reject) => {

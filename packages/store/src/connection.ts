@@ -19,7 +19,12 @@ export function createRedisConnection(url: string, role: RedisRole): Redis {
   } as const;
   switch (role) {
     case 'command':
-      return new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+      return new Redis(url, {
+        ...common,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        enableAutoPipelining: true,
+      });
     case 'worker':
       return new Redis(url, { ...common, maxRetriesPerRequest: null, enableReadyCheck: true });
     case 'subscriber':

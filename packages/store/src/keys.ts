@@ -20,6 +20,28 @@ export interface Keys {
    * the worker's sweeper enqueues any that linger (an API that died between the two steps).
    */
   unqueued: string;
+  /**
+   * ZSET: request id -> next delivery attempt (ms) of terminal requests whose `callback.url` is still
+   * to be called: every script that ends a request with a callback URL adds it; the webhook
+   * dispatcher (packages/webhooks) re-scores it while it delivers and removes it once settled.
+   */
+  webhooks: string;
+  /**
+   * ZSET: request id -> acceptance time (ms) of the leaders still queued for one model version
+   * (`queueName`); its size is the depth MAX_QUEUE_DEPTH bounds. The submit script adds; claim,
+   * cancel and expiry remove; a full queue re-checks its oldest entries and drops any whose record
+   * is no longer queued, so a missed removal cannot hold a slot for ever.
+   */
+  queued(queue: string): string;
+  /**
+   * ZSET: request id -> deadline (ms) of queued requests (leaders and followers) sent with
+   * `timeoutMs`; swept every second by workers and API processes (expire-0.lua).
+   */
+  deadlines: string;
+  /** STRING `<fingerprint> <id>`: the request an Idempotency-Key names, per tenant; IDEMPOTENCY_TTL_SECONDS. */
+  idempotency(tenant: string, key: string): string;
+  /** HASH `{ tokens, at }`: the tenant's token bucket (RATE_LIMIT_PER_SECOND); gone once full again. */
+  rateBucket(tenant: string): string;
   /** ZSET: worker id -> last heartbeat (ms) of the workers serving a model. */
   workers(model: string): string;
   /** channel: MessagePack completion message of a terminal state. */
@@ -37,6 +59,12 @@ export function keysFor(prefix: string): Keys {
     inflight: (cacheKey) => `${prefix}:inflight:${cacheKey}`,
     followers: (leaderId) => `${prefix}:followers:${leaderId}`,
     unqueued: `${prefix}:unqueued`,
+    webhooks: `${prefix}:webhooks`,
+    queued: (queue) => `${prefix}:queued:${queue}`,
+    deadlines: `${prefix}:deadlines`,
+    // Tenants never contain ':' (API_KEYS splits on the first one), so a key cannot pose as a tenant.
+    idempotency: (tenant, key) => `${prefix}:idem:${tenant}:${key}`,
+    rateBucket: (tenant) => `${prefix}:rate:${tenant}`,
     workers: (model) => `${prefix}:workers:${model}`,
     doneChannel: (id) => `${prefix}:done:${id}`,
     statusChannel: (id) => `${prefix}:status:${id}`,

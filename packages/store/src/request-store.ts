@@ -3,17 +3,20 @@ import {
   type CompletionMessage,
   decodeTensorMap,
   encodeCompletionMessage,
+  encodeCompletionMessageWithEncodedOutputs,
   REQUEST_STATUSES,
   type RequestError,
   type RequestStatus,
 } from '@inferq/protocol';
-import { Queue } from 'bullmq';
+import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { admissionArgs, admissionKeys, hashOf, rejectionOf } from './admission.ts';
 import { type Keys, keysFor, queueName } from './keys.ts';
 import cancelLua from './lua/cancel-1.lua?raw';
 import claimLua from './lua/claim-0.lua?raw';
 import completeLua from './lua/complete-0.lua?raw';
-import submitLua from './lua/submit-4.lua?raw';
+import expireLua from './lua/expire-0.lua?raw';
+import submitLua from './lua/submit-7.lua?raw';
 import type { CancelOutcome, Claim, Completion, StoredRecord, SubmitOutcome, SubmitParams } from './types.ts';
 
 export interface RequestStoreOptions {
@@ -26,18 +29,23 @@ export interface RequestStoreOptions {
   workerLivenessMs?: number;
 }
 
-/** The job BullMQ carries: only the id; tensors stay in the payload key (BullMQ JSON-encodes data). */
-export interface InferJobData {
-  id: string;
-}
+/**
+ * The job BullMQ carries: only request ids; tensors stay in the payload keys (BullMQ JSON-encodes
+ * data). A single submit is one job with its own id as job id; a bulk submit is a few jobs of up to
+ * a batch of requests each, so the queue's per-job cost is paid once per batch.
+ */
+export type InferJobData = { id: string } | { ids: string[] };
 
 export const INFER_JOB_NAME = 'infer';
 
-/** BullMQ's largest priority (2^21); larger requested values are clamped to it. */
-const MAX_BULLMQ_PRIORITY = 2_097_152;
+/** BullMQ's largest priority (2^21 - 1: it refuses 2^21); larger requested values are clamped to it. */
+const MAX_BULLMQ_PRIORITY = 2_097_151;
 
 interface ScriptedRedis extends Redis {
-  inferqSubmitBuffer(...args: (string | Uint8Array | number)[]): Promise<[Buffer, (Buffer | Buffer[])?]>;
+  inferqSubmitBuffer(
+    ...args: (string | Uint8Array | number)[]
+  ): Promise<[Buffer, ...(Buffer | Buffer[] | number)[]]>;
+  inferqExpire(...args: (string | number)[]): Promise<string[]>;
   inferqClaimBuffer(...args: (string | number)[]): Promise<[Buffer, Buffer, Buffer?, Buffer?][]>;
   inferqComplete(...args: (string | Uint8Array | number)[]): Promise<number>;
   inferqCancel(...args: (string | number)[]): Promise<string>;
@@ -62,7 +70,8 @@ export class RequestStore {
     this.jobAttempts = options.jobAttempts ?? 3;
     this.workerLivenessMs = options.workerLivenessMs ?? 10_000;
     const redis = options.redis;
-    redis.defineCommand('inferqSubmit', { numberOfKeys: 4, lua: submitLua });
+    redis.defineCommand('inferqSubmit', { numberOfKeys: 7, lua: submitLua });
+    redis.defineCommand('inferqExpire', { numberOfKeys: 0, lua: expireLua });
     redis.defineCommand('inferqClaim', { numberOfKeys: 0, lua: claimLua });
     redis.defineCommand('inferqComplete', { numberOfKeys: 0, lua: completeLua });
     redis.defineCommand('inferqCancel', { numberOfKeys: 1, lua: cancelLua });
@@ -104,20 +113,27 @@ export class RequestStore {
     if (p.callbackUrl) fields.push('callbackUrl', p.callbackUrl);
     if (p.metadata) fields.push('metadata', JSON.stringify(p.metadata));
 
-    const [kind, extra] = await this.redis.inferqSubmitBuffer(
+    const reply = await this.redis.inferqSubmitBuffer(
       k.cache(p.cacheKey),
       k.inflight(p.cacheKey),
       k.request(p.id),
       k.payload(p.id),
+      ...admissionKeys(k, p),
       p.id,
       p.now,
       p.useCache ? '1' : '0',
       this.resultTtlSeconds,
       p.payload,
       k.prefix,
+      ...admissionArgs(p),
       ...fields,
     );
+    const [kind, extra] = reply;
     switch (kind.toString()) {
+      case 'replayed':
+        return { kind: 'replayed', record: toStoredRecord(hashOf(extra as Buffer[])) };
+      case 'rejected':
+        return { kind: 'rejected', rejection: rejectionOf(reply, p) };
       case 'cached': {
         const flat = extra as Buffer[];
         const fields: Record<string, Buffer> = {};
@@ -127,14 +143,16 @@ export class RequestStore {
       case 'coalesced':
         return { kind: 'coalesced', leaderId: String(extra) };
       case 'queued':
+        if (p.deferEnqueue === true) return { kind: 'queued' };
         try {
+          await p.beforeEnqueue;
           await this.enqueue(p.id, p.model, p.version, p.priority);
         } catch (error) {
           await this.withdraw(p, error);
           throw error;
         }
-        // Not awaited: should it be lost, the sweeper finds the job already there and drops the entry.
-        this.redis.zrem(this.keys.unqueued, p.id).catch(() => undefined);
+        // The unqueued entry stays until the claim script removes it: one write less per request,
+        // and a job still waiting when the sweeper looks is only re-added as a no-op.
         return { kind: 'queued' };
       default:
         throw new Error(`submit script answered ${kind.toString()}`);
@@ -147,21 +165,56 @@ export class RequestStore {
     version: number,
     priority: number | undefined,
   ): Promise<void> {
-    await this.queue(model, version).add(
-      INFER_JOB_NAME,
-      { id },
-      {
-        jobId: id,
-        attempts: this.jobAttempts,
-        backoff: { type: 'exponential', delay: 100 },
-        // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
-        removeOnComplete: { count: 1000 },
-        removeOnFail: { count: 1000 },
-        ...(priority !== undefined && priority > 0
-          ? { priority: Math.min(priority, MAX_BULLMQ_PRIORITY) }
-          : {}),
-      },
-    );
+    await this.queue(model, version).add(INFER_JOB_NAME, { id }, this.jobOptions(id, priority));
+  }
+
+  /**
+   * Submits many requests of one model version: the submit scripts leave in one pipelined write,
+   * and the queued requests go into one job per `requestsPerJob` (one BullMQ add each, all
+   * pipelined), so the queue's per-job cost is paid once per batch rather than once per request.
+   * Outcomes are in the order of `params`. Should an add fail, every request of this call that was
+   * queued ends `failed` and the error is thrown.
+   */
+  async submitBulk(params: SubmitParams[], requestsPerJob: number): Promise<SubmitOutcome[]> {
+    const outcomes = await Promise.all(params.map((p) => this.submit({ ...p, deferEnqueue: true })));
+    const queued = params.filter((_, index) => outcomes[index]!.kind === 'queued');
+    if (queued.length === 0) return outcomes;
+    const first = queued[0]!;
+    const chunk = Math.max(1, requestsPerJob);
+    const jobs: { name: string; data: InferJobData; opts: JobsOptions }[] = [];
+    for (let start = 0; start < queued.length; start += chunk) {
+      const ids = queued.slice(start, start + chunk).map((p) => p.id);
+      // The first request's id, marked, names the job: unique, and never a single submit's job id.
+      jobs.push({
+        name: INFER_JOB_NAME,
+        data: { ids },
+        opts: this.jobOptions(`bulk-${ids[0]}`, first.priority),
+      });
+    }
+    try {
+      await this.queue(first.model, first.version).addBulk(jobs);
+    } catch (error) {
+      await Promise.all(queued.map((p) => this.withdraw(p, error)));
+      throw error;
+    }
+    // A bulk job's id is not a request id: the sweeper, should it see these entries, would add a
+    // second job per request (harmless, but wasted), so they go now.
+    this.redis.zrem(this.keys.unqueued, ...queued.map((p) => p.id)).catch(() => undefined);
+    return outcomes;
+  }
+
+  private jobOptions(jobId: string, priority: number | undefined): JobsOptions {
+    return {
+      jobId,
+      attempts: this.jobAttempts,
+      backoff: { type: 'exponential', delay: 100 },
+      // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
+      removeOnComplete: { count: 1000 },
+      removeOnFail: { count: 1000 },
+      ...(priority !== undefined && priority > 0
+        ? { priority: Math.min(priority, MAX_BULLMQ_PRIORITY) }
+        : {}),
+    };
   }
 
   /**
@@ -219,10 +272,29 @@ export class RequestStore {
     return requeued;
   }
 
-  async get(id: string): Promise<StoredRecord | undefined> {
-    const raw = await this.redis.hgetallBuffer(this.keys.request(id));
+  /**
+   * The record. One still queued past its deadline is expired first, so a reader sees `expired` even
+   * when no worker (or sweep) came by since: a deadline holds whether or not anything serves the model.
+   */
+  async get(id: string, now = Date.now()): Promise<StoredRecord | undefined> {
+    let raw = await this.redis.hgetallBuffer(this.keys.request(id));
     if (!raw.id) return undefined;
+    if (isOverdue(raw, now)) {
+      await this.redis.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, 1, id);
+      raw = await this.redis.hgetallBuffer(this.keys.request(id));
+      if (!raw.id) return undefined;
+    }
     return toStoredRecord(raw);
+  }
+
+  /**
+   * Ends as `expired` (record, done channel, callback channel) up to `limit` requests still queued
+   * past their deadline, and forgets deadlines of requests that are no longer queued. Workers and API
+   * processes call it every second; concurrent sweeps are harmless (one script, status checked).
+   * Returns the ids it expired.
+   */
+  async expireOverdue(now: number, limit = 500): Promise<string[]> {
+    return this.redis.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, limit);
   }
 
   async cancel(id: string, now: number): Promise<CancelOutcome> {
@@ -261,10 +333,16 @@ export class RequestStore {
         version: r.version,
         cached: false,
         timings: { ...r.timings, totalMs },
-        ...(r.outputs ? { outputs: decodeTensorMap(r.outputs) } : {}),
         ...(r.error ? { error: r.error } : {}),
+        ...(r.startedAt !== undefined ? { startedAt: new Date(r.startedAt).toISOString() } : {}),
+        finishedAt: new Date(r.now).toISOString(),
+        ...(r.batchSize > 0 ? { batchSize: r.batchSize } : {}),
       };
-      const bytes = Buffer.from(encodeCompletionMessage(message));
+      const bytes = Buffer.from(
+        r.outputs
+          ? encodeCompletionMessageWithEncodedOutputs(message, r.outputs)
+          : encodeCompletionMessage(message),
+      );
       const idOffset = bytes.indexOf(r.id);
       void pipeline.inferqComplete(
         this.keys.prefix,
@@ -282,7 +360,11 @@ export class RequestStore {
         idOffset,
       );
     }
-    await pipeline.exec();
+    // exec() resolves even when commands in it failed (each reply is an [error, result] pair): a
+    // failed completion must reject, or the worker would settle a job whose result was never written.
+    const replies = (await pipeline.exec()) as [Error | null, unknown][] | null;
+    const failure = replies?.find(([error]) => error !== null)?.[0];
+    if (failure) throw failure;
   }
 
   async heartbeat(models: string[], workerId: string, now: number): Promise<void> {
@@ -365,5 +447,13 @@ function toStoredRecord(raw: Record<string, Buffer>): StoredRecord {
   if (error) record.error = JSON.parse(error) as RequestError;
   const metadata = text('metadata');
   if (metadata) record.metadata = JSON.parse(metadata) as Record<string, unknown>;
+  const deadline = num('deadline');
+  if (deadline > 0) record.deadline = deadline;
   return record;
+}
+
+/** Queued with a deadline that has passed (expire-0.lua decides the same way). */
+function isOverdue(raw: Record<string, Buffer>, now: number): boolean {
+  const deadline = Number(raw.deadline?.toString() ?? 0);
+  return raw.status?.toString() === 'queued' && deadline > 0 && now > deadline;
 }

@@ -2,7 +2,9 @@
   Claim a batch for inference: each request still queued moves to running (it and its followers,
   announced on their status channels) and its payload is returned. A request that was cancelled or
   has passed its deadline is dropped, unless followers still wait on its result, in which case its
-  own record stays terminal and the inference runs for them.
+  own record stays terminal and the inference runs for them. A follower past its own deadline is
+  expired here rather than run. Every claimed id leaves its model version's queued set (it no
+  longer waits) and <prefix>:deadlines (a running request is not expired).
 
   ARGV[1] key prefix
   ARGV[2] now (ms)
@@ -15,11 +17,20 @@
 ]]
 local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local terminal = { succeeded = true, failed = true, cancelled = true, expired = true }
+local deadlines = prefix .. ':deadlines'
 local out = {}
 
 local function announceRunning(id)
   redis.call('HSET', prefix .. ':req:' .. id, 'status', 'running', 'startedAt', tostring(now))
   redis.call('PUBLISH', prefix .. ':status:' .. id, cmsgpack.pack({ id = id, status = 'running' }))
+end
+
+-- rec: HMGET of FIELDS below.
+local FIELDS = { 'status', 'deadline', 'createdAt', 'model', 'version', 'callbackChannel', 'cacheKey', 'callbackUrl' }
+
+local function pastDeadline(rec)
+  local deadline = tonumber(rec[2]) or 0
+  return rec[1] == 'queued' and deadline > 0 and now > deadline
 end
 
 local function expire(id, rec)
@@ -33,6 +44,8 @@ local function expire(id, rec)
     timings = { queueMs = now - createdAt, batchWaitMs = 0, inferMs = 0, totalMs = now - createdAt }, error = err })
   redis.call('PUBLISH', prefix .. ':done:' .. id, msg)
   if rec[6] and rec[6] ~= '' then redis.call('PUBLISH', rec[6], msg) end
+  -- Due now for the webhook dispatcher (packages/webhooks).
+  if rec[8] then redis.call('ZADD', prefix .. ':webhooks', now, id) end
 end
 
 local function release(id, cacheKey)
@@ -46,28 +59,43 @@ for i = 4, #ARGV do
   local id = ARGV[i]
   local rk = prefix .. ':req:' .. id
   redis.call('ZREM', prefix .. ':unqueued', id)
-  -- 1 status, 2 deadline, 3 createdAt, 4 model, 5 version, 6 callbackChannel, 7 cacheKey
-  local rec = redis.call('HMGET', rk, 'status', 'deadline', 'createdAt', 'model', 'version', 'callbackChannel', 'cacheKey')
+  local rec = redis.call('HMGET', rk, unpack(FIELDS))
   local status = rec[1]
   local followersKey = prefix .. ':followers:' .. id
   if not status then
     out[#out + 1] = { id, 'dropped', 'missing' }
   else
-    local deadline = tonumber(rec[2]) or 0
-    if status == 'queued' and deadline > 0 and now > deadline then
+    -- Mirrors keys.ts: queued(queueName(model, version)).
+    if rec[4] and rec[5] then redis.call('ZREM', prefix .. ':queued:' .. rec[4] .. '.v' .. rec[5], id) end
+    if (tonumber(rec[2]) or 0) > 0 then redis.call('ZREM', deadlines, id) end
+    if pastDeadline(rec) then
       expire(id, rec)
       status = 'expired'
     end
-    local followers = redis.call('LRANGE', followersKey, 0, -1)
-    if terminal[status] and (status == 'succeeded' or status == 'failed' or #followers == 0) then
+    -- Followers still queued past their own deadline end now; the others wait on this run.
+    local waiting = {}
+    for _, f in ipairs(redis.call('LRANGE', followersKey, 0, -1)) do
+      local frec = redis.call('HMGET', prefix .. ':req:' .. f, unpack(FIELDS))
+      if pastDeadline(frec) then
+        expire(f, frec)
+        redis.call('ZREM', deadlines, f)
+        redis.call('LREM', followersKey, 0, f)
+      else
+        waiting[#waiting + 1] = { f, frec[1], frec[2] }
+      end
+    end
+    if terminal[status] and (status == 'succeeded' or status == 'failed' or #waiting == 0) then
       if status == 'cancelled' or status == 'expired' then release(id, rec[7]) end
       local reason = status
       if status == 'succeeded' or status == 'failed' then reason = 'finished' end
       out[#out + 1] = { id, 'dropped', reason }
     else
       if not terminal[status] then announceRunning(id) end
-      for _, f in ipairs(followers) do
-        if redis.call('HGET', prefix .. ':req:' .. f, 'status') == 'queued' then announceRunning(f) end
+      for _, f in ipairs(waiting) do
+        if f[2] == 'queued' then
+          announceRunning(f[1])
+          if (tonumber(f[3]) or 0) > 0 then redis.call('ZREM', deadlines, f[1]) end
+        end
       end
       local payload = redis.call('GET', prefix .. ':payload:' .. id)
       if payload then

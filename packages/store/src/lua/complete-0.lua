@@ -1,7 +1,8 @@
 --[[
   Record the end of one request: its terminal record (with the result TTL), the cache entry, the
   release of its in-flight key and payload, the same result for every follower, and the completion
-  message on each one's done channel and callback channel. Safe to run twice for one request (a job
+  message on each one's done channel and callback channel (and a webhook due for each one that has a
+  callback URL). Safe to run twice for one request (a job
   re-run after a worker crash): a record that is already terminal is left as it is.
 
   ARGV[1]  key prefix
@@ -25,7 +26,7 @@ local terminal = { succeeded = true, failed = true, cancelled = true, expired = 
 
 local function finish(rid, msg)
   local rk = prefix .. ':req:' .. rid
-  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'callbackChannel')
+  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'callbackChannel', 'callbackUrl')
   if not rec[1] or terminal[rec[1]] then return 0 end
   local createdAt = tonumber(rec[2]) or now
   redis.call('HSET', rk, 'status', status, 'finishedAt', tostring(now), 'queueMs', queueMs, 'batchWaitMs', batchWaitMs,
@@ -35,6 +36,8 @@ local function finish(rid, msg)
   redis.call('EXPIRE', rk, resultTtl)
   redis.call('PUBLISH', prefix .. ':done:' .. rid, msg)
   if rec[3] and rec[3] ~= '' then redis.call('PUBLISH', rec[3], msg) end
+  -- Due now for the webhook dispatcher (packages/webhooks), which POSTs the record to callback.url.
+  if rec[4] then redis.call('ZADD', prefix .. ':webhooks', now, rid) end
   return 1
 end
 

@@ -1,0 +1,134 @@
+--[[
+  Submit one request in one round trip: admit it (idempotency replay, the tenant's token bucket, the
+  model version's queue depth), then serve it from the cache, attach it to an identical request
+  already in flight, or create its record and payload for a new job.
+
+  KEYS[1] cache key           <prefix>:cache:<cacheKey>
+  KEYS[2] in-flight key       <prefix>:inflight:<cacheKey>
+  KEYS[3] request record      <prefix>:req:<id>
+  KEYS[4] payload             <prefix>:payload:<id>
+  KEYS[5] queued set          <prefix>:queued:<model>.v<version>  (ZSET id -> createdAt)
+  KEYS[6] idempotency entry   <prefix>:idem:<tenant>:<key>        (unused without ARGV[10])
+  KEYS[7] token bucket        <prefix>:rate:<tenant>              (unused when ARGV[8] is 0)
+  ARGV[1]  id
+  ARGV[2]  now (ms)
+  ARGV[3]  "1" to use the cache and coalesce, "0" not to
+  ARGV[4]  result TTL (s) for a record that is already terminal
+  ARGV[5]  payload bytes
+  ARGV[6]  key prefix
+  ARGV[7]  most queued requests of this model version; 0: no limit
+  ARGV[8]  tokens per second of the tenant's bucket; 0: no rate limit
+  ARGV[9]  bucket capacity (burst)
+  ARGV[10] fingerprint of the submission, "" without an idempotency key
+  ARGV[11] idempotency window (s)
+  ARGV[12] deadline (ms since epoch); 0: none
+  ARGV[13..] record fields, as field/value pairs
+
+  Returns
+  { "replayed", record }       the idempotency key names a request that still exists; its HGETALL
+  { "rejected", "idempotency-key-reused" }
+  { "rejected", "rate-limited", retryAfterSeconds }
+  { "rejected", "queue-full", retryAfterSeconds, depth }
+  { "cached", record }         the record was written as succeeded from the cache entry; its HGETALL
+  { "coalesced", leader }      the record follows <leader>; no job is needed
+  { "queued" }                 record and payload written, id added to <prefix>:unqueued and to the
+                               queued set; the caller enqueues the job (and the sweeper does, should
+                               the caller die first)
+  A rejection writes nothing: no token is taken, no key is remembered.
+]]
+local id, now, useCache, resultTtl, payload, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local maxDepth, ratePerSecond, burst = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local fingerprint, idempotencyTtl, deadline = ARGV[10], ARGV[11], tonumber(ARGV[12])
+local fields = {}
+for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+local deadlines = prefix .. ':deadlines'
+
+-- How many of the oldest queued-set entries a full queue re-checks: an entry whose record is no
+-- longer queued (its request ended by a path that bypasses our scripts) would otherwise hold a slot
+-- for ever. Stale entries drift to the front as live ones are claimed, so the front is where to look.
+local PRUNE_BATCH = 16
+local QUEUE_FULL_RETRY_AFTER_SECONDS = 1
+
+if fingerprint ~= '' then
+  local entry = redis.call('GET', KEYS[6])
+  if entry then
+    local space = string.find(entry, ' ', 1, true)
+    if string.sub(entry, 1, space - 1) ~= fingerprint then return { 'rejected', 'idempotency-key-reused' } end
+    local record = redis.call('HGETALL', prefix .. ':req:' .. string.sub(entry, space + 1))
+    if #record > 0 then return { 'replayed', record } end
+    -- The record outlived its result TTL: the key no longer names anything, so this is a new request.
+  end
+end
+
+-- The bucket is read now but charged only once the request is accepted.
+local tokensLeft, bucketAt
+if ratePerSecond > 0 then
+  local bucket = redis.call('HMGET', KEYS[7], 'tokens', 'at')
+  local level = tonumber(bucket[1]) or burst
+  bucketAt = tonumber(bucket[2]) or now
+  -- API processes' clocks may disagree a little: time never runs backwards for a bucket.
+  level = math.min(burst, level + math.max(0, now - bucketAt) * ratePerSecond / 1000)
+  if level < 1 then return { 'rejected', 'rate-limited', math.ceil((1 - level) / ratePerSecond) } end
+  tokensLeft = level - 1
+  bucketAt = math.max(bucketAt, now)
+end
+
+local function accept()
+  if tokensLeft then
+    redis.call('HSET', KEYS[7], 'tokens', string.format('%.6f', tokensLeft), 'at', string.format('%d', bucketAt))
+    -- Once it would be full again the bucket is worth nothing: let it go (absent means full).
+    redis.call('PEXPIRE', KEYS[7], math.ceil(burst / ratePerSecond * 1000) + 1000)
+  end
+  if fingerprint ~= '' then redis.call('SET', KEYS[6], fingerprint .. ' ' .. id, 'EX', idempotencyTtl) end
+end
+
+if useCache == '1' then
+  local hit = redis.call('GET', KEYS[1])
+  if hit then
+    redis.call('HSET', KEYS[3], 'status', 'succeeded', 'cached', '1', 'coalesced', '0', 'outputs', hit,
+      'startedAt', ARGV[2], 'finishedAt', ARGV[2], 'queueMs', '0', 'batchWaitMs', '0', 'inferMs', '0',
+      'totalMs', '0', unpack(fields))
+    redis.call('EXPIRE', KEYS[3], resultTtl)
+    accept()
+    -- A cache hit ends the request at once: its webhook is due now (packages/webhooks).
+    if redis.call('HEXISTS', KEYS[3], 'callbackUrl') == 1 then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+    return { 'cached', redis.call('HGETALL', KEYS[3]) }
+  end
+  local leader = redis.call('GET', KEYS[2])
+  if leader then
+    local leaderState = redis.call('HMGET', prefix .. ':req:' .. leader, 'status', 'startedAt')
+    local status = 'queued'
+    if leaderState[1] == 'running' then status = 'running' end
+    redis.call('HSET', KEYS[3], 'status', status, 'cached', '0', 'coalesced', '1', 'leader', leader, unpack(fields))
+    if leaderState[2] then redis.call('HSET', KEYS[3], 'startedAt', leaderState[2]) end
+    redis.call('RPUSH', prefix .. ':followers:' .. leader, id)
+    -- A follower waits on its leader's job but keeps its own deadline (while it is still queued).
+    if status == 'queued' and deadline > 0 then redis.call('ZADD', deadlines, ARGV[12], id) end
+    accept()
+    return { 'coalesced', leader }
+  end
+end
+
+-- Only a request that needs a model run of its own counts against, and is refused by, a full queue.
+if maxDepth > 0 then
+  local depth = redis.call('ZCARD', KEYS[5])
+  if depth >= maxDepth then
+    for _, queuedId in ipairs(redis.call('ZRANGE', KEYS[5], 0, PRUNE_BATCH - 1)) do
+      if redis.call('HGET', prefix .. ':req:' .. queuedId, 'status') ~= 'queued' then
+        redis.call('ZREM', KEYS[5], queuedId)
+        depth = depth - 1
+      end
+    end
+    if depth >= maxDepth then return { 'rejected', 'queue-full', QUEUE_FULL_RETRY_AFTER_SECONDS, depth } end
+  end
+end
+
+if useCache == '1' then redis.call('SET', KEYS[2], id) end
+redis.call('HSET', KEYS[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', unpack(fields))
+redis.call('SET', KEYS[4], payload)
+-- Accepted but not yet enqueued: if the caller dies before adding the job, a sweeper will.
+redis.call('ZADD', prefix .. ':unqueued', ARGV[2], id)
+redis.call('ZADD', KEYS[5], ARGV[2], id)
+if deadline > 0 then redis.call('ZADD', deadlines, ARGV[12], id) end
+accept()
+return { 'queued' }

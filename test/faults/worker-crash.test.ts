@@ -1,0 +1,203 @@
+/**
+ * R1: `kill -9` of a worker that holds a batch, with a few hundred requests in flight. The jobs it
+ * held stay `active` in BullMQ with a lock nobody renews; once the lock expires (lockDuration 10 s)
+ * the next stalled check of a live worker (every 5 s) puts them back in the queue and they run
+ * again. The claim script runs a request still marked `running`, and the completion script ignores
+ * a record that is already terminal, so each request ends once and is announced once.
+ */
+import { rmSync } from 'node:fs';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
+import {
+  type ApiProcess,
+  type AppProcess,
+  DoneCounter,
+  formatTally,
+  PREFIX,
+  pollUntilTerminal,
+  rowFor,
+  startApi,
+  startWorker,
+  submit,
+  tally,
+  waitFor,
+} from './harness.ts';
+import { SLOW_WIDTH, writeFaultModelRepository } from './models.ts';
+
+const TOTAL = 300;
+const CONCURRENCY = 8;
+/** The worker's BullMQ setting (apps/worker/src/model-worker.ts). */
+const MAX_STALLED_COUNT = 2;
+
+let redis: TestRedis;
+let repository: string;
+let api: ApiProcess;
+let done: DoneCounter;
+let inspector: Redis;
+let queue: Queue;
+const processes: AppProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  repository = writeFaultModelRepository({ models: ['slow'] });
+  api = await startApi({ redisUrl: redis.url, modelRepository: repository });
+  processes.push(api);
+  done = await DoneCounter.start(redis.url);
+  inspector = new Redis(redis.url);
+  queue = new Queue('slow.v1', { connection: inspector, prefix: PREFIX });
+});
+
+afterAll(async () => {
+  for (const p of processes) await p.stop();
+  await done?.close();
+  await queue?.close();
+  inspector?.disconnect();
+  await redis?.stop();
+  if (repository) rmSync(repository, { recursive: true, force: true });
+});
+
+describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
+  it('every accepted request still ends once, announced once', async () => {
+    const workerEnv = { MODELS: 'slow' };
+    const victim = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
+    processes.push(victim);
+
+    const idOf: string[] = [];
+    const unexpected: string[] = [];
+    let next = 0;
+    const submitter = async (): Promise<void> => {
+      while (next < TOTAL) {
+        const n = next++;
+        const answer = await submit(api.base, 'slow', {
+          inputs: { x: { dtype: 'float32', shape: [1, SLOW_WIDTH], data: rowFor(n, SLOW_WIDTH) } },
+        });
+        if (answer.status === 202) idOf[n] = (JSON.parse(answer.body.toString()) as { id: string }).id;
+        else unexpected.push(`${answer.status} ${answer.body.toString()}`);
+      }
+    };
+    const load = Promise.all(Array.from({ length: CONCURRENCY }, submitter));
+
+    // Kill it mid-batch: some results are out, it holds jobs, and some of its requests are running.
+    let runningAtKill = 0;
+    await waitFor(
+      async () => {
+        if (done.total < 40) return false;
+        if ((await queue.getActiveCount()) === 0) return false;
+        const ids = idOf.filter((id) => id !== undefined);
+        const statuses = await Promise.all(ids.map((id) => inspector.hget(`${PREFIX}:req:${id}`, 'status')));
+        runningAtKill = statuses.filter((s) => s === 'running').length;
+        return runningAtKill > 0;
+      },
+      'the worker to hold a running batch',
+      60_000,
+      5,
+    );
+    victim.signal('SIGKILL');
+    expect((await victim.exited).signal).toBe('SIGKILL');
+    // With the only worker dead, what is active is exactly what it held.
+    const heldIds = (await queue.getActive()).map((job) => job.id as string);
+    expect(heldIds.length).toBeGreaterThan(0);
+    const completedBeforeKill = done.total;
+
+    // A replacement worker: its stalled checker recovers the dead worker's jobs.
+    const rescuer = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
+    processes.push(rescuer);
+    await load;
+    expect(unexpected).toEqual([]);
+
+    const accepted = idOf.filter((id) => id !== undefined);
+    const records = await pollUntilTerminal(api.base, accepted, 120_000);
+    // Every completion message has been published once the records are terminal; let the last ones land.
+    await waitFor(() => done.total >= accepted.length, 'the last completion messages', 10_000);
+    const t = tally(accepted, records, done);
+    console.log(
+      formatTally('R1', t, { heldByKilledWorker: heldIds.length, runningAtKill, completedBeforeKill }),
+    );
+
+    expect(t).toMatchObject({
+      accepted: TOTAL,
+      completed: TOTAL,
+      lost: 0,
+      duplicated: 0,
+      byStatus: { succeeded: TOTAL },
+    });
+    expect(t.unannouncedIds).toEqual([]);
+    expect(done.total).toBe(TOTAL);
+    for (let n = 0; n < TOTAL; n++) {
+      expect(records.get(idOf[n] as string)?.outputs?.y?.data).toEqual(rowFor(n, SLOW_WIDTH));
+    }
+    // The dead worker's jobs came back through BullMQ's stalled check, once each, and ran again.
+    for (const id of heldIds) {
+      expect((await queue.getJob(id))?.stalledCounter).toBe(1);
+      expect(done.counts.get(id)).toBe(1);
+    }
+    expect(await queue.getJobCounts('active', 'waiting', 'paused', 'delayed', 'failed')).toEqual({
+      active: 0,
+      waiting: 0,
+      paused: 0,
+      delayed: 0,
+      failed: 0,
+    });
+    expect(await rescuer.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('a request whose job stalled more than maxStalledCount times ends failed (worker_lost), once', async () => {
+    const workerEnv = { MODELS: 'slow' };
+    const victim = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
+    processes.push(victim);
+    const baseline = done.total;
+    const ids = await Promise.all(
+      Array.from({ length: 64 }, async (_, n) => {
+        const answer = await submit(api.base, 'slow', {
+          inputs: { x: { dtype: 'float32', shape: [1, SLOW_WIDTH], data: rowFor(1000 + n, SLOW_WIDTH) } },
+        });
+        expect(answer.status).toBe(202);
+        return (JSON.parse(answer.body.toString()) as { id: string }).id;
+      }),
+    );
+    await waitFor(
+      async () =>
+        (await Promise.all(ids.map((id) => inspector.hget(`${PREFIX}:req:${id}`, 'status')))).includes(
+          'running',
+        ),
+      'a running batch',
+      60_000,
+      5,
+    );
+    victim.signal('SIGKILL');
+    await victim.exited;
+    const held = (await queue.getActive()).map((job) => job.id as string);
+    expect(held.length).toBeGreaterThan(0);
+    // As if two workers had already died holding these jobs: this stall is one too many.
+    for (const id of held) await inspector.hset(`${PREFIX}:slow.v1:${id}`, 'stc', String(MAX_STALLED_COUNT));
+    const unfinished = new Set(
+      (await Promise.all(held.map(async (id) => [id, await inspector.hget(`${PREFIX}:req:${id}`, 'status')])))
+        .filter(([, status]) => status === 'queued' || status === 'running')
+        .map(([id]) => id as string),
+    );
+    expect(unfinished.size).toBeGreaterThan(0);
+
+    const rescuer = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
+    processes.push(rescuer);
+    const records = await pollUntilTerminal(api.base, ids, 120_000);
+    await waitFor(() => done.total - baseline >= ids.length, 'the last completion messages', 10_000);
+    const t = tally(ids, records, done);
+    console.log(formatTally('R1 stall limit', t, { held: held.length, workerLost: unfinished.size }));
+    expect(t).toMatchObject({ accepted: 64, completed: 64, lost: 0, duplicated: 0 });
+    expect(t.byStatus).toEqual({ succeeded: 64 - unfinished.size, failed: unfinished.size });
+    expect(t.unannouncedIds).toEqual([]);
+    for (const id of ids) {
+      const record = records.get(id);
+      if (unfinished.has(id)) {
+        expect(record?.error?.code).toBe('worker_lost');
+        expect(done.statuses.get(id)).toBe('failed');
+        expect(await queue.getJobState(id)).toBe('failed');
+      } else {
+        expect(record?.status).toBe('succeeded');
+      }
+    }
+    expect(await rescuer.stop()).toEqual({ code: 0, signal: null });
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * The API's Express app on an ephemeral port over a real Redis, with its own key prefix, for
+ * integration tests that talk real HTTP (hostile input, tenant isolation, caps).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Config, loadConfig } from '@inferq/config';
+import { createLogger, createMetrics } from '@inferq/observability';
+import type { ModelRepository } from '@inferq/runtime';
+import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
+import { expect } from 'vitest';
+import { createServer } from '../../apps/api/src/server.ts';
+
+type RedisConnection = ReturnType<typeof createRedisConnection>;
+
+export interface TestApi {
+  url: string;
+  config: Config;
+  /** A store over the same Redis and prefix, to act as the worker would. */
+  store: RequestStore;
+  prefix: string;
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+async function ready(connection: RedisConnection): Promise<void> {
+  if (connection.status === 'ready') return;
+  await new Promise<void>((resolve) => connection.once('ready', () => resolve()));
+}
+
+export async function startTestApi(options: {
+  redisUrl: string;
+  repository: ModelRepository;
+  modelRepository: string;
+  env?: Record<string, string>;
+}): Promise<TestApi> {
+  const { redisUrl, repository } = options;
+  const prefix = `{t-${randomBytes(4).toString('hex')}}`;
+  const config = loadConfig({
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'silent',
+    MODEL_REPOSITORY: options.modelRepository,
+    ...options.env,
+  });
+  const redis = createRedisConnection(redisUrl, 'command');
+  const subscriber = createRedisConnection(redisUrl, 'subscriber');
+  await Promise.all([ready(redis), ready(subscriber)]);
+  const store = new RequestStore({ redis, prefix, resultTtlSeconds: config.resultTtlSeconds });
+  const watcher = new CompletionWatcher({ subscriber, prefix });
+  const app = createServer({
+    config,
+    store,
+    watcher,
+    repository,
+    metrics: createMetrics('api'),
+    logger: createLogger(config, 'api'),
+    redisHealthy: () => redis.status === 'ready',
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    config,
+    store,
+    prefix,
+    fetch: (path, init) => fetch(url + path, init),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await watcher.close();
+      await store.close();
+      redis.disconnect();
+    },
+  };
+}
+
+export function postJson(
+  api: TestApi,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return api.fetch(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/**
+ * Asserts an exact problem+json answer, `{ type, title, status, detail }` and nothing else, with no
+ * stack trace in it.
+ */
+export async function expectProblem(
+  response: Response,
+  status: number,
+  detail?: RegExp | string,
+): Promise<void> {
+  expect(response.status).toBe(status);
+  expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  const problem = (await response.json()) as Record<string, unknown>;
+  expect(Object.keys(problem).sort()).toEqual(['detail', 'status', 'title', 'type']);
+  expect(problem.status).toBe(status);
+  expect(problem.type).toMatch(/^https:\/\/inferq\.dev\/problems\/[a-z-]+$/);
+  expect(JSON.stringify(problem)).not.toMatch(/\bat .*\.(ts|js):\d+/);
+  if (detail !== undefined) expect(problem.detail).toMatch(detail);
+}
