@@ -1,7 +1,12 @@
 /** How long and how much each scenario measures: `--quick` for a check in under two minutes, else the full run. */
 export interface Profile {
   name: 'quick' | 'full';
-  /** Unmeasured load before each measurement (JIT, connection pools, onnxruntime arenas). */
+  /**
+   * Unmeasured load before each measurement (JIT, connection pools, onnxruntime arenas). Measured
+   * here: inferq's ppocr-cls throughput keeps rising for about 5 s after a cold start (about 390
+   * requests/s in the first 4 s, about 630 after), as each new batch size meets onnxruntime for the
+   * first time; a shorter warm-up measures the start, not the steady state.
+   */
   warmupMs: number;
   /** Per batch size of the direct contender. */
   directMs: number;
@@ -31,7 +36,7 @@ const FRACTIONS_FULL = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 export const PROFILES: Record<Profile['name'], Profile> = {
   quick: {
     name: 'quick',
-    warmupMs: 500,
+    warmupMs: 2_500,
     directMs: 800,
     saturationMs: 2_500,
     curvePointMs: 2_000,
@@ -49,7 +54,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
   },
   full: {
     name: 'full',
-    warmupMs: 2_000,
+    warmupMs: 8_000,
     directMs: 3_000,
     saturationMs: 10_000,
     curvePointMs: 6_000,
