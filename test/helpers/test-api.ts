@@ -46,6 +46,9 @@ export async function startTestApi(options: {
   });
   const redis = createRedisConnection(redisUrl, 'command');
   const subscriber = createRedisConnection(redisUrl, 'subscriber');
+  // Tests that stop Redis expect connection errors; ioredis would print them unhandled.
+  redis.on('error', () => undefined);
+  subscriber.on('error', () => undefined);
   await Promise.all([ready(redis), ready(subscriber)]);
   const store = new RequestStore({ redis, prefix, resultTtlSeconds: config.resultTtlSeconds });
   const watcher = new CompletionWatcher({ subscriber, prefix });

@@ -1,20 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '@inferq/config';
-import { createLogger, createMetrics } from '@inferq/observability';
 import { encodeTensorMap, newRequestId, packStandard, unpackStandard } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
+import type { RequestStore } from '@inferq/store';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
-
-type RedisConnection = ReturnType<typeof createRedisConnection>;
+import { startTestApi, type TestApi } from '../helpers/test-api.ts';
 
 const MAX_BODY_BYTES = 4096;
 const PROBLEM_KEYS = ['detail', 'status', 'title', 'type'];
@@ -23,65 +16,17 @@ let modelDir: string;
 let repository: ModelRepository;
 
 /** One API server on an ephemeral port over real Redis, with its own key prefix. */
-interface Api {
-  url: string;
-  store: RequestStore;
-  prefix: string;
-  fetch(path: string, init?: RequestInit): Promise<Response>;
-  close(): Promise<void>;
-}
+type Api = TestApi;
 
 const open: Api[] = [];
 
-async function waitReady(connection: RedisConnection): Promise<void> {
-  if (connection.status === 'ready') return;
-  await new Promise<void>((resolve) => connection.once('ready', () => resolve()));
-}
-
 async function startApi(env: Record<string, string> = {}, redisUrl = inject('redisUrl')): Promise<Api> {
-  const prefix = `{api-${randomBytes(4).toString('hex')}}`;
-  const config = loadConfig({
-    REDIS_URL: redisUrl,
-    QUEUE_PREFIX: prefix,
-    MAX_BODY_BYTES: String(MAX_BODY_BYTES),
-    LOG_LEVEL: 'silent',
-    MODEL_REPOSITORY: modelDir,
-    ...env,
-  });
-  const redis = createRedisConnection(redisUrl, 'command');
-  const subscriber = createRedisConnection(redisUrl, 'subscriber');
-  // The tests that stop Redis expect connection errors; ioredis would print them unhandled.
-  redis.on('error', () => undefined);
-  subscriber.on('error', () => undefined);
-  await Promise.all([waitReady(redis), waitReady(subscriber)]);
-  const store = new RequestStore({ redis, prefix, resultTtlSeconds: config.resultTtlSeconds });
-  const watcher = new CompletionWatcher({ subscriber, prefix });
-  const app = createServer({
-    config,
-    store,
-    watcher,
+  const api = await startTestApi({
+    redisUrl,
     repository,
-    metrics: createMetrics('api'),
-    logger: createLogger(config, 'api'),
-    redisHealthy: () => redis.status === 'ready',
+    modelRepository: modelDir,
+    env: { MAX_BODY_BYTES: String(MAX_BODY_BYTES), ...env },
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const api: Api = {
-    url,
-    store,
-    prefix,
-    fetch: (path, init) => fetch(url + path, init),
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await watcher.close();
-      await store.close();
-      redis.disconnect();
-    },
-  };
   open.push(api);
   return api;
 }
