@@ -553,11 +553,15 @@ export class InferenceService {
   private subscribeTerminal(id: string): TerminalSubscription {
     const wakeup = new Wakeup();
     let terminal: CompletionMessage | undefined;
-    const live = this.deps.watcher.watch(id, (status, completion) => {
-      if (!TERMINAL_STATUSES.has(status)) return;
-      terminal ??= completion;
-      wakeup.wake();
-    });
+    const live = this.deps.watcher.watch(
+      id,
+      (status, completion) => {
+        if (!TERMINAL_STATUSES.has(status)) return;
+        terminal ??= completion;
+        wakeup.wake();
+      },
+      { terminalOnly: true },
+    );
     // A failed subscribe surfaces through `live` where it is awaited; this only avoids an unhandled rejection.
     live.catch(() => undefined);
     return {

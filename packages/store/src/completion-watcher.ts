@@ -23,6 +23,7 @@ const STATUSES: ReadonlySet<string> = new Set(REQUEST_STATUSES);
 export class CompletionWatcher {
   private readonly keys: Keys;
   private readonly subscriber: Redis;
+  /** Channel name -> its listeners. */
   private readonly listeners = new Map<string, Set<Listener>>();
 
   constructor(options: { subscriber: Redis; prefix: string }) {
@@ -34,38 +35,55 @@ export class CompletionWatcher {
   }
 
   /**
-   * Calls `listener` with each status the request moves to, from the moment the returned promise
-   * resolves (the subscription is live then: read the record after it to close the race).
+   * Calls `listener` with each status the request moves to (with `terminalOnly`, only with its
+   * terminal one: a waiter needs no `running` message, and each is a message less to receive and
+   * decode), from the moment the returned promise resolves (the subscription is live then: read the
+   * record after it to close the race).
    */
-  async watch(id: string, listener: Listener): Promise<() => Promise<void>> {
-    let set = this.listeners.get(id);
-    const first = !set;
-    if (!set) {
-      set = new Set();
-      this.listeners.set(id, set);
+  async watch(
+    id: string,
+    listener: Listener,
+    options: { terminalOnly?: boolean } = {},
+  ): Promise<() => Promise<void>> {
+    const channels =
+      options.terminalOnly === true
+        ? [this.keys.doneChannel(id)]
+        : [this.keys.statusChannel(id), this.keys.doneChannel(id)];
+    const fresh: string[] = [];
+    for (const channel of channels) {
+      let set = this.listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        this.listeners.set(channel, set);
+        fresh.push(channel);
+      }
+      set.add(listener);
     }
-    set.add(listener);
-    if (first) {
-      try {
-        await this.subscribeSoon(this.keys.statusChannel(id), this.keys.doneChannel(id));
-      } catch (error) {
+    let active = true;
+    const release = async (): Promise<void> => {
+      if (!active) return;
+      active = false;
+      const emptied: string[] = [];
+      for (const channel of channels) {
+        const set = this.listeners.get(channel);
+        if (!set) continue;
         set.delete(listener);
-        if (set.size === 0) this.listeners.delete(id);
+        if (set.size === 0) {
+          this.listeners.delete(channel);
+          emptied.push(channel);
+        }
+      }
+      if (emptied.length > 0) await this.unsubscribeSoon(...emptied);
+    };
+    if (fresh.length > 0) {
+      try {
+        await this.subscribeSoon(...fresh);
+      } catch (error) {
+        await release();
         throw error;
       }
     }
-    let active = true;
-    return async () => {
-      if (!active) return;
-      active = false;
-      const current = this.listeners.get(id);
-      if (!current) return;
-      current.delete(listener);
-      if (current.size === 0) {
-        this.listeners.delete(id);
-        await this.unsubscribeSoon(this.keys.statusChannel(id), this.keys.doneChannel(id));
-      }
-    };
+    return release;
   }
 
   private pendingSubscribes: string[] = [];
@@ -103,7 +121,7 @@ export class CompletionWatcher {
         this.pendingUnsubscribes = [];
         this.unsubscribeFlush = undefined;
         // A channel watched again meanwhile must stay subscribed.
-        const stale = batch.filter((channel) => !this.listeners.has(this.idOf(channel) ?? ''));
+        const stale = batch.filter((channel) => !this.listeners.has(channel));
         if (stale.length === 0) return resolve();
         this.subscriber.unsubscribe(...stale).then(
           () => resolve(),
@@ -128,14 +146,14 @@ export class CompletionWatcher {
 
   private dispatch(channel: Buffer, message: Buffer): void {
     const name = channel.toString();
+    const set = this.listeners.get(name);
     const id = this.idOf(name);
-    const set = id === undefined ? undefined : this.listeners.get(id);
-    if (!set) return;
+    if (!set || id === undefined) return;
     let status: unknown;
     let messageId: unknown;
     let completion: CompletionMessage | undefined;
     try {
-      if (id !== undefined && name === this.keys.doneChannel(id)) {
+      if (name === this.keys.doneChannel(id)) {
         completion = decodeCompletionMessage(message);
         ({ status, id: messageId } = completion);
       } else {

@@ -38,6 +38,9 @@ export type InferJobData = { id: string } | { ids: string[] };
 
 export const INFER_JOB_NAME = 'infer';
 
+/** Life of a payload written before its submit script ran; the script makes it permanent. */
+const PAYLOAD_PENDING_TTL_SECONDS = 600;
+
 /** BullMQ's largest priority (2^21 - 1: it refuses 2^21); larger requested values are clamped to it. */
 const MAX_BULLMQ_PRIORITY = 2_097_151;
 
@@ -46,7 +49,7 @@ interface ScriptedRedis extends Redis {
     ...args: (string | Uint8Array | number)[]
   ): Promise<[Buffer, ...(Buffer | Buffer[] | number)[]]>;
   inferqExpire(...args: (string | number)[]): Promise<string[]>;
-  inferqClaimBuffer(...args: (string | number)[]): Promise<[Buffer, Buffer, Buffer?, Buffer?][]>;
+  inferqClaimBuffer(...args: (string | number)[]): Promise<[Buffer, Buffer, Buffer?][]>;
   inferqComplete(...args: (string | Uint8Array | number)[]): Promise<number>;
   inferqCancel(...args: (string | number)[]): Promise<string>;
 }
@@ -113,22 +116,36 @@ export class RequestStore {
     if (p.callbackUrl) fields.push('callbackUrl', p.callbackUrl);
     if (p.metadata) fields.push('metadata', JSON.stringify(p.metadata));
 
-    const reply = await this.redis.inferqSubmitBuffer(
-      k.cache(p.cacheKey),
-      k.inflight(p.cacheKey),
-      k.request(p.id),
-      k.payload(p.id),
-      ...admissionKeys(k, p),
-      p.id,
-      p.now,
-      p.useCache ? '1' : '0',
-      this.resultTtlSeconds,
-      p.payload,
-      k.prefix,
-      ...admissionArgs(p),
-      ...fields,
-    );
+    // The payload goes as a plain SET just before the script, on the same connection (so Redis runs
+    // it first): passed to the script, it would be copied into Lua and out again. Its TTL only
+    // matters should the script never run; the script keeps it for a queued request, and it is
+    // deleted for any other outcome.
+    const payloadKey = k.payload(p.id);
+    const [, reply] = await Promise.all([
+      this.redis.set(
+        payloadKey,
+        Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength),
+        'EX',
+        PAYLOAD_PENDING_TTL_SECONDS,
+      ),
+      this.redis.inferqSubmitBuffer(
+        k.cache(p.cacheKey),
+        k.inflight(p.cacheKey),
+        k.request(p.id),
+        payloadKey,
+        ...admissionKeys(k, p),
+        p.id,
+        p.now,
+        p.useCache ? '1' : '0',
+        this.resultTtlSeconds,
+        '',
+        k.prefix,
+        ...admissionArgs(p),
+        ...fields,
+      ),
+    ]);
     const [kind, extra] = reply;
+    if (kind.toString() !== 'queued') this.redis.del(payloadKey).catch(() => undefined);
     switch (kind.toString()) {
       case 'replayed':
         return { kind: 'replayed', record: toStoredRecord(hashOf(extra as Buffer[])) };
@@ -310,11 +327,23 @@ export class RequestStore {
 
   async claim(ids: string[], now: number): Promise<Claim[]> {
     if (ids.length === 0) return [];
-    const rows = await this.redis.inferqClaimBuffer(this.keys.prefix, now, this.resultTtlSeconds, ...ids);
-    return rows.map(([id, state, a, b]): Claim => {
+    // The payloads ride in the same round trip as the script, as plain GETs after it: a claimed
+    // request's payload stays until its completion, and one that was dropped is simply not read.
+    const pipeline = this.redis.pipeline() as unknown as ScriptedRedis & {
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    void pipeline.inferqClaimBuffer(this.keys.prefix, now, this.resultTtlSeconds, ...ids);
+    for (const id of ids) void pipeline.getBuffer(this.keys.payload(id));
+    const replies = (await pipeline.exec()) ?? [];
+    const failed = replies.find(([error]) => error !== null);
+    if (failed !== undefined) throw failed[0];
+    const rows = replies[0]![1] as [Buffer, Buffer, Buffer?][];
+    return rows.map(([id, state, a], index): Claim => {
       const requestId = id.toString();
-      if (state.toString() === 'run' && a && b) {
-        return { id: requestId, state: 'run', payload: a, createdAt: Number(b.toString()) };
+      const payload = replies[index + 1]?.[1] as Buffer | null | undefined;
+      if (state.toString() === 'run' && a) {
+        if (!payload) return { id: requestId, state: 'dropped', reason: 'missing' };
+        return { id: requestId, state: 'run', payload, createdAt: Number(a.toString()) };
       }
       return { id: requestId, state: 'dropped', reason: (a?.toString() ?? 'missing') as DropReason };
     });

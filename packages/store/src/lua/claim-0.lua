@@ -1,6 +1,7 @@
 --[[
   Claim a batch for inference: each request still queued moves to running (it and its followers,
-  announced on their status channels) and its payload is returned. A request that was cancelled or
+  announced on their status channels). The caller reads the payloads of those to run with plain GETs
+  in the same pipeline, after this script: through Lua, each payload would be copied twice more. A request that was cancelled or
   has passed its deadline is dropped, unless followers still wait on its result, in which case its
   own record stays terminal and the inference runs for them. A follower past its own deadline is
   expired here rather than run. Every claimed id leaves its model version's queued set (it no
@@ -12,7 +13,7 @@
   ARGV[4..] request ids
 
   Returns one entry per id:
-  { id, "run", payload, createdAt }
+  { id, "run", createdAt }
   { id, "dropped", reason }   reason: missing | finished | cancelled | expired
 ]]
 local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -97,12 +98,7 @@ for i = 4, #ARGV do
           if (tonumber(f[3]) or 0) > 0 then redis.call('ZREM', deadlines, f[1]) end
         end
       end
-      local payload = redis.call('GET', prefix .. ':payload:' .. id)
-      if payload then
-        out[#out + 1] = { id, 'run', payload, rec[3] }
-      else
-        out[#out + 1] = { id, 'dropped', 'missing' }
-      end
+      out[#out + 1] = { id, 'run', rec[3] }
     end
   end
 end

@@ -14,7 +14,7 @@
   ARGV[2]  now (ms)
   ARGV[3]  "1" to use the cache and coalesce, "0" not to
   ARGV[4]  result TTL (s) for a record that is already terminal
-  ARGV[5]  payload bytes
+  ARGV[5]  payload bytes, or "" when the caller wrote KEYS[4] itself (with a TTL) just before
   ARGV[6]  key prefix
   ARGV[7]  most queued requests of this model version; 0: no limit
   ARGV[8]  tokens per second of the tenant's bucket; 0: no rate limit
@@ -125,7 +125,13 @@ end
 
 if useCache == '1' then redis.call('SET', KEYS[2], id) end
 redis.call('HSET', KEYS[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', unpack(fields))
-redis.call('SET', KEYS[4], payload)
+if payload == '' then
+  -- Written by the caller just before this script, in the same pipeline, with a short TTL in case
+  -- the script never ran: kept for good now that the request is queued.
+  redis.call('PERSIST', KEYS[4])
+else
+  redis.call('SET', KEYS[4], payload)
+end
 -- Accepted but not yet enqueued: if the caller dies before adding the job, a sweeper will.
 redis.call('ZADD', prefix .. ':unqueued', ARGV[2], id)
 redis.call('ZADD', KEYS[5], ARGV[2], id)
