@@ -80,7 +80,7 @@ export class ModelWorker {
         run: (batch) => (this.stopping ? this.handBackOrRun(batch) : this.runBatch(batch)),
         // Shapes are only known once payloads are claimed; runBatch splits a batch by shape then.
         groupKey: () => '',
-        isSourceIdle: () => this.queueLooksEmpty(),
+        // No idle signal from BullMQ is needed: with dispatchWhenIdle a lone request runs at once.
       },
     );
     this.bullWorker = new Worker<InferJobData>(
@@ -99,9 +99,6 @@ export class ModelWorker {
       },
     );
     this.bullWorker.on('error', (error) => options.logger.error({ err: error }, 'queue worker error'));
-    // After a blocking wait BullMQ hands over the job it woke for before it looks for more, so the
-    // queue turns out empty only a moment later: that is when a lone request may go.
-    this.bullWorker.on('drained', () => this.former.notifySourceIdle());
     // BullMQ may fail a job for good with no result written (abandoned.ts); one that stalled more
     // than maxStalledCount times never even reaches accept(). Its requests must still end.
     this.bullWorker.on('failed', (job, error) => {
@@ -147,15 +144,6 @@ export class ModelWorker {
     // Wait for all: a job that failed while some of its requests still run would be retried under them.
     const failure = (await Promise.allSettled(settled)).find((result) => result.status === 'rejected');
     if (failure !== undefined) throw failure.reason;
-  }
-
-  /**
-   * BullMQ's Worker sets `drained` once a fetch found the wait list empty; it is private in its
-   * typings (bullmq is pinned for this reason). When it is set, no companion is coming and a lone
-   * request runs at once.
-   */
-  private queueLooksEmpty(): boolean {
-    return (this.bullWorker as unknown as { drained?: boolean }).drained === true;
   }
 
   private async runBatch(batch: PendingJob[]): Promise<void> {

@@ -18,8 +18,12 @@ export interface BatchHooks<T> {
   run(batch: T[]): Promise<void>;
   /** Items with different keys never share a batch (e.g. requests whose non-batch dims differ). */
   groupKey(item: T): string;
-  /** True when the source had nothing more to hand over: waiting for companions would only add latency. */
-  isSourceIdle(): boolean;
+  /**
+   * True when the source had nothing more to hand over: waiting for companions would only add
+   * latency. Absent: the source never says (a former with `dispatchWhenIdle` and one run slot needs
+   * no such signal).
+   */
+  isSourceIdle?(): boolean;
   /** Clock in milliseconds; `Date.now` when absent. */
   now?(): number;
   /** Batches allowed to run at once (default 1): while all are busy, the next batches keep forming. */
@@ -144,7 +148,7 @@ export class BatchFormer<T> {
   #evaluate(): void {
     const now = this.#now();
     while (this.#runningBatches.size < this.#slots) {
-      const sourceIdle = this.#hooks.isSourceIdle();
+      const sourceIdle = this.#hooks.isSourceIdle?.() ?? false;
       const group = this.#oldestReadyGroup(now, sourceIdle);
       if (group === undefined) break;
       this.#dispatch(group);
