@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Config, loadConfig } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
+import { encodeTensorMap } from '@inferq/protocol';
 import type { ModelRepository } from '@inferq/runtime';
 import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
 import { expect } from 'vitest';
@@ -111,4 +112,31 @@ export async function expectProblem(
   expect(problem.type).toMatch(/^https:\/\/inferq\.dev\/problems\/[a-z-]+$/);
   expect(JSON.stringify(problem)).not.toMatch(/\bat .*\.(ts|js):\d+/);
   if (detail !== undefined) expect(problem.detail).toMatch(detail);
+}
+
+/**
+ * Acts as the worker for one request of the generated `affine` model: claims it, then stores `y` as
+ * its outputs.
+ */
+export async function completeAsWorker(
+  store: RequestStore,
+  id: string,
+  version: number,
+  y: number[],
+): Promise<void> {
+  const [claim] = await store.claim([id], Date.now());
+  if (claim?.state !== 'run') throw new Error(`claim of ${id} dropped: ${JSON.stringify(claim)}`);
+  await store.complete([
+    {
+      id,
+      model: 'affine',
+      version,
+      createdAt: claim.createdAt,
+      status: 'succeeded',
+      outputs: encodeTensorMap({ y: { dtype: 'float32', shape: [1, 4], data: new Float32Array(y) } }),
+      timings: { queueMs: 1, batchWaitMs: 0, inferMs: 1 },
+      batchSize: 1,
+      now: Date.now(),
+    },
+  ]);
 }

@@ -1,16 +1,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeTensorMap, newRequestId, packStandard, unpackStandard } from '@inferq/protocol';
+import { newRequestId, packStandard, unpackStandard } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
 import type { RequestStore } from '@inferq/store';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
-import { startTestApi, type TestApi } from '../helpers/test-api.ts';
+import {
+  completeAsWorker,
+  expectProblem as expectProblemBody,
+  postJson,
+  startTestApi,
+  type TestApi,
+} from '../helpers/test-api.ts';
 
 const MAX_BODY_BYTES = 4096;
-const PROBLEM_KEYS = ['detail', 'status', 'title', 'type'];
 
 let modelDir: string;
 let repository: ModelRepository;
@@ -49,50 +54,11 @@ function sampleValue(text: string, name: string, labels: Record<string, string>)
   return undefined;
 }
 
-function postJson(
-  api: Api,
-  path: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Promise<Response> {
-  return api.fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-}
-
 async function expectProblem(api: Api, response: Response, status: number, detail?: RegExp): Promise<void> {
-  expect(response.status).toBe(status);
-  expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  const problem = (await response.json()) as Record<string, unknown>;
-  expect(Object.keys(problem).sort()).toEqual(PROBLEM_KEYS);
-  expect(problem.status).toBe(status);
-  expect(problem.type).toMatch(/^https:\/\/inferq\.dev\/problems\//);
-  expect(JSON.stringify(problem)).not.toMatch(/\bat .*\.ts:\d+/);
-  if (detail) expect(problem.detail).toMatch(detail);
+  await expectProblemBody(response, status, detail);
   // The server keeps serving after every error.
   const health = await api.fetch('/healthz');
   expect(health.status).toBe(200);
-}
-
-/** Acts as the worker for one request: claim it, then write its outputs (y = 2x + 1 for affine). */
-async function completeAsWorker(store: RequestStore, id: string, y: number[]): Promise<void> {
-  const [claim] = await store.claim([id], Date.now());
-  if (claim?.state !== 'run') throw new Error(`claim of ${id} dropped: ${JSON.stringify(claim)}`);
-  await store.complete([
-    {
-      id,
-      model: 'affine',
-      version: 2,
-      createdAt: claim.createdAt,
-      status: 'succeeded',
-      outputs: encodeTensorMap({ y: { dtype: 'float32', shape: [1, 4], data: new Float32Array(y) } }),
-      timings: { queueMs: 1, batchWaitMs: 0, inferMs: 1 },
-      batchSize: 1,
-      now: Date.now(),
-    },
-  ]);
 }
 
 /** The id of the next job that shows up in the model's queue (the API generated it, the test cannot know it). */
@@ -228,7 +194,7 @@ describe('POST /v1/models/{model}/infer', () => {
       prefer: 'respond-async, wait=60',
     });
     const id = await nextQueuedId(api.store);
-    await completeAsWorker(api.store, id, [3, 5, 7, 9]);
+    await completeAsWorker(api.store, id, 2, [3, 5, 7, 9]);
     const response = await pending;
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({
@@ -390,7 +356,7 @@ describe('requests', () => {
       id: string;
     };
     const pending = api.fetch(`/v1/requests/${accepted.id}?wait=60`);
-    await completeAsWorker(api.store, accepted.id, [11, 13, 15, 17]);
+    await completeAsWorker(api.store, accepted.id, 2, [11, 13, 15, 17]);
     const response = await pending;
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ id: accepted.id, status: 'succeeded' });

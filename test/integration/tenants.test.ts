@@ -7,12 +7,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeTensorMap, newRequestId } from '@inferq/protocol';
+import { newRequestId } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
-import type { RequestStore } from '@inferq/store';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
-import { expectProblem, postJson, startTestApi, type TestApi } from '../helpers/test-api.ts';
+import {
+  completeAsWorker,
+  expectProblem,
+  postJson,
+  startTestApi,
+  type TestApi,
+} from '../helpers/test-api.ts';
 
 const A = { authorization: 'Bearer key-of-acme' };
 const B = { authorization: 'Bearer key-of-globex' };
@@ -43,25 +48,6 @@ async function submit(
 ): Promise<{ status: number; record: Record<string, unknown> }> {
   const response = await postJson(api, '/v1/models/affine/infer', { ...body(), ...extra }, as);
   return { status: response.status, record: (await response.json()) as Record<string, unknown> };
-}
-
-/** Acts as the worker: claim the request and store `y` as its outputs. */
-async function complete(store: RequestStore, id: string, y: number[]): Promise<void> {
-  const [claim] = await store.claim([id], Date.now());
-  if (claim?.state !== 'run') throw new Error(`claim of ${id} dropped: ${JSON.stringify(claim)}`);
-  await store.complete([
-    {
-      id,
-      model: 'affine',
-      version: 1,
-      createdAt: claim.createdAt,
-      status: 'succeeded',
-      outputs: encodeTensorMap({ y: { dtype: 'float32', shape: [1, 4], data: new Float32Array(y) } }),
-      timings: { queueMs: 1, batchWaitMs: 0, inferMs: 1 },
-      batchSize: 1,
-      now: Date.now(),
-    },
-  ]);
 }
 
 async function getRecord(api: TestApi, id: string, as: Record<string, string>, query = '') {
@@ -170,7 +156,7 @@ describe('with API_KEYS set', () => {
     // B's DELETE changed nothing: A's request is still queued, and A sees it.
     expect(await getRecord(api, id, A)).toMatchObject({ id, status: 'queued' });
 
-    await complete(api.store, id, [3, 5, 7, 9]);
+    await completeAsWorker(api.store, id, 1, [3, 5, 7, 9]);
     await expectProblem(await api.fetch(`/v1/requests/${id}`, { headers: B }), 404);
     await expectProblem(await api.fetch(`/v1/requests/${id}/events`, { headers: B }), 404);
     expect(await getRecord(api, id, A, '?wait=1')).toMatchObject({
@@ -195,7 +181,7 @@ describe('with API_KEYS set', () => {
     expect(await getRecord(api, a2.record.id as string, A)).toMatchObject({ coalesced: true });
 
     // A's result is cached for A only.
-    await complete(api.store, a1.record.id as string, [3, 5, 7, 9]);
+    await completeAsWorker(api.store, a1.record.id as string, 1, [3, 5, 7, 9]);
     const aHit = await submit(api, A);
     expect(aHit.status).toBe(200);
     expect(aHit.record).toMatchObject({
@@ -212,7 +198,7 @@ describe('with API_KEYS set', () => {
     });
 
     // B's own result (different here, so that it can be told apart) is what B gets from now on.
-    await complete(api.store, b1.record.id as string, [30, 50, 70, 90]);
+    await completeAsWorker(api.store, b1.record.id as string, 1, [30, 50, 70, 90]);
     const bHit = await submit(api, B);
     expect(bHit.status).toBe(200);
     expect(bHit.record).toMatchObject({ cached: true, outputs: { y: { data: [30, 50, 70, 90] } } });
@@ -239,10 +225,10 @@ describe('with API_KEYS set', () => {
       inputs: { x: { dtype: 'float32', shape: [1, 4], data: [0, 0, 0, 0] } },
       callback: { channel: `${api.prefix}:done:${victim}` },
     });
-    await complete(api.store, forged.record.id as string, [666, 666, 666, 666]);
+    await completeAsWorker(api.store, forged.record.id as string, 1, [666, 666, 666, 666]);
 
     // A's stream and long-poll go on waiting, and end with A's real result when it comes.
-    await complete(api.store, victim, [3, 5, 7, 9]);
+    await completeAsWorker(api.store, victim, 1, [3, 5, 7, 9]);
     // The events are A's own, in order: its claim, then its result.
     expect(await next()).toEqual({
       event: 'status',

@@ -10,11 +10,12 @@ import {
   type CompletionMessage,
   ConflictError,
   cacheKey,
+  checkBulkRequest,
   DEFAULT_INPUT_LIMITS,
   decodeBulkInferRequest,
   decodeInferRequest,
   encodePayload,
-  InferqError,
+  type InferqError,
   type InferRequestBody,
   type InputLimits,
   type ModelDescription,
@@ -30,7 +31,14 @@ import {
   validateInputs,
   type WireFormat,
 } from '@inferq/protocol';
-import type { Admission, CompletionWatcher, RequestStore, StoredRecord, SubmitParams } from '@inferq/store';
+import type {
+  Admission,
+  CompletionWatcher,
+  RequestStore,
+  StoredRecord,
+  SubmitOutcome,
+  SubmitParams,
+} from '@inferq/store';
 import { CallbackUrlCheck } from '@inferq/webhooks';
 import { rejectionError } from './errors.ts';
 import { submissionFingerprint } from './idempotency.ts';
@@ -206,9 +214,7 @@ export class InferenceService {
       }
       return this.replay(outcome.record, input);
     }
-    metrics.requests.inc({ ...labels, status: outcome.kind });
-    if (useCache) (outcome.kind === 'cached' ? metrics.cacheHits : metrics.cacheMisses).inc(labels);
-    if (outcome.kind === 'coalesced') metrics.coalesced.inc(labels);
+    this.countAccepted(labels, outcome.kind, useCache);
     if (outcome.kind === 'cached') {
       subscription?.release();
       return { kind: 'finished', record: outcome.record };
@@ -259,13 +265,10 @@ export class InferenceService {
     try {
       bodies = decodeBulkInferRequest(input.body, input.format, this.inputLimits, this.maxBulkRequests);
       bodies.forEach((body, index) => {
-        try {
+        checkBulkRequest(index, () => {
           validateInputs(body, model.signature);
           this.checkCallbackUrl(body);
-        } catch (error: unknown) {
-          if (error instanceof InferqError) error.message = `requests[${index}]: ${error.message}`;
-          throw error;
-        }
+        });
       });
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' }, 1);
@@ -282,7 +285,6 @@ export class InferenceService {
     const rejected: BulkRejection[] = [];
     let firstRefusal: Error | undefined;
     outcomes.forEach((outcome, index) => {
-      const body = bodies[index]!;
       if (outcome.kind === 'rejected') {
         const error = rejectionError(outcome.rejection, {
           model: model.name,
@@ -295,14 +297,23 @@ export class InferenceService {
         rejected.push({ index, ...toProblem(error), ...retryAfterOf(error) });
         return;
       }
-      metrics.requests.inc({ ...labels, status: outcome.kind });
-      if (usesCache(body, model))
-        (outcome.kind === 'cached' ? metrics.cacheHits : metrics.cacheMisses).inc(labels);
-      if (outcome.kind === 'coalesced') metrics.coalesced.inc(labels);
+      this.countAccepted(labels, outcome.kind, params[index]!.useCache);
       ids.push(params[index]!.id);
     });
     if (firstRefusal !== undefined && rejected.length === outcomes.length) throw firstRefusal;
     return rejected.length === 0 ? { ids } : { ids, rejected };
+  }
+
+  /** Counts an accepted submission by outcome, and as a cache hit or miss when it used the cache. */
+  private countAccepted(
+    labels: { model: string },
+    kind: Exclude<SubmitOutcome['kind'], 'rejected'>,
+    usedCache: boolean,
+  ): void {
+    const { metrics } = this.deps;
+    metrics.requests.inc({ ...labels, status: kind });
+    if (usedCache) (kind === 'cached' ? metrics.cacheHits : metrics.cacheMisses).inc(labels);
+    if (kind === 'coalesced') metrics.coalesced.inc(labels);
   }
 
   /** The record of one of the tenant's requests; with `waitSeconds`, long-polls for a terminal state. */

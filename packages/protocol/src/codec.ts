@@ -190,14 +190,19 @@ export function decodeBulkInferRequest(
       `"requests" holds ${requests.length} requests; at most ${maxRequests} are allowed`,
     );
   }
-  return requests.map((item, index) => {
-    try {
-      return inferRequestFromValue(item, format, limits);
-    } catch (error: unknown) {
-      if (error instanceof InferqError) error.message = `requests[${index}]: ${error.message}`;
-      throw error;
-    }
-  });
+  return requests.map((item, index) =>
+    checkBulkRequest(index, () => inferRequestFromValue(item, format, limits)),
+  );
+}
+
+/** Runs a check of request `index` of a bulk body; a client error it throws names that request. */
+export function checkBulkRequest<T>(index: number, check: () => T): T {
+  try {
+    return check();
+  } catch (error: unknown) {
+    if (error instanceof InferqError) error.message = `requests[${index}]: ${error.message}`;
+    throw error;
+  }
 }
 
 function inferRequestFromValue(parsed: unknown, format: WireFormat, limits: InputLimits): InferRequestBody {
