@@ -86,51 +86,20 @@ export class CompletionWatcher {
     return release;
   }
 
-  private pendingSubscribes: string[] = [];
-  private subscribeFlush: Promise<unknown> | undefined;
-
   /**
    * Channels first watched in the same tick are subscribed with one SUBSCRIBE: under load that is
    * one write for many requests; alone, it costs one setImmediate.
    */
-  private subscribeSoon(...channels: string[]): Promise<unknown> {
-    this.pendingSubscribes.push(...channels);
-    this.subscribeFlush ??= new Promise<unknown>((resolve, reject) => {
-      setImmediate(() => {
-        const batch = this.pendingSubscribes;
-        this.pendingSubscribes = [];
-        this.subscribeFlush = undefined;
-        this.subscriber.subscribe(...batch).then(resolve, reject);
-      });
-    });
-    return this.subscribeFlush;
-  }
-
-  private pendingUnsubscribes: string[] = [];
-  private unsubscribeFlush: Promise<void> | undefined;
+  private readonly subscribeSoon = perTick((channels: string[]) => this.subscriber.subscribe(...channels));
 
   /**
-   * Channels released in the same tick leave in one UNSUBSCRIBE: under load that is one write
-   * instead of one per finished request.
+   * Channels released in the same tick leave in one UNSUBSCRIBE. A channel watched again meanwhile
+   * stays subscribed; a failure is ignored (Redis may be down, and the subscription dies with it).
    */
-  private unsubscribeSoon(...channels: string[]): Promise<void> {
-    this.pendingUnsubscribes.push(...channels);
-    this.unsubscribeFlush ??= new Promise<void>((resolve) => {
-      setImmediate(() => {
-        const batch = this.pendingUnsubscribes;
-        this.pendingUnsubscribes = [];
-        this.unsubscribeFlush = undefined;
-        // A channel watched again meanwhile must stay subscribed.
-        const stale = batch.filter((channel) => !this.listeners.has(channel));
-        if (stale.length === 0) return resolve();
-        this.subscriber.unsubscribe(...stale).then(
-          () => resolve(),
-          () => resolve(),
-        );
-      });
-    });
-    return this.unsubscribeFlush;
-  }
+  private readonly unsubscribeSoon = perTick(async (channels: string[]) => {
+    const stale = channels.filter((channel) => !this.listeners.has(channel));
+    if (stale.length > 0) await this.subscriber.unsubscribe(...stale).catch(() => undefined);
+  });
 
   async close(): Promise<void> {
     this.listeners.clear();
@@ -168,4 +137,25 @@ export class CompletionWatcher {
     if (typeof status !== 'string' || !STATUSES.has(status)) return;
     for (const listener of [...set]) listener(status as RequestStatus, completion);
   }
+}
+
+/**
+ * Collects the items handed to it during one tick of the event loop and sends them in one call on
+ * the next `setImmediate`; every caller of that tick gets the outcome of that one call.
+ */
+function perTick<T>(send: (items: T[]) => Promise<unknown>): (...items: T[]) => Promise<void> {
+  let pending: T[] = [];
+  let flush: Promise<void> | undefined;
+  return (...items) => {
+    pending.push(...items);
+    flush ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        const batch = pending;
+        pending = [];
+        flush = undefined;
+        send(batch).then(() => resolve(), reject);
+      });
+    });
+    return flush;
+  };
 }
