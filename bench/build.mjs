@@ -3,6 +3,7 @@
 // source, every npm package stays an external import resolved from node_modules at run time.
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { externalNpmPackages, rawTextImports } from '../scripts/esbuild-plugins.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -19,14 +20,5 @@ await build({
   format: 'esm',
   sourcemap: true,
   logLevel: 'warning',
-  plugins: [
-    {
-      name: 'external-npm-packages',
-      setup(b) {
-        b.onResolve({ filter: /^[^./]/ }, (args) =>
-          args.path.startsWith('@inferq/') ? undefined : { path: args.path, external: true },
-        );
-      },
-    },
-  ],
+  plugins: [rawTextImports, externalNpmPackages],
 });

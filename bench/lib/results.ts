@@ -31,7 +31,7 @@ export interface CacheResult {
   latency: LatencySummary;
   /** Answers that were `200` records with `cached: true`. */
   cachedAnswers: number;
-  /** Entries BullMQ added to the model's queue event stream during the hits (jobs added, started, finished...). */
+  /** Entries added to the model's queue streams during the hits (one per request that reached the queue). */
   queueEventsAdded: number;
   /** Batches the workers ran during the hits. */
   modelRuns: number;

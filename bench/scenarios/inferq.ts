@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { unpackStandard } from '@inferq/protocol';
-import { Queue } from 'bullmq';
+import { RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import type { InferqDeployment } from '../contenders/inferq.ts';
 import { ApiClient, describeRefusal, type HttpAnswer, readRecord, waitedOutcome } from '../lib/http.ts';
@@ -15,8 +15,6 @@ import type { BatchCounters, LoadTarget } from './load-curves.ts';
 
 /** QUEUE_PREFIX's default; the bench leaves the variable unset. */
 const QUEUE_PREFIX = '{inferq}';
-/** BullMQ queue of version 1 of a model (`queueName` in packages/store/src/keys.ts). */
-const queueNameOf = (model: string): string => `${model}.v1`;
 /** `Prefer: wait=N` of requests that want their result in the same call: far beyond any latency seen. */
 const WAIT_SECONDS = 30;
 /** Connections of the open-loop pool: more than the requests in flight at saturation. */
@@ -114,25 +112,15 @@ export async function measureOverhead(
   };
 }
 
-/** Entries ever added to a stream (XINFO's `entries-added`, Redis 7); 0 for a stream not yet created. */
-async function streamEntriesAdded(redis: Redis, key: string): Promise<number> {
-  let info: unknown;
-  try {
-    info = await redis.call('XINFO', 'STREAM', key);
-  } catch (error: unknown) {
-    if (error instanceof Error && /no such key/i.test(error.message)) return 0;
-    throw error;
-  }
-  const flat = info as unknown[];
-  const index = flat.findIndex((entry) => String(entry) === 'entries-added');
-  if (index < 0) throw new Error('XINFO STREAM has no entries-added (Redis 7 or later is needed)');
-  return Number(flat[index + 1]);
+/** The store over the bench's own connection: it reads and steers inferq's queue the way inferq does. */
+function storeOver(redis: Redis): RequestStore {
+  return new RequestStore({ redis, prefix: QUEUE_PREFIX, resultTtlSeconds: 86_400 });
 }
 
 /**
  * P4: one input is computed once, then sent `requests` times, one at a time. Every answer must be a
- * `200` record with `cached: true`; BullMQ's event stream of the model's queue (every job added,
- * started or finished writes to it) and the workers' batch counter must not move meanwhile.
+ * `200` record with `cached: true`; the entries ever added to the model's queue streams (every
+ * request that reaches the queue adds one) and the workers' batch counter must not move meanwhile.
  */
 export async function measureCache(
   deployment: InferqDeployment,
@@ -143,16 +131,16 @@ export async function measureCache(
 ): Promise<CacheResult> {
   const client = new ApiClient(deployment.apiUrl, 1);
   const redis = new Redis(deployment.redisUrl, { maxRetriesPerRequest: 1 });
-  const eventsKey = `${QUEUE_PREFIX}:${queueNameOf(model.name)}:events`;
+  const store = storeOver(redis);
   const latency = new LatencyHistogram();
   let cachedAnswers = 0;
   try {
     const body = inputs.nextBody();
     const first = waitedOutcome(await client.infer(model.name, body, WAIT_SECONDS));
     if (!first.ok) throw new Error(`the request that fills the cache failed: ${first.error}`);
-    // Let the worker's own bookkeeping of that job (its completion events) settle first.
+    // Let the worker's own bookkeeping of that request settle first.
     await delay(250);
-    const eventsBefore = await streamEntriesAdded(redis, eventsKey);
+    const eventsBefore = await store.entriesAdded(model.name, 1);
     const batchesBefore = await workerBatchCounters(deployment, model.name);
     const cachedBefore = await apiRequests(deployment, model.name, 'cached');
     for (let i = 0; i < requests; i++) {
@@ -165,7 +153,7 @@ export async function measureCache(
       }
       if (i % 100 === 0) progress(`${i + 1}/${requests} repeated requests`);
     }
-    const eventsAfter = await streamEntriesAdded(redis, eventsKey);
+    const eventsAfter = await store.entriesAdded(model.name, 1);
     const batchesAfter = await workerBatchCounters(deployment, model.name);
     const cachedAfter = await apiRequests(deployment, model.name, 'cached');
     return {
@@ -190,7 +178,7 @@ function idOf(answer: HttpAnswer): string {
 }
 
 /**
- * P5: `requests` identical new inputs submitted at once. The model's BullMQ queue is paused while
+ * P5: `requests` identical new inputs submitted at once. The model's queue is paused while
  * they arrive, so all of them are in flight together however fast this machine is (the model could
  * otherwise finish the first before the last arrives, turning coalescing into cache hits); then it
  * is resumed and every result is read with `GET /v1/requests/{id}?wait=30`.
@@ -203,20 +191,20 @@ export async function measureCoalescing(
 ): Promise<CoalescingResult> {
   const client = new ApiClient(deployment.apiUrl, requests);
   const connection = new Redis(deployment.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue(queueNameOf(model.name), { connection, prefix: QUEUE_PREFIX });
+  const store = storeOver(connection);
   try {
     const body = inputs.nextBody();
     const batchesBefore = await workerBatchCounters(deployment, model.name);
     const succeededBefore = await workerSucceeded(deployment, model.name);
     const coalescedBefore = await apiRequests(deployment, model.name, 'coalesced');
     let answers: HttpAnswer[];
-    await queue.pause();
+    await store.pause(model.name, 1);
     try {
       answers = await Promise.all(
         Array.from({ length: requests }, () => client.post(`/v1/models/${model.name}/infer`, body)),
       );
     } finally {
-      await queue.resume();
+      await store.resume(model.name, 1);
     }
     const refused = answers.find((answer) => answer.status !== 202);
     if (refused !== undefined) throw new Error(`a submit answered HTTP ${refused.status}, not 202`);
@@ -243,7 +231,6 @@ export async function measureCoalescing(
         records.every((record) => record.firstOutput?.equals(firstOutput) === true),
     };
   } finally {
-    await queue.close();
     connection.disconnect();
     await client.close();
   }

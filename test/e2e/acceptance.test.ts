@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { Queue } from 'bullmq';
+import { RequestStore } from '@inferq/store';
+import { Redis } from 'ioredis';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllInOne, startAllInOne } from '../helpers/processes.ts';
@@ -19,6 +20,17 @@ const CLS_ELEMENTS = 3 * 48 * 192;
 
 let app: AllInOne;
 let direct: ort.InferenceSession;
+
+/** The deployment's queues, read and steered the way inferq itself does, over a connection of the test's own. */
+function queueOf(deployment: AllInOne): { store: RequestStore; close(): Promise<void> } {
+  const redis = new Redis(deployment.redis!.url);
+  return {
+    store: new RequestStore({ redis, prefix: '{inferq}', resultTtlSeconds: 86_400 }),
+    close: async () => {
+      await redis.quit();
+    },
+  };
+}
 
 function randomInput(): Float32Array {
   const bytes = randomBytes(CLS_ELEMENTS * 4);
@@ -93,27 +105,25 @@ describe('all-in-one acceptance', () => {
     expect(out?.shape).toEqual([1, 2]);
     expectClose(out?.data ?? [], await runDirect(data));
 
-    // The same input again is a cache hit: 200 at once, and no job is added to the queue.
-    const queue = new Queue('ppocr-cls.v1', { connection: { url: app.redis!.url }, prefix: '{inferq}' });
-    const jobsBefore = await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    // The same input again is a cache hit: 200 at once, and nothing reaches the queue.
+    const { store, close } = queueOf(app);
+    const enqueuedBefore = await store.entriesAdded('ppocr-cls', 1);
     const again = await post('/v1/models/ppocr-cls/infer', clsBody(data));
     expect(again.status).toBe(200);
     const hit = (await again.json()) as Record_;
     expect(hit).toMatchObject({ status: 'succeeded', cached: true });
     expect(hit.outputs?.['softmax_0.tmp_0']?.data).toEqual(out?.data);
-    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(
-      jobsBefore,
-    );
-    await queue.close();
+    expect(await store.entriesAdded('ppocr-cls', 1)).toBe(enqueuedBefore);
+    await close();
   });
 
   it('serves 64 concurrent ppocr-cls requests in batches larger than 1, each equal to its unbatched run', async () => {
     // The worker keeps up with requests arriving one by one and runs each at once (no delay when the
     // queue is idle). To see the batch former at work whatever this machine's speed, the queue is
     // paused while the 64 arrive, as an operator would pause it, then resumed: the worker finds 64
-    // jobs waiting and must batch them.
-    const queue = new Queue('ppocr-cls.v1', { connection: { url: app.redis!.url }, prefix: '{inferq}' });
-    await queue.pause();
+    // requests waiting and must batch them.
+    const { store, close } = queueOf(app);
+    await store.pause('ppocr-cls', 1);
     const inputs = Array.from({ length: 64 }, randomInput);
     const responses = await Promise.all(
       inputs.map((data) => post('/v1/models/ppocr-cls/infer', clsBody(data))),
@@ -124,16 +134,15 @@ describe('all-in-one acceptance', () => {
         return ((await res.json()) as { id: string }).id;
       }),
     );
-    expect(await queue.getWaitingCount()).toBe(64);
-    await queue.resume();
-    await queue.close();
+    expect(await store.queueCounts('ppocr-cls', 1)).toEqual({ waiting: 0, taken: 0, held: 64, delayed: 0 });
+    expect(await store.resume('ppocr-cls', 1)).toBe(64);
+    await close();
     const records = await Promise.all(ids.map(finished));
     for (let i = 0; i < records.length; i++) {
       expect(records[i]?.status).toBe('succeeded');
       expectClose(records[i]?.outputs?.['softmax_0.tmp_0']?.data ?? [], await runDirect(inputs[i]!));
     }
-    // ppocr-cls has maxBatchSize 32. (The first job may go alone: BullMQ hands over the job it woke
-    // for before fetching the rest, and its batch closes after maxBatchDelayMs.)
+    // ppocr-cls has maxBatchSize 32.
     const sizes = records.map((r) => r.batchSize ?? 0);
     expect(Math.max(...sizes)).toBeGreaterThan(1);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(32);

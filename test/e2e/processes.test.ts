@@ -127,6 +127,44 @@ print(m["id"], m["status"], list(np.frombuffer(y["data"], dtype=y["dtype"]).resh
     await stop(cli);
   });
 
+  it('`inferq queue pause` holds new requests in Redis and `inferq queue resume` enqueues them', async () => {
+    const queueCli = async (...args: string[]): Promise<Record<string, unknown>> => {
+      const { stdout } = await execFileAsync(process.execPath, ['apps/cli/dist/main.js', 'queue', ...args], {
+        cwd: ROOT,
+        env: { ...process.env, REDIS_URL: redis.url },
+      });
+      return JSON.parse(stdout) as Record<string, unknown>;
+    };
+    const empty = { waiting: 0, taken: 0, held: 0, delayed: 0 };
+    expect(await queueCli('pause', 'noop')).toEqual({
+      queue: 'noop.v1',
+      model: 'noop',
+      version: 1,
+      paused: true,
+      ...empty,
+    });
+    const res = await fetch(`${base}/v1/models/noop/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: { x: { dtype: 'float32', shape: [1, 4], data: [7, 7, 7, 7] } } }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    expect(await queueCli('status', 'noop')).toMatchObject({ paused: true, waiting: 0, held: 1 });
+    expect(await queueCli('resume', 'noop')).toMatchObject({
+      paused: false,
+      waiting: 1,
+      held: 0,
+      resumed: 1,
+    });
+    // No worker runs now: it waits in the queue, still cancellable.
+    expect((await fetch(`${base}/v1/requests/${id}`, { method: 'DELETE' })).status).toBe(200);
+    expect(await queueCli('status', 'noop', '--model-version', '1')).toMatchObject({
+      paused: false,
+      ...empty,
+    });
+  });
+
   it('exits 0 on SIGTERM', async () => {
     expect(await stop(api)).toBe(0);
     const { stdout } = await execFileAsync('redis-cli', ['-p', String(redis.port), 'PING']);

@@ -10,7 +10,6 @@ import { readFile } from 'node:fs/promises';
 import { type Agent, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { decodeCompletionMessage } from '@inferq/protocol';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { freePort } from '../helpers/redis-server.ts';
 
@@ -390,26 +389,60 @@ export function rowFor(n: number, width: number): number[] {
   return Array.from({ length: width }, (_, i) => n * 4 + (i % 4) - 1.5);
 }
 
-/** Where each request stands, in its record and in BullMQ: printed when a test finds lost requests. */
-export async function explainRequests(
-  redisUrl: string,
-  queueName: string,
-  ids: readonly string[],
-): Promise<string[]> {
+/** The streams of a model version's queue (keys.ts `queue`): its normal and background bands. */
+export function queueStreams(model: string, version = 1): string[] {
+  const normal = `${PREFIX}:q:${model}.v${version}`;
+  return [normal, `${normal}:background`];
+}
+
+/** The requests of a model version whose queue entries a worker has taken and not yet acknowledged. */
+export async function takenRequestIds(redis: Redis, model: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (const stream of queueStreams(model)) {
+    let pending: [string, string, number, number][];
+    try {
+      pending = (await redis.xpending(stream, 'workers', '-', '+', 100_000)) as [
+        string,
+        string,
+        number,
+        number,
+      ][];
+    } catch {
+      continue;
+    }
+    for (const [entry] of pending) {
+      const [found] = await redis.xrange(stream, entry, entry);
+      const fields = found?.[1] ?? [];
+      const id = fields[fields.indexOf('i') + 1];
+      if (id !== undefined) ids.push(id);
+    }
+  }
+  return ids;
+}
+
+/** Where each request stands, in its record and its queue: printed when a test finds lost requests. */
+export async function explainRequests(redisUrl: string, ids: readonly string[]): Promise<string[]> {
   const redis = new Redis(redisUrl);
-  const queue = new Queue(queueName, { connection: redis, prefix: PREFIX });
   try {
     return await Promise.all(
       ids.map(async (id) => {
         const record = await redis.hgetall(`${PREFIX}:req:${id}`);
-        const job = await queue.getJob(id);
-        const state = job ? await job.getState() : 'no job';
-        const unqueued = await redis.zscore(`${PREFIX}:unqueued`, id);
-        return `${id}: record=${record.status ?? 'missing'} job=${state} attemptsMade=${job?.attemptsMade} stalled=${job?.stalledCounter} failedReason=${job?.failedReason ?? ''} unqueued=${unqueued ?? 'no'}`;
+        let entry = 'none';
+        if (record.q && record.entry) {
+          const pending = (await redis.xpending(
+            record.q,
+            'workers',
+            record.entry,
+            record.entry,
+            1,
+          )) as unknown[][];
+          const inStream = (await redis.xrange(record.q, record.entry, record.entry)).length > 0;
+          entry = `${record.entry} inStream=${inStream} pending=${JSON.stringify(pending[0] ?? null)}`;
+        }
+        return `${id}: record=${record.status ?? 'missing'} entry=${entry} attempts=${record.attempts ?? 0} stalls=${record.stalls ?? 0} retry=${record.retry ?? ''}`;
       }),
     );
   } finally {
-    await queue.close();
     redis.disconnect();
   }
 }

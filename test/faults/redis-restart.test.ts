@@ -156,7 +156,7 @@ describe('R2: Redis restarted under load', () => {
       }),
     );
     if (t.lost > 0) {
-      console.log((await explainRequests(redis.url, 'slow.v1', t.lostIds)).join('\n'));
+      console.log((await explainRequests(redis.url, t.lostIds)).join('\n'));
       console.log(worker.output());
     }
     expect(t.lostIds).toEqual([]);

@@ -1,12 +1,13 @@
 /**
  * R3: SIGTERM under load, with SHUTDOWN_GRACE_MS (config `shutdownGraceMs`) as the bound.
- * - Worker: stops taking jobs, finishes the batch it is running (results written), hands the batches
- *   it had formed but not started back to the queue, and exits 0; another worker finishes the rest.
+ * - Worker: stops taking requests, finishes the batch it is running (results written), gives the
+ *   requests it had taken but not started back to the queue, and exits 0; another worker finishes
+ *   the rest.
  * - API: stops accepting connections, answers every request it had already received (long-polls
  *   answer at once with the state they have), and exits 0; nothing is accepted behind a client's back.
  */
 import { rmSync } from 'node:fs';
-import { Queue } from 'bullmq';
+import { RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -37,7 +38,7 @@ let redis: TestRedis;
 let repository: string;
 let done: DoneCounter;
 let inspector: Redis;
-let queue: Queue;
+let store: RequestStore;
 const processes: AppProcess[] = [];
 
 beforeAll(async () => {
@@ -45,12 +46,11 @@ beforeAll(async () => {
   repository = writeFaultModelRepository({ models: ['slow'], slowMaxBatchSize: MAX_BATCH_SIZE });
   done = await DoneCounter.start(redis.url);
   inspector = new Redis(redis.url);
-  queue = new Queue('slow.v1', { connection: inspector, prefix: PREFIX });
+  store = new RequestStore({ redis: inspector, prefix: PREFIX, resultTtlSeconds: 3600 });
 });
 
 afterAll(async () => {
   for (const p of processes) await p.stop();
-  await queue?.close();
   await done?.close();
   inspector?.disconnect();
   await redis?.stop();
@@ -81,7 +81,7 @@ describe('R3: SIGTERM under load', () => {
     const options = { redisUrl: redis.url, modelRepository: repository };
     const api = await startApi(options);
     processes.push(api);
-    // info level: the worker logs how many jobs it handed back.
+    // info level: the worker logs how many requests it gave back.
     const worker = await startWorker({ ...options, env: { ...GRACE, MODELS: 'slow', LOG_LEVEL: 'info' } });
     processes.push(worker);
     const baseline = done.total;
@@ -109,12 +109,16 @@ describe('R3: SIGTERM under load', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(worker.output()).not.toContain('grace period over');
 
-    // Nothing it held is left behind: no job active, no request running, the rest waits in the queue.
+    // Nothing it held is left behind: nothing taken, no request running, the rest waits in the queue.
     const statuses = await statusesOf(idOf);
     const succeeded = statuses.filter((s) => s === 'succeeded').length;
     expect(statuses.filter((s) => s === 'running')).toEqual([]);
-    expect(await queue.getActiveCount()).toBe(0);
-    expect(await queue.getWaitingCount()).toBe(TOTAL - succeeded);
+    expect(await store.queueCounts('slow', 1)).toEqual({
+      waiting: TOTAL - succeeded,
+      taken: 0,
+      held: 0,
+      delayed: 0,
+    });
     // It ran only what it had started before it began to stop (it logs that moment, then stops
     // dispatching in the same tick): one batch at most, since it runs one batch at a time.
     const stoppingAt = logTime(worker.output(), 'shutting down');
@@ -128,7 +132,7 @@ describe('R3: SIGTERM under load', () => {
     const completedBeforeStopping =
       [...byWorker.values()].filter((r) => r?.status === 'succeeded').length - finishedWhileStopping.length;
     const handedBack = [
-      ...worker.output().matchAll(/"jobs":(\d+),"msg":"stopping: handed unstarted/g),
+      ...worker.output().matchAll(/"requests":(\d+),"msg":"stopping: gave unstarted requests back/g),
     ].reduce((sum, match) => sum + Number(match[1]), 0);
 
     const successor = await startWorker({ ...options, env: { ...GRACE, MODELS: 'slow' } });
@@ -150,12 +154,9 @@ describe('R3: SIGTERM under load', () => {
     for (let n = 0; n < TOTAL; n++) {
       expect(records.get(idOf[n] as string)?.outputs?.y?.data).toEqual(rowFor(n, SLOW_WIDTH));
     }
-    // Handed back, not failed: no job spent an attempt or was counted as stalled.
-    for (const job of await queue.getCompleted(0, TOTAL)) {
-      if (idOf.includes(job.id as string)) {
-        expect(job.attemptsMade).toBe(1);
-        expect(job.stalledCounter).toBe(0);
-      }
+    // Handed back, not failed: no request spent an attempt or was counted as stalled.
+    for (const id of idOf) {
+      expect(await inspector.hmget(`${PREFIX}:req:${id}`, 'attempts', 'stalls')).toEqual([null, null]);
     }
     await successor.stop();
     await api.stop();

@@ -1,12 +1,12 @@
 /**
- * R1: `kill -9` of a worker that holds a batch, with a few hundred requests in flight. The jobs it
- * held stay `active` in BullMQ with a lock nobody renews; once the lock expires (lockDuration 10 s)
- * the next stalled check of a live worker (every 5 s) puts them back in the queue and they run
- * again. The claim script runs a request still marked `running`, and the completion script ignores
- * a record that is already terminal, so each request ends once and is announced once.
+ * R1: `kill -9` of a worker that holds a batch, with a few hundred requests in flight. The entries it
+ * held stay pending in the queue's consumer group, leased to it, and nobody renews the lease; once it
+ * lapses (10 s) the next reclaim of a live worker (every 2 s) takes them over and they run again. The
+ * start script runs a request still marked `running` again (counting the stall), and the completion
+ * script ignores a record that is already terminal, so each request ends once and is announced once.
  */
 import { rmSync } from 'node:fs';
-import { Queue } from 'bullmq';
+import { MAX_STALLS, RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -21,6 +21,7 @@ import {
   startApi,
   startWorker,
   submit,
+  takenRequestIds,
   tally,
   waitFor,
 } from './harness.ts';
@@ -28,15 +29,13 @@ import { SLOW_WIDTH, writeFaultModelRepository } from './models.ts';
 
 const TOTAL = 300;
 const CONCURRENCY = 8;
-/** The worker's BullMQ setting (apps/worker/src/model-worker.ts). */
-const MAX_STALLED_COUNT = 2;
 
 let redis: TestRedis;
 let repository: string;
 let api: ApiProcess;
 let done: DoneCounter;
 let inspector: Redis;
-let queue: Queue;
+let store: RequestStore;
 const processes: AppProcess[] = [];
 
 beforeAll(async () => {
@@ -46,13 +45,12 @@ beforeAll(async () => {
   processes.push(api);
   done = await DoneCounter.start(redis.url);
   inspector = new Redis(redis.url);
-  queue = new Queue('slow.v1', { connection: inspector, prefix: PREFIX });
+  store = new RequestStore({ redis: inspector, prefix: PREFIX, resultTtlSeconds: 3600 });
 });
 
 afterAll(async () => {
   for (const p of processes) await p.stop();
   await done?.close();
-  await queue?.close();
   inspector?.disconnect();
   await redis?.stop();
   if (repository) rmSync(repository, { recursive: true, force: true });
@@ -79,12 +77,12 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     };
     const load = Promise.all(Array.from({ length: CONCURRENCY }, submitter));
 
-    // Kill it mid-batch: some results are out, it holds jobs, and some of its requests are running.
+    // Kill it mid-batch: some results are out, it holds requests, and some of them are running.
     let runningAtKill = 0;
     await waitFor(
       async () => {
         if (done.total < 40) return false;
-        if ((await queue.getActiveCount()) === 0) return false;
+        if ((await store.queueCounts('slow', 1)).taken === 0) return false;
         const ids = idOf.filter((id) => id !== undefined);
         const statuses = await Promise.all(ids.map((id) => inspector.hget(`${PREFIX}:req:${id}`, 'status')));
         runningAtKill = statuses.filter((s) => s === 'running').length;
@@ -96,12 +94,16 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     );
     victim.signal('SIGKILL');
     expect((await victim.exited).signal).toBe('SIGKILL');
-    // With the only worker dead, what is active is exactly what it held.
-    const heldIds = (await queue.getActive()).map((job) => job.id as string);
+    // With the only worker dead, what is taken is exactly what it held.
+    const heldIds = await takenRequestIds(inspector, 'slow');
     expect(heldIds.length).toBeGreaterThan(0);
+    const statusAtKill = await Promise.all(
+      heldIds.map((id) => inspector.hget(`${PREFIX}:req:${id}`, 'status')),
+    );
+    const heldRunning = new Set(heldIds.filter((_, i) => statusAtKill[i] === 'running'));
     const completedBeforeKill = done.total;
 
-    // A replacement worker: its stalled checker recovers the dead worker's jobs.
+    // A replacement worker: its reclaim takes over the dead worker's requests once their lease lapses.
     const rescuer = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
     processes.push(rescuer);
     await load;
@@ -128,22 +130,18 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     for (let n = 0; n < TOTAL; n++) {
       expect(records.get(idOf[n] as string)?.outputs?.y?.data).toEqual(rowFor(n, SLOW_WIDTH));
     }
-    // The dead worker's jobs came back through BullMQ's stalled check, once each, and ran again.
+    // The dead worker's requests came back through the reclaim, once each, and ran again: a stall
+    // counted for those it had started, none for those it had only taken.
     for (const id of heldIds) {
-      expect((await queue.getJob(id))?.stalledCounter).toBe(1);
+      const stalls = await inspector.hget(`${PREFIX}:req:${id}`, 'stalls');
+      expect(stalls).toBe(heldRunning.has(id) ? '1' : null);
       expect(done.counts.get(id)).toBe(1);
     }
-    expect(await queue.getJobCounts('active', 'waiting', 'paused', 'delayed', 'failed')).toEqual({
-      active: 0,
-      waiting: 0,
-      paused: 0,
-      delayed: 0,
-      failed: 0,
-    });
+    expect(await store.queueCounts('slow', 1)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
     expect(await rescuer.stop()).toEqual({ code: 0, signal: null });
   });
 
-  it('a request whose job stalled more than maxStalledCount times ends failed (worker_lost), once', async () => {
+  it('a request restarted after a stall more than MAX_STALLS times ends failed (worker_lost), once', async () => {
     const workerEnv = { MODELS: 'slow' };
     const victim = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
     processes.push(victim);
@@ -168,16 +166,17 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     );
     victim.signal('SIGKILL');
     await victim.exited;
-    const held = (await queue.getActive()).map((job) => job.id as string);
+    const held = await takenRequestIds(inspector, 'slow');
     expect(held.length).toBeGreaterThan(0);
-    // As if two workers had already died holding these jobs: this stall is one too many.
-    for (const id of held) await inspector.hset(`${PREFIX}:slow.v1:${id}`, 'stc', String(MAX_STALLED_COUNT));
+    // The ones it had started: as if two workers had already died running them, this stall is one
+    // too many. (Those it had only taken run normally.)
     const unfinished = new Set(
       (await Promise.all(held.map(async (id) => [id, await inspector.hget(`${PREFIX}:req:${id}`, 'status')])))
-        .filter(([, status]) => status === 'queued' || status === 'running')
+        .filter(([, status]) => status === 'running')
         .map(([id]) => id as string),
     );
     expect(unfinished.size).toBeGreaterThan(0);
+    for (const id of unfinished) await inspector.hset(`${PREFIX}:req:${id}`, 'stalls', String(MAX_STALLS));
 
     const rescuer = await startWorker({ redisUrl: redis.url, modelRepository: repository, env: workerEnv });
     processes.push(rescuer);
@@ -193,7 +192,6 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
       if (unfinished.has(id)) {
         expect(record?.error?.code).toBe('worker_lost');
         expect(done.statuses.get(id)).toBe('failed');
-        expect(await queue.getJobState(id)).toBe('failed');
       } else {
         expect(record?.status).toBe('succeeded');
       }

@@ -12,6 +12,7 @@ import type { ModelRepository } from '@inferq/runtime';
 import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
 import { expect } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
+import { startAsWorker } from './queue.ts';
 
 type RedisConnection = ReturnType<typeof createRedisConnection>;
 
@@ -52,7 +53,7 @@ export async function startTestApi(options: {
   subscriber.on('error', () => undefined);
   await Promise.all([ready(redis), ready(subscriber)]);
   const store = new RequestStore({ redis, prefix, resultTtlSeconds: config.resultTtlSeconds });
-  const watcher = new CompletionWatcher({ subscriber, prefix });
+  const watcher = new CompletionWatcher({ subscriber, prefix, instance: randomBytes(6).toString('hex') });
   const app = createServer({
     config,
     store,
@@ -76,7 +77,6 @@ export async function startTestApi(options: {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await watcher.close();
-      await store.close();
       redis.disconnect();
     },
   };
@@ -124,7 +124,7 @@ export async function completeAsWorker(
   version: number,
   y: number[],
 ): Promise<void> {
-  const [claim] = await store.claim([id], Date.now());
+  const [claim] = await startAsWorker(store, [id], Date.now());
   if (claim?.state !== 'run') throw new Error(`claim of ${id} dropped: ${JSON.stringify(claim)}`);
   await store.complete([
     {

@@ -7,6 +7,7 @@ import { cacheKey, encodePayload, encodeTensorMap, newRequestId, type TensorMap 
 import { type Admission, createRedisConnection, RequestStore, type SubmitParams } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { startAsWorker } from '../helpers/queue.ts';
 
 const inputs: TensorMap = { x: { dtype: 'float32', shape: [1, 4], data: new Float32Array([1, 2, 3, 4]) } };
 const T0 = 1_700_000_000_000;
@@ -41,7 +42,6 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  await store.close();
   await redis.quit();
 });
 
@@ -95,7 +95,7 @@ describe('queue depth', () => {
   it('still serves a cache hit when the queue is full', async () => {
     const first = params({ admission });
     await store.submit(first);
-    const [claim] = await store.claim([first.id], T0 + 1);
+    const [claim] = await startAsWorker(store, [first.id], T0 + 1);
     expect(claim?.state).toBe('run');
     await store.complete([
       {
@@ -124,7 +124,7 @@ describe('queue depth', () => {
     expect(await redis.zrange(queuedKey(), 0, -1)).toEqual(expect.arrayContaining([a.id, b.id]));
     expect(await redis.zcard(queuedKey())).toBe(2);
     expect(await redis.zrange(`${prefix}:queued:m.v2`, 0, -1)).toEqual([other.id]);
-    await store.claim([a.id], T0 + 1);
+    await startAsWorker(store, [a.id], T0 + 1);
     expect(await store.cancel(b.id, T0 + 1)).toBe('cancelled');
     expect(await redis.zcard(queuedKey())).toBe(0);
   });
@@ -170,7 +170,7 @@ describe('deadlines', () => {
       leader.id,
       String(T0 + 100),
     ]);
-    await store.claim([leader.id], T0 + 10);
+    await startAsWorker(store, [leader.id], T0 + 10);
     expect(await redis.zcard(deadlinesKey())).toBe(0);
     expect((await store.get(follower.id, T0 + 60))?.status).toBe('running');
     // A follower attached to a running leader has nothing left to expire.
@@ -199,30 +199,32 @@ describe('deadlines', () => {
     });
   });
 
-  it('keeps an expired leader payload for its follower, and frees it with the last follower', async () => {
+  it('keeps an expired leader queued for its follower, and frees it with the last follower', async () => {
     const leader = params({ deadline: T0 + 10 });
     const follower = params();
     await store.submit(leader);
     await store.submit(follower);
+    const [stream, entry] = await redis.hmget(`${prefix}:req:${leader.id}`, 'q', 'entry');
+    // The leader's queue entry (which carries its payload) and its in-flight key.
+    const leftovers = async (): Promise<number[]> => [
+      (await redis.xrange(stream!, entry!, entry!)).length,
+      await redis.exists(`${prefix}:inflight:${leader.cacheKey}`),
+    ];
     expect(await store.expireOverdue(T0 + 11)).toEqual([leader.id]);
-    expect(
-      await redis.exists(`${prefix}:payload:${leader.id}`, `${prefix}:inflight:${leader.cacheKey}`),
-    ).toBe(2);
+    expect(await leftovers()).toEqual([1, 1]);
     expect(await store.cancel(follower.id, T0 + 12)).toBe('cancelled');
-    expect(
-      await redis.exists(`${prefix}:payload:${leader.id}`, `${prefix}:inflight:${leader.cacheKey}`),
-    ).toBe(0);
-    expect(await store.claim([leader.id], T0 + 13)).toEqual([
+    expect(await leftovers()).toEqual([0, 0]);
+    expect(await startAsWorker(store, [leader.id], T0 + 13)).toEqual([
       { id: leader.id, state: 'dropped', reason: 'expired' },
     ]);
   });
 
-  it('publishes the expiry of an overdue follower at claim and runs the leader for the others', async () => {
+  it('publishes the expiry of an overdue follower at start and runs the leader for the others', async () => {
     const leader = params();
     const late = params({ deadline: T0 + 10 });
     const onTime = params({ deadline: T0 + 1_000 });
     for (const p of [leader, late, onTime]) await store.submit(p);
-    const [claim] = await store.claim([leader.id], T0 + 11);
+    const [claim] = await startAsWorker(store, [leader.id], T0 + 11);
     expect(claim?.state).toBe('run');
     expect((await store.get(late.id, T0 + 11))?.status).toBe('expired');
     expect((await store.get(onTime.id, T0 + 11))?.status).toBe('running');

@@ -6,6 +6,7 @@ import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
 import type { RequestStore } from '@inferq/store';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
+import { startAsWorker } from '../helpers/queue.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import {
   completeAsWorker,
@@ -61,12 +62,16 @@ async function expectProblem(api: Api, response: Response, status: number, detai
   expect(health.status).toBe(200);
 }
 
-/** The id of the next job that shows up in the model's queue (the API generated it, the test cannot know it). */
+/** The id of the next request that shows up in the model's queue (the API generated it, the test cannot know it). */
 async function nextQueuedId(store: RequestStore, seen: ReadonlySet<string> = new Set()): Promise<string> {
+  const queue = store.queueKeys('affine', 2);
   for (;;) {
-    const jobs = await store.queue('affine', 2).getJobs(['waiting', 'prioritized']);
-    const job = jobs.find((j) => j.id !== undefined && !seen.has(j.id));
-    if (job?.id !== undefined) return job.id;
+    for (const stream of [queue.normal, queue.background]) {
+      for (const [, fields] of await store.redis.xrange(stream, '-', '+')) {
+        const id = fields[fields.indexOf('i') + 1];
+        if (id !== undefined && !seen.has(id)) return id;
+      }
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -339,7 +344,7 @@ describe('requests', () => {
     const accepted = (await (await postJson(api, '/v1/models/affine/infer', affineBody())).json()) as {
       id: string;
     };
-    await api.store.claim([accepted.id], Date.now());
+    await startAsWorker(api.store, [accepted.id], Date.now());
     await expectProblem(
       api,
       await api.fetch(`/v1/requests/${accepted.id}`, { method: 'DELETE' }),
@@ -377,7 +382,7 @@ describe('requests', () => {
       event: 'status',
       data: JSON.stringify({ id: accepted.id, status: 'queued' }),
     });
-    await api.store.claim([accepted.id], Date.now());
+    await startAsWorker(api.store, [accepted.id], Date.now());
     expect(await events.next()).toEqual({
       event: 'status',
       data: JSON.stringify({ id: accepted.id, status: 'running' }),

@@ -21,6 +21,7 @@ import {
   wireValue,
 } from '../../packages/protocol/src/hostile-arbitraries.ts';
 import { writeAffineModel, writeIdentityModel } from '../helpers/onnx-models.ts';
+import { startAsWorker } from '../helpers/queue.ts';
 import { expectProblem, postJson, startTestApi, type TestApi } from '../helpers/test-api.ts';
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -329,7 +330,7 @@ describe('hostile bodies, each with its exact answer', () => {
     expect(asJson.status).toBe(202);
     const { id } = (await asJson.json()) as { id: string };
     // What the worker would read: the very values sent.
-    const [claim] = await api.store.claim([id], Date.now());
+    const [claim] = await startAsWorker(api.store, [id], Date.now());
     if (claim?.state !== 'run') throw new Error(`claim dropped: ${JSON.stringify(claim)}`);
     expect(Array.from(decodePayload(claim.payload).inputs.x?.data as Float32Array)).toEqual([
       Number.NaN,

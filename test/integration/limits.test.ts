@@ -17,8 +17,8 @@ import { CompletionWatcher, createRedisConnection, RequestStore, startDeadlineSw
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
-import { ModelWorker } from '../../apps/worker/src/model-worker.ts';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
+import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
 
 const EXPIRED_ERROR = { code: 'expired', message: 'the request passed its timeoutMs before it could run' };
 const PROBLEM_BASE = 'https://inferq.dev/problems/';
@@ -65,7 +65,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let worker: ModelWorker | undefined;
+  let worker: TestModelWorker | undefined;
   const deployment: Deployment = {
     prefix,
     store,
@@ -82,25 +82,21 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
     startWorker: () => {
       const version = repository.get('affine');
       if (!version) throw new Error('affine model missing');
-      worker = new ModelWorker({
+      worker = startModelWorker({
+        redisUrl: url,
         version,
         session,
         store: workerStore,
-        connection: workerRedis,
-        prefix,
         jobAttempts: 1,
         metrics: workerMetrics,
         logger: createLogger(config, 'worker'),
       });
-      worker.start();
     },
     close: async () => {
       await worker?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await watcher.close(); // quits the subscriber connection
-      await store.close();
-      await workerStore.close();
       for (const connection of [redis, workerRedis]) await connection.quit();
     },
   };
@@ -136,11 +132,10 @@ async function finalRecord(d: Deployment, id: string): Promise<Record<string, un
   }
 }
 
-/** Until BullMQ holds no job of affine v1 that a worker could still take or is running. */
+/** Until the queue of affine v1 holds no request that a worker could still take or is running. */
 async function drained(d: Deployment): Promise<void> {
-  const queue = d.store.queue('affine', 1);
   for (;;) {
-    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    const counts = await d.store.queueCounts('affine', 1);
     if (Object.values(counts).every((n) => n === 0)) return;
     await sleep(20);
   }
@@ -209,7 +204,7 @@ describe('queue depth (MAX_QUEUE_DEPTH)', () => {
       detail: "model 'affine' version 1 has 2 requests waiting, its limit (MAX_QUEUE_DEPTH=2); retry in 1 s",
     });
     expect(await d.redis.zcard(`${d.prefix}:queued:affine.v1`)).toBe(2);
-    expect(await d.store.queue('affine', 1).count()).toBe(2);
+    expect((await d.store.queueCounts('affine', 1)).waiting).toBe(2);
 
     // Needing no run of its own, an identical request still attaches to the first.
     const follower = await accepted(await d.post(body([1, 2, 3, 4])));
@@ -238,7 +233,7 @@ describe('queue depth (MAX_QUEUE_DEPTH)', () => {
 
   it('drops an entry whose request ended behind the scripts back instead of counting it for ever', async () => {
     const d = await deploy({ MAX_QUEUE_DEPTH: '1' });
-    // A queued-set entry with no queued record behind it (as a failed enqueue leaves).
+    // A queued-set entry with no queued record behind it (as a request ended by hand would leave).
     await d.redis.zadd(`${d.prefix}:queued:affine.v1`, 1, 'gone-request');
     const id = await accepted(await d.post(body([1, 2, 3, 4])));
     expect(await d.redis.zrange(`${d.prefix}:queued:affine.v1`, 0, -1)).toEqual([id]);
@@ -287,7 +282,7 @@ describe('per-tenant rate limit (RATE_LIMIT_PER_SECOND, RATE_LIMIT_BURST)', () =
 });
 
 describe('Idempotency-Key', () => {
-  it('answers the same id for the same key and body, and enqueues one job', async () => {
+  it('answers the same id for the same key and body, and enqueues it once', async () => {
     const d = await deploy();
     const headers = { 'idempotency-key': 'a7c5f1e0-retry' };
     const first = await d.post(body([1, 2, 3, 4]), headers);
@@ -301,7 +296,7 @@ describe('Idempotency-Key', () => {
     expect(await d.post(body([1, 2, 3, 4]), { 'idempotency-key': '"a7c5f1e0-retry"' }).then(accepted)).toBe(
       firstBody.id,
     );
-    expect(await d.store.queue('affine', 1).count()).toBe(1);
+    expect((await d.store.queueCounts('affine', 1)).waiting).toBe(1);
     expect(await d.redis.zcard(`${d.prefix}:queued:affine.v1`)).toBe(1);
   });
 
@@ -312,7 +307,7 @@ describe('Idempotency-Key', () => {
       Array.from({ length: 8 }, () => d.post(body([1, 2, 3, 4], { cache: false }), headers).then(accepted)),
     );
     expect(new Set(ids).size).toBe(1);
-    expect(await d.store.queue('affine', 1).count()).toBe(1);
+    expect((await d.store.queueCounts('affine', 1)).waiting).toBe(1);
     expect(await d.redis.keys(`${d.prefix}:req:*`)).toEqual([`${d.prefix}:req:${ids[0]}`]);
   });
 
@@ -465,10 +460,11 @@ describe('timeoutMs', () => {
     for (const id of [read, unread]) {
       expect(await recordOf(d, id)).toMatchObject({ status: 'expired', error: EXPIRED_ERROR });
     }
+    // The worker counts the one it found expired; the other left the queue when the read expired it.
     const expiredCount = (await d.workerMetrics.requests.get()).values.find(
       (v) => v.labels.status === 'expired',
     )?.value;
-    expect(expiredCount).toBe(2);
+    expect(expiredCount).toBe(1);
   });
 
   it('expires a coalesced follower with an earlier deadline alone; its leader still runs', async () => {
@@ -493,7 +489,7 @@ describe('timeoutMs', () => {
     expect(after.outputs).toBeUndefined();
   });
 
-  it('expires a follower past its deadline when its leader is claimed, even unread', async () => {
+  it('expires a follower past its deadline when its leader starts, even unread', async () => {
     const d = await deploy();
     const leader = await accepted(await d.post(body([1, 2, 3, 4])));
     const follower = await accepted(await d.post(body([1, 2, 3, 4], { timeoutMs: 50 })));
@@ -517,7 +513,9 @@ describe('timeoutMs', () => {
     const follower = await accepted(await d.post(body([1, 2, 3, 4])));
     await sleep(100);
     expect(await recordOf(d, leader)).toMatchObject({ status: 'expired' });
-    expect(await d.redis.exists(`${d.prefix}:payload:${leader}`)).toBe(1);
+    // Still queued for its follower: its entry (which carries its payload) stays in the stream.
+    const [stream, entry] = await d.redis.hmget(`${d.prefix}:req:${leader}`, 'q', 'entry');
+    expect(await d.redis.xrange(stream!, entry!, entry!)).toHaveLength(1);
     d.startWorker();
     expect(await finalRecord(d, follower)).toMatchObject({
       status: 'succeeded',

@@ -11,8 +11,8 @@ import { loadModelRepository, type ModelRepository, ModelSession } from '@inferq
 import { createRedisConnection, RequestStore } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ModelWorker } from '../../apps/worker/src/model-worker.ts';
 import { writeIdentityModel } from '../helpers/onnx-models.ts';
+import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
 import { postJson, startTestApi, type TestApi } from '../helpers/test-api.ts';
 
 const WIDTH = 1024;
@@ -24,7 +24,7 @@ let api: TestApi;
 let session: ModelSession;
 let workerRedis: Redis;
 let workerStore: RequestStore;
-let worker: ModelWorker;
+let worker: TestModelWorker;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'inferq-output-cap-'));
@@ -41,24 +41,21 @@ beforeAll(async () => {
   session = await ModelSession.open(version);
   workerRedis = createRedisConnection(inject('redisUrl'), 'worker');
   workerStore = new RequestStore({ redis: workerRedis, prefix: api.prefix, resultTtlSeconds: 60 });
-  worker = new ModelWorker({
+  worker = startModelWorker({
+    redisUrl: inject('redisUrl'),
     version,
     session,
     store: workerStore,
-    connection: workerRedis,
-    prefix: api.prefix,
     jobAttempts: 3,
     maxOutputBytes: api.config.caps.maxOutputBytes,
     metrics: createMetrics('worker'),
     logger: createLogger(api.config, 'worker'),
   });
-  worker.start();
 });
 
 afterAll(async () => {
   await worker?.close();
   await session?.close();
-  await workerStore?.close();
   workerRedis?.disconnect();
   await api?.close();
   rmSync(dir, { recursive: true, force: true });

@@ -17,8 +17,8 @@ import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
-import { ModelWorker } from '../../apps/worker/src/model-worker.ts';
 import { writeAffineModel, writeFixedBatchModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
+import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
 
 const MAX_BATCH = 8;
 const prefix = `{pipe-${randomBytes(4).toString('hex')}}`;
@@ -35,7 +35,7 @@ let probe: Redis;
 let apiStore: RequestStore;
 let workerStore: RequestStore;
 let workerMetrics: Metrics;
-let worker: ModelWorker | undefined;
+let worker: TestModelWorker | undefined;
 let server: Server;
 let base: string;
 
@@ -66,13 +66,12 @@ async function waitRecord(id: string): Promise<Record<string, unknown>> {
   }
 }
 
-function newWorker(version: ModelVersion, modelSession: ModelSession): ModelWorker {
-  return new ModelWorker({
+function newWorker(version: ModelVersion, modelSession: ModelSession): TestModelWorker {
+  return startModelWorker({
+    redisUrl: inject('redisUrl'),
     version,
     session: modelSession,
     store: workerStore,
-    connection: workerRedis,
-    prefix,
     jobAttempts: 3,
     metrics: workerMetrics,
     logger,
@@ -83,7 +82,6 @@ function startWorker(): void {
   const version = repository.get('affine');
   if (!version) throw new Error('affine model missing');
   worker = newWorker(version, session);
-  worker.start();
 }
 
 async function stopWorker(): Promise<void> {
@@ -124,7 +122,7 @@ beforeAll(async () => {
   const app = createServer({
     config,
     store: apiStore,
-    watcher: new CompletionWatcher({ subscriber, prefix }),
+    watcher: new CompletionWatcher({ subscriber, prefix, instance: 'pipeline' }),
     repository,
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
@@ -139,8 +137,6 @@ afterAll(async () => {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await session.close();
-  await apiStore.close();
-  await workerStore.close();
   for (const c of [apiRedis, workerRedis, subscriber, probe]) await c.quit();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -170,16 +166,13 @@ describe('core pipeline', () => {
     const first = await submit(values, { prefer: 'wait=10' });
     expect(first.status).toBe(200);
     const before = await batchRuns();
-    const queue = apiStore.queue('affine', 1);
-    const jobsBefore = await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    const enqueuedBefore = await apiStore.entriesAdded('affine', 1);
     const second = await submit(values);
     expect(second.status).toBe(200);
     const record = (await second.json()) as Record<string, unknown>;
     expect(record).toMatchObject({ status: 'succeeded', cached: true });
     expect((record.outputs as { y: { data: number[] } }).y.data).toEqual(affine(values));
-    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(
-      jobsBefore,
-    );
+    expect(await apiStore.entriesAdded('affine', 1)).toBe(enqueuedBefore);
     expect(await batchRuns()).toEqual(before);
   });
 
@@ -239,7 +232,6 @@ describe('core pipeline', () => {
       ids.push(((await res.json()) as { id: string }).id);
     }
     const fixedWorker = newWorker(fixed, fixedSession);
-    fixedWorker.start();
     const records = await Promise.all(ids.map(waitRecord));
     await fixedWorker.close();
     await fixedSession.close();
@@ -271,7 +263,6 @@ describe('core pipeline', () => {
     const both = await send(undefined, [2, 2, 2], [3, 3, 3]);
     const ids = [((await onlyProd.json()) as { id: string }).id, ((await both.json()) as { id: string }).id];
     const pairWorker = newWorker(pair, pairSession);
-    pairWorker.start();
     const [first, second] = await Promise.all(ids.map(waitRecord));
     await pairWorker.close();
     await pairSession.close();
@@ -314,18 +305,16 @@ describe('infer:bulk', () => {
     return { inputs: { x: { dtype: 'float32', shape: [values.length / 4, 4], data: values } }, ...extra };
   }
 
-  it('accepts many requests as one job per batch and answers each exactly', async () => {
+  it('accepts many requests in one call and answers each exactly, in full batches', async () => {
     await stopWorker();
-    const queue = apiStore.queue('affine', 1);
-    const jobsBefore = await queue.getJobCountByTypes('waiting', 'prioritized');
+    const waitingBefore = (await apiStore.queueCounts('affine', 1)).waiting;
     const inputs = Array.from({ length: 2 * MAX_BATCH + 3 }, (_, i) => [i, -i, i * 0.25, 100 + i]);
     const res = await submitBulk(inputs.map((values) => affineRequest(values, { cache: false })));
     expect(res.status).toBe(202);
     const { ids } = (await res.json()) as { ids: string[] };
     expect(ids).toHaveLength(inputs.length);
     expect(new Set(ids).size).toBe(inputs.length);
-    // 19 requests, batches of 8: three jobs, not nineteen.
-    expect(await queue.getJobCountByTypes('waiting', 'prioritized')).toBe(jobsBefore + 3);
+    expect((await apiStore.queueCounts('affine', 1)).waiting).toBe(waitingBefore + inputs.length);
     startWorker();
     const records = await Promise.all(ids.map(waitRecord));
     records.forEach((record, i) => {
@@ -336,20 +325,18 @@ describe('infer:bulk', () => {
         data: affine(inputs[i]!),
       });
     });
+    // 19 requests, batches of at most 8: two full ones and the rest.
     expect(records.map((r) => r.batchSize).sort()).toEqual([...Array(16).fill(8), 3, 3, 3].sort());
   });
 
   it('refuses the whole body, naming the request, when one request is malformed', async () => {
-    const queue = apiStore.queue('affine', 1);
-    const jobsBefore = await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed');
+    const enqueuedBefore = await apiStore.entriesAdded('affine', 1);
     const res = await submitBulk([affineRequest([1, 2, 3, 4]), affineRequest([1, 2, 3])]);
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     const problem = (await res.json()) as { detail: string };
     expect(problem.detail).toMatch(/^requests\[1\]: /);
-    expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(
-      jobsBefore,
-    );
+    expect(await apiStore.entriesAdded('affine', 1)).toBe(enqueuedBefore);
   });
 
   it('refuses a body without a requests array and an empty one', async () => {

@@ -9,10 +9,12 @@ import {
   type ModelRepository,
   ModelSession,
   type ModelVersion,
+  type SessionPlacement,
   splitOutputs,
   stackInputs,
 } from '@inferq/runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { writeSlowIdentityModel } from '../faults/models.ts';
 import {
   writeAffineModel,
   writeFixedBatchModel,
@@ -43,7 +45,7 @@ function writeConfig(repo: string, name: string, config: unknown): void {
 
 async function open(
   version: ModelVersion | undefined,
-  options?: { intraOpThreads?: number },
+  options?: { intraOpThreads?: number; placement?: SessionPlacement },
 ): Promise<ModelSession> {
   if (version === undefined) throw new Error('model version not in the repository');
   const session = await ModelSession.open(version, options);
@@ -117,6 +119,7 @@ describe('loadModelRepository', () => {
       executionProviders: ['cpu'],
       intraOpThreads: 0,
       spinThreads: false,
+      placement: 'auto',
       cache: { enabled: true, ttlSeconds: 3600 },
       warmup: true,
       pad: {},
@@ -183,8 +186,9 @@ describe('loadModelRepository', () => {
   });
 });
 
-describe('ModelSession', () => {
+describe.each(['thread', 'main'] as const)('ModelSession placed on the %s thread', (placement) => {
   let repository: ModelRepository;
+  const openHere = (version: ModelVersion | undefined): Promise<ModelSession> => open(version, { placement });
 
   beforeAll(async () => {
     const repo = temporaryRepository();
@@ -197,7 +201,7 @@ describe('ModelSession', () => {
   });
 
   it('runs the affine model with exact outputs', async () => {
-    const session = await open(repository.get('affine'));
+    const session = await openHere(repository.get('affine'));
     expect(session.executionProvider).toBe('cpu');
     const x = [0, 1, -1, 0.25, 1000, -3.5, 7, 0.125];
     const { outputs, inferMs } = await session.run({ x: f32([2, 4], x) });
@@ -206,15 +210,17 @@ describe('ModelSession', () => {
     expect(inferMs).toBeGreaterThanOrEqual(0);
   });
 
-  it('moves stacked buffers to the thread and leaves request buffers untouched', async () => {
-    const session = await open(repository.get('affine'));
+  it('runs stacked buffers (moved to a thread, not copied) and leaves request buffers untouched', async () => {
+    const session = await openHere(repository.get('affine'));
+    expect(session.placement).toBe(placement);
     const requests: TensorMap[] = [
       { x: f32([1, 4], [1, 2, 3, 4]) },
       { x: f32([2, 4], [5, 6, 7, 8, 9, 10, 11, 12]) },
     ];
     const stacked = stackInputs(requests, ['x']);
     const { outputs } = await session.run(stacked);
-    expect((stacked.x!.data as Float32Array).byteLength).toBe(0);
+    // A transferred buffer is detached here; one run on this thread is left as it was.
+    expect((stacked.x!.data as Float32Array).byteLength).toBe(placement === 'thread' ? 0 : 12 * 4);
     expect(requests[0]!.x!.data).toEqual(new Float32Array([1, 2, 3, 4]));
     const [first, second] = splitOutputs(outputs, [1, 2]);
     expect(first).toEqual({ y: f32([1, 4], [2.5, 4.5, 6.5, 8.5]) });
@@ -222,7 +228,7 @@ describe('ModelSession', () => {
   });
 
   it('answers concurrent runs each with its own outputs', async () => {
-    const session = await open(repository.get('affine'));
+    const session = await openHere(repository.get('affine'));
     const results = await Promise.all(
       [1, 2, 3, 4].map((k) => session.run({ x: f32([1, 4], [k, k, k, k]) }).then((r) => r.outputs.y!.data)),
     );
@@ -230,7 +236,7 @@ describe('ModelSession', () => {
   });
 
   it('returns the requested outputs only', async () => {
-    const session = await open(repository.get('pair'));
+    const session = await openHere(repository.get('pair'));
     const inputs = { a: f32([1, 3], [1, 2, 3]), b: f32([1, 3], [4, 5, 6]) };
     expect((await session.run(inputs, ['prod'])).outputs).toEqual({ prod: f32([1, 3], [4, 10, 18]) });
     expect((await session.run(inputs)).outputs).toEqual({
@@ -240,7 +246,7 @@ describe('ModelSession', () => {
   });
 
   it("rejects bad inputs with onnxruntime's message and keeps serving", async () => {
-    const session = await open(repository.get('affine'));
+    const session = await openHere(repository.get('affine'));
     await expect(session.run({ x: f32([1, 5], [1, 2, 3, 4, 5]) })).rejects.toThrow(/invalid dimensions/i);
     await expect(
       session.run({ x: { dtype: 'float64', shape: [1, 4], data: new Float64Array(4) } }),
@@ -252,7 +258,7 @@ describe('ModelSession', () => {
   });
 
   it('falls back to cpu, warms up a model without a batch axis, and refuses runs once closed', async () => {
-    const session = await open(repository.get('fixed'));
+    const session = await openHere(repository.get('fixed'));
     expect(session.executionProvider).toBe(process.platform === 'win32' ? 'dml' : 'cpu');
     await session.warmup();
     expect((await session.run({ x: f32([1, 4], [1, 2, 3, 4]) })).outputs).toEqual({
@@ -268,7 +274,38 @@ describe('ModelSession', () => {
     writeAffineModel(model(repo, 'affine', 1), { scale: 1, bias: 0 });
     const version = (await loadModelRepository(repo)).get('affine')!;
     writeFileSync(version.path, 'not onnx');
-    await expect(ModelSession.open(version)).rejects.toThrow(version.path);
+    await expect(ModelSession.open(version, { placement })).rejects.toThrow(version.path);
+  });
+});
+
+describe('ModelSession placement', () => {
+  it('auto: a model whose warm-up batch takes under a millisecond runs on the main thread', async () => {
+    const repo = temporaryRepository();
+    writeAffineModel(model(repo, 'affine', 1), { scale: 2, bias: 0.5 });
+    const version = (await loadModelRepository(repo)).get('affine')!;
+    expect(version.config.placement).toBe('auto');
+    const session = await open(version);
+    expect(session.placement).toBe('main');
+    expect((await session.run({ x: f32([1, 4], [1, 2, 3, 4]) })).outputs).toEqual({
+      y: f32([1, 4], [2.5, 4.5, 6.5, 8.5]),
+    });
+  });
+
+  it('auto: a model whose warm-up batch takes longer keeps a thread of its own', async () => {
+    const repo = temporaryRepository();
+    // 32 × [32, 1024] × [1024, 1024] multiply-adds: far more than a millisecond on any CPU here.
+    writeSlowIdentityModel(model(repo, 'slow', 1), 1024, 32);
+    writeConfig(repo, 'slow', { intraOpThreads: 1 });
+    const session = await open((await loadModelRepository(repo)).get('slow'));
+    expect(session.placement).toBe('thread');
+  });
+
+  it('follows the placement config.json names over the measurement', async () => {
+    const repo = temporaryRepository();
+    writeAffineModel(model(repo, 'affine', 1), { scale: 2, bias: 0.5 });
+    writeConfig(repo, 'affine', { placement: 'thread' });
+    const session = await open((await loadModelRepository(repo)).get('affine'));
+    expect(session.placement).toBe('thread');
   });
 });
 

@@ -20,6 +20,7 @@ import {
 import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { startAsWorker } from '../helpers/queue.ts';
 import {
   eventually,
   type ReceivedWebhook,
@@ -73,7 +74,7 @@ async function succeed(id: string): Promise<void> {
 async function finishedRequest(callbackUrl: string): Promise<string> {
   const request = params({ callbackUrl, useCache: false });
   await store.submit(request);
-  await store.claim([request.id], Date.now());
+  await startAsWorker(store, [request.id], Date.now());
   await succeed(request.id);
   return request.id;
 }
@@ -143,7 +144,6 @@ beforeEach(() => {
 afterEach(async () => {
   await Promise.all(dispatchers.splice(0).map((d) => d.stop()));
   await Promise.all(receivers.splice(0).map((r) => r.close()));
-  await store.close();
   await redis.quit();
 });
 
@@ -160,7 +160,7 @@ describe('a request with a callback URL', () => {
 
     const expired = params({ callbackUrl: url, useCache: false, deadline: Date.now() - 1 });
     await store.submit(expired);
-    expect(await store.claim([expired.id], Date.now())).toEqual([
+    expect(await startAsWorker(store, [expired.id], Date.now())).toEqual([
       { id: expired.id, state: 'dropped', reason: 'expired' },
     ]);
 
@@ -170,12 +170,12 @@ describe('a request with a callback URL', () => {
     await store.submit(leader);
     expect(await store.submit(follower)).toEqual({ kind: 'coalesced', leaderId: leader.id });
     expect(await store.submit(silent)).toEqual({ kind: 'coalesced', leaderId: leader.id });
-    await store.claim([leader.id], Date.now());
+    await startAsWorker(store, [leader.id], Date.now());
     await succeed(leader.id);
 
     const failed = params({ callbackUrl: url, useCache: false });
     await store.submit(failed);
-    await store.claim([failed.id], Date.now());
+    await startAsWorker(store, [failed.id], Date.now());
     await store.complete([
       {
         id: failed.id,

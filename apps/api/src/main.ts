@@ -2,11 +2,18 @@
  * The API process: read the configuration, load the model repository, connect to Redis, listen.
  * Everything the process does lives in createServer(); this file only wires and stops it.
  */
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { describeConfig, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics, type Logger } from '@inferq/observability';
 import { loadModelRepository } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
+import {
+  CompletionWatcher,
+  closeConnection,
+  createRedisConnection,
+  RequestStore,
+  startDeadlineSweeper,
+} from '@inferq/store';
 import { createServer } from './server.ts';
 import { drainHttpServer, onStopSignal } from './shutdown.ts';
 
@@ -33,9 +40,13 @@ const store = new RequestStore({
   redis,
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
-  jobAttempts: config.jobAttempts,
 });
-const watcher = new CompletionWatcher({ subscriber, prefix: config.queuePrefix });
+// This process's notify channel: the results it waits for (`Prefer: wait`) come there.
+const watcher = new CompletionWatcher({
+  subscriber,
+  prefix: config.queuePrefix,
+  instance: randomBytes(9).toString('base64url'),
+});
 const metrics = createMetrics('api');
 const stopping = new AbortController();
 
@@ -77,8 +88,7 @@ onStopSignal(async () => {
   const drained = await drainHttpServer(server, config.shutdownGraceMs);
   if (!drained) logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: open connections cut');
   await watcher.close();
-  await store.close();
-  await redis.quit().catch(() => redis.disconnect());
+  await closeConnection(redis);
 }, logger);
 
 /** ioredis reconnects by itself; log each change of state once rather than every failed attempt. */

@@ -176,8 +176,7 @@ export class InferenceService {
     const id = newRequestId();
     const useCache = usesCache(body, model);
     const waitMs = this.clampWaitSeconds(input.waitSeconds) * 1000;
-    // Subscribing while the submit script runs keeps that round trip off the request's path.
-    const subscription = waitMs > 0 ? this.subscribeTerminal(id) : undefined;
+    const waiter = waitMs > 0 ? await this.awaitEnd(id) : undefined;
     let outcome: Awaited<ReturnType<RequestStore['submit']>>;
     try {
       outcome = await store.submit({
@@ -191,16 +190,16 @@ export class InferenceService {
           now,
           input.format === 'msgpack' ? input.body : undefined,
         ),
-        beforeEnqueue: subscription?.live,
+        ...(waiter?.notify !== undefined ? { notify: waiter.notify } : {}),
         admission: this.admission(input),
       });
     } catch (error: unknown) {
-      subscription?.release();
+      waiter?.release();
       throw error;
     }
 
     if (outcome.kind === 'rejected' || outcome.kind === 'replayed') {
-      subscription?.release();
+      waiter?.release();
       metrics.requests.inc({
         ...labels,
         status: outcome.kind === 'rejected' ? outcome.rejection.reason : 'replayed',
@@ -216,20 +215,23 @@ export class InferenceService {
     }
     this.countAccepted(labels, outcome.kind, useCache);
     if (outcome.kind === 'cached') {
-      subscription?.release();
+      waiter?.release();
       return { kind: 'finished', record: outcome.record };
     }
 
     let status: RequestStatus = 'queued';
-    if (subscription !== undefined) {
+    if (waiter !== undefined) {
       try {
-        await subscription.live;
-        // A leader may have finished before this follower's subscription was live.
-        const early = outcome.kind === 'coalesced' ? await this.deps.store.get(id) : undefined;
-        if (early !== undefined && TERMINAL_STATUSES.has(early.status))
-          return { kind: 'finished', record: early };
-        await subscription.wakeup.wait(waitMs, this.withShutdown(input.signal));
-        const done = subscription.completion();
+        if (waiter.unsure) {
+          // The notify channel was not subscribed yet (Redis just came up): an end announced before
+          // it was is only in the record.
+          await this.deps.watcher.ready();
+          const early = await this.deps.store.get(id);
+          if (early !== undefined && TERMINAL_STATUSES.has(early.status))
+            return { kind: 'finished', record: early };
+        }
+        await waiter.wakeup.wait(waitMs, this.withShutdown(input.signal));
+        const done = waiter.completion();
         if (outcome.kind === 'queued' && done?.finishedAt !== undefined) {
           // Everything else on the record is what this call just wrote: no need to read it back.
           return {
@@ -245,7 +247,7 @@ export class InferenceService {
         if (record !== undefined && TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
         if (record !== undefined) status = record.status;
       } finally {
-        subscription.release();
+        waiter.release();
       }
     }
     return { kind: 'accepted', accepted: { id, status, model: model.name, version: model.version } };
@@ -280,7 +282,7 @@ export class InferenceService {
       ...submitParams(newRequestId(), model, body, input.tenant, now),
       admission,
     }));
-    const outcomes = await store.submitBulk(params, Math.max(1, model.config.maxBatchSize));
+    const outcomes = await store.submitBulk(params);
     const ids: (string | null)[] = [];
     const rejected: BulkRejection[] = [];
     let firstRefusal: Error | undefined;
@@ -553,6 +555,40 @@ export class InferenceService {
     return {
       kind: 'accepted',
       accepted: { id: record.id, status: record.status, model: record.model, version: record.version },
+    };
+  }
+
+  /**
+   * Gets ready to hear of the end of a request about to be submitted with `Prefer: wait`: on this
+   * process's notify channel (the record names it in `notify`, no Redis command), or, for a watcher
+   * without one, on the request's own done channel, subscribed before the submit so nothing is missed.
+   */
+  private async awaitEnd(id: string): Promise<TerminalSubscription & { notify?: string; unsure?: boolean }> {
+    const { watcher } = this.deps;
+    if (watcher.instance === undefined) {
+      const subscription = this.subscribeTerminal(id);
+      try {
+        await subscription.live;
+      } catch (error: unknown) {
+        subscription.release();
+        throw error;
+      }
+      return subscription;
+    }
+    const wakeup = new Wakeup();
+    let terminal: CompletionMessage | undefined;
+    const release = watcher.expect(id, (completion) => {
+      if (!TERMINAL_STATUSES.has(completion.status)) return;
+      terminal ??= completion;
+      wakeup.wake();
+    });
+    return {
+      live: Promise.resolve(async () => undefined),
+      wakeup,
+      completion: () => terminal,
+      release,
+      notify: watcher.instance,
+      unsure: !watcher.notifyReady,
     };
   }
 

@@ -1,5 +1,6 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import cliPackage from '../package.json' with { type: 'json' };
+import { type QueueAction, queueCommand } from './queue.ts';
 import { serve } from './serve.ts';
 import { defaultBaseUrl, submitCommand } from './submit.ts';
 
@@ -81,6 +82,29 @@ program
         ...options,
         apiKey: options.apiKey ?? process.env.INFERQ_API_KEY,
       });
+    } catch (error: unknown) {
+      process.stderr.write(`inferq: ${describeError(error)}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+program
+  .command('queue')
+  .description(
+    "Show, pause or resume one model version's queue (REDIS_URL, QUEUE_PREFIX). A paused queue holds " +
+      'new requests in Redis (workers finish what they took); resume enqueues them in arrival order. ' +
+      'Prints the state as JSON.',
+  )
+  .addArgument(new Argument('<action>', 'what to do').choices(['status', 'pause', 'resume']))
+  .argument('<model>', 'model name')
+  .option(
+    '--model-version <n>',
+    'model version (default: the highest with a queue in Redis)',
+    positiveInteger,
+  )
+  .action(async (action: QueueAction, model: string, options: { modelVersion?: number }) => {
+    try {
+      process.exitCode = await queueCommand(action, model, options);
     } catch (error: unknown) {
       process.stderr.write(`inferq: ${describeError(error)}\n`);
       process.exitCode = 1;

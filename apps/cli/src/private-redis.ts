@@ -27,7 +27,7 @@ export function findOnPath(command: string, path = process.env.PATH ?? ''): stri
 
 /**
  * The settings the architecture asks of every Redis that holds queues: durable (AOF, fsync every
- * second), never evicting (BullMQ loses jobs otherwise), no RDB snapshots (AOF is the record).
+ * second), never evicting (queued requests would be lost otherwise), no RDB snapshots (AOF is the record).
  */
 export function redisServerArgs(port: number, dir: string): string[] {
   return [

@@ -1,8 +1,8 @@
 /**
  * Poison isolation. One input that makes the model throw fails the whole batch it was stacked into;
- * retrying the batch through BullMQ would fail the innocent requests with it and spend their attempts.
+ * retrying the whole batch would fail the innocent requests with it and spend their attempts.
  * Instead the worker re-runs the two halves of a failed batch separately, each of which bisects again
- * if it fails, until the failing requests stand alone: only they go on to BullMQ's retries.
+ * if it fails, until the failing requests stand alone: only they go on to their retries.
  *
  * Cost: with one poison request in a batch of n, about 2·log2(n) extra runs, all on inputs smaller
  * than the original batch; when every request fails (the model itself is broken), 2n - 1 runs.
@@ -11,7 +11,7 @@
 export interface BisectHooks<T> {
   /** Runs a part of the batch; it calls `bisectFailedRun` itself when that run fails. */
   rerun(part: T[]): Promise<void>;
-  /** Handles a request whose run failed on its own: retry through BullMQ or end it `failed`. */
+  /** Handles a request whose run failed on its own: retry it later or end it `failed`. */
   fail(single: T[], error: Error): Promise<void>;
 }
 

@@ -2,16 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { loadModelRepository, ModelSession } from '@inferq/runtime';
-import { createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
+import {
+  closeConnection,
+  createRedisConnection,
+  QueueConsumer,
+  RequestStore,
+  startDeadlineSweeper,
+} from '@inferq/store';
 import { WebhookDispatcher } from '@inferq/webhooks';
 import { startMetricsServer } from './metrics-server.ts';
 import { ModelWorker } from './model-worker.ts';
 import { assertRedisIsDurable } from './redis-checks.ts';
 
 const HEARTBEAT_MS = 2_000;
-/** How old an accepted-but-unqueued request must be before the sweeper enqueues it itself. */
-const ORPHAN_AGE_MS = 10_000;
-const SWEEP_MS = 5_000;
 
 const config = loadConfigOrExit(process.env);
 const logger = createLogger(config, 'worker');
@@ -28,8 +31,9 @@ const store = new RequestStore({
   redis: connection,
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
-  jobAttempts: config.jobAttempts,
 });
+/** One blocking connection per model version served: XREADGROUP BLOCK holds its connection. */
+const blockingConnections: ReturnType<typeof createRedisConnection>[] = [];
 const metrics = createMetrics('worker');
 
 let ready = false;
@@ -53,13 +57,21 @@ try {
       const session = await ModelSession.open(version, { intraOpThreads: version.config.intraOpThreads });
       sessions.push(session);
       if (version.config.warmup) await session.warmup();
+      const blocking = createRedisConnection(config.redisUrl, 'worker');
+      blocking.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+      blockingConnections.push(blocking);
+      const consumer = new QueueConsumer({
+        blocking,
+        queue: store.queueKeys(info.name, v),
+        consumer: workerId,
+      });
+      await consumer.ensureGroups();
       workers.push(
         new ModelWorker({
           version,
           session,
           store,
-          connection,
-          prefix: config.queuePrefix,
+          consumer,
           jobAttempts: config.jobAttempts,
           maxOutputBytes: config.caps.maxOutputBytes,
           metrics,
@@ -67,7 +79,13 @@ try {
         }),
       );
       logger.info(
-        { model: info.name, version: v, provider: session.executionProvider, config: version.config },
+        {
+          model: info.name,
+          version: v,
+          provider: session.executionProvider,
+          placement: session.placement,
+          config: version.config,
+        },
         'model loaded',
       );
     }
@@ -93,18 +111,8 @@ const beat = (): void => {
 };
 beat();
 const heartbeat = setInterval(beat, HEARTBEAT_MS);
-// An API that dies between writing a record and adding its job leaves the request in
-// <prefix>:unqueued; any worker enqueues it, so nothing accepted waits forever.
-const sweeper = setInterval(() => {
-  store
-    .requeueOrphans(Date.now(), ORPHAN_AGE_MS)
-    .then((n) => {
-      if (n > 0) logger.warn({ requeued: n }, 'enqueued requests whose API died before enqueueing them');
-    })
-    .catch((error: unknown) => logger.warn({ err: error }, 'orphan sweep failed'));
-}, SWEEP_MS);
-// Queued requests past their timeoutMs end `expired` within a second, whether or not a job of
-// theirs reaches this worker (claim-0.lua catches the rest).
+// Queued requests past their timeoutMs end `expired` within a second, whether or not a worker
+// takes them (start-0.lua catches the rest).
 const deadlineSweeper = startDeadlineSweeper(store, {
   onExpired: (ids) => logger.debug({ expired: ids.length }, 'expired queued requests past their deadline'),
   onError: (error) => logger.warn({ err: error }, 'deadline sweep failed'),
@@ -136,19 +144,19 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   ready = false;
   logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing running batches');
   const deadline = setTimeout(() => {
-    logger.error('grace period over: exiting with batches unfinished (their jobs will be re-run)');
+    logger.error(
+      'grace period over: exiting with batches unfinished (they run again once their leases lapse)',
+    );
     process.exit(1);
   }, config.shutdownGraceMs);
   deadline.unref();
   clearInterval(heartbeat);
-  clearInterval(sweeper);
   deadlineSweeper.stop();
   await Promise.all([...workers.map((w) => w.close()), webhooks?.stop()]);
   await store.leave(models, workerId).catch(() => undefined);
   await Promise.all(sessions.map((s) => s.close()));
-  await store.close();
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-  await connection.quit().catch(() => undefined);
+  await Promise.all([connection, ...blockingConnections].map((c) => closeConnection(c)));
   logger.info('worker stopped');
   process.exit(0);
 }

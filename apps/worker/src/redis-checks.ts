@@ -2,8 +2,8 @@ import type { Logger } from '@inferq/observability';
 import type { Redis } from 'ioredis';
 
 /**
- * BullMQ loses jobs silently when Redis evicts keys, so a worker refuses to start unless the
- * eviction policy is `noeviction`. Managed services that forbid CONFIG get a warning instead.
+ * An evicted record, payload or queue stream loses requests silently, so a worker refuses to start
+ * unless the eviction policy is `noeviction`. Managed services that forbid CONFIG get a warning instead.
  */
 export async function assertRedisIsDurable(redis: Redis, logger: Logger): Promise<void> {
   let policy: string | undefined;
@@ -15,6 +15,8 @@ export async function assertRedisIsDurable(redis: Redis, logger: Logger): Promis
     return;
   }
   if (policy !== 'noeviction') {
-    throw new Error(`Redis maxmemory-policy is ${policy}; inferq needs noeviction (jobs would be evicted)`);
+    throw new Error(
+      `Redis maxmemory-policy is ${policy}; inferq needs noeviction (queued requests would be evicted)`,
+    );
   }
 }

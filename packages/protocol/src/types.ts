@@ -8,7 +8,8 @@
  * - leader / follower: a request whose cache key is already in flight does not run; it follows the
  *   leader that does, and receives the same outputs (`coalesced: true`).
  * - payload: the MessagePack bytes of a request's inputs (and requested outputs), stored once in
- *   Redis by the API and read by the worker; BullMQ job data carries only the request id.
+ *   Redis by the API (inside its queue entry when small, under a key of its own otherwise) and read
+ *   by the worker.
  * - batch: requests of one model version run together, stacked along axis 0.
  */
 

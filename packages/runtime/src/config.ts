@@ -8,6 +8,14 @@ export const DEFAULT_MAX_BATCH_SIZE = 32;
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'webgpu', 'dml', 'coreml', 'qnn'] as const;
 export type ExecutionProviderName = (typeof EXECUTION_PROVIDERS)[number];
 
+/**
+ * Where a worker runs a model's sessions: `thread` (a worker thread of its own, so the event loop
+ * stays free while it runs), `main` (the worker's main thread: no hop, but each run blocks the event
+ * loop), or `auto` (main when its largest warm-up batch takes under a millisecond, else thread).
+ */
+export const SESSION_PLACEMENTS = ['auto', 'thread', 'main'] as const;
+export type SessionPlacement = (typeof SESSION_PLACEMENTS)[number];
+
 const PadSchema = z.strictObject({
   /** Axis 0 is the batch axis: it is stacked, never padded. */
   axis: z.int().min(1),
@@ -22,6 +30,7 @@ export const ModelConfigFileSchema = z.strictObject({
   executionProviders: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).default(['cpu']),
   intraOpThreads: z.int().min(0).max(1024).default(0),
   spinThreads: z.boolean().default(false),
+  placement: z.enum(SESSION_PLACEMENTS).default('auto'),
   cache: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -55,6 +64,7 @@ export interface ModelConfig {
    * the API and Redis share the cores, and a spinning pool takes their time (docs/performance.md).
    */
   spinThreads: boolean;
+  placement: SessionPlacement;
   cache: { enabled: boolean; ttlSeconds: number };
   warmup: boolean;
   /** Input name -> the axis padded to the largest in the batch (ragged batching). */
@@ -155,6 +165,7 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     executionProviders: fileConfig.executionProviders,
     intraOpThreads: fileConfig.intraOpThreads,
     spinThreads: fileConfig.spinThreads,
+    placement: fileConfig.placement,
     cache: fileConfig.cache,
     warmup: fileConfig.warmup,
     pad: fileConfig.pad,

@@ -9,6 +9,8 @@ export {
   ModelConfigFileSchema,
   type PadSpec,
   resolveModelConfig,
+  SESSION_PLACEMENTS,
+  type SessionPlacement,
 } from './config.ts';
 export {
   CONFIG_FILE,
@@ -18,6 +20,11 @@ export {
   type ModelRepository,
   type ModelVersion,
 } from './repository.ts';
-export { ModelSession, type ModelSessionOptions, type SessionRunResult } from './session.ts';
+export {
+  MAIN_THREAD_MAX_RUN_MS,
+  ModelSession,
+  type ModelSessionOptions,
+  type SessionRunResult,
+} from './session.ts';
 export { readModelSignature } from './signature.ts';
 export { batchGroupKey, batchRows, splitOutputs, stackInputs } from './stacking.ts';

@@ -2,54 +2,15 @@
 // whose run() blocks the thread it is called on, so the main thread stays free for Redis.
 //
 // Plain JavaScript on purpose: the same file runs from source under vitest (a worker thread does not
-// go through vitest's TypeScript transform) and, copied or bundled by esbuild, next to the worker
-// app's bundle. It imports only npm packages, never workspace sources.
+// go through vitest's TypeScript transform) and, bundled by esbuild, next to the worker app's bundle.
+// It imports only npm packages and ort-session.mjs, never workspace sources.
 //
 // Messages in:  { type: 'run', id, inputs: { name: { dtype, shape, data } }, outputNames? } | { type: 'close' }
 // Messages out: { type: 'ready', executionProvider } | { type: 'open-failed', message }
 //               { type: 'result', id, outputs, inferMs } | { type: 'result', id, error }
 //               { type: 'closed' }
-import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import ort from 'onnxruntime-node';
-
-const { modelPath, executionProviders, intraOpThreads, spinThreads } = workerData;
-
-function errorMessage(error) {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Providers in the order asked, unknown to this build skipped, `cpu` appended as the last resort. */
-function candidateProviders() {
-  const available = new Set(ort.listSupportedBackends().map((backend) => backend.name));
-  const candidates = executionProviders.filter((name) => name === 'cpu' || available.has(name));
-  if (!candidates.includes('cpu')) candidates.push('cpu');
-  return candidates;
-}
-
-async function openSession() {
-  const failures = [];
-  for (const provider of candidateProviders()) {
-    try {
-      const session = await ort.InferenceSession.create(modelPath, {
-        executionProviders: [provider],
-        graphOptimizationLevel: 'all',
-        ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
-        // Session config entries (onnxruntime_session_options_config_keys.h), strings as the binding wants.
-        extra: {
-          session: {
-            intra_op: { allow_spinning: spinThreads ? '1' : '0' },
-            inter_op: { allow_spinning: spinThreads ? '1' : '0' },
-          },
-        },
-      });
-      return { session, provider };
-    } catch (error) {
-      failures.push(`${provider}: ${errorMessage(error)}`);
-    }
-  }
-  throw new Error(`cannot open ${modelPath}: ${failures.join('; ')}`);
-}
+import { errorMessage, openOrtSession, runOrtSession } from './ort-session.mjs';
 
 /** A view covering its whole buffer is sent by moving the buffer; anything else is copied first. */
 function transferable(data, transferList) {
@@ -69,23 +30,9 @@ function transferable(data, transferList) {
 
 async function run(session, { id, inputs, outputNames }) {
   try {
-    const feeds = {};
-    for (const [name, tensor] of Object.entries(inputs)) {
-      feeds[name] = new ort.Tensor(tensor.dtype, tensor.data, tensor.shape);
-    }
-    const started = performance.now();
-    const results =
-      outputNames === undefined ? await session.run(feeds) : await session.run(feeds, outputNames);
-    const inferMs = performance.now() - started;
-    const outputs = {};
+    const { outputs, inferMs } = await runOrtSession(session, inputs, outputNames);
     const transferList = [];
-    for (const [name, value] of Object.entries(results)) {
-      outputs[name] = {
-        dtype: value.type,
-        shape: [...value.dims],
-        data: transferable(value.data, transferList),
-      };
-    }
+    for (const tensor of Object.values(outputs)) tensor.data = transferable(tensor.data, transferList);
     parentPort.postMessage({ type: 'result', id, outputs, inferMs }, transferList);
   } catch (error) {
     parentPort.postMessage({ type: 'result', id, error: errorMessage(error) });
@@ -94,7 +41,7 @@ async function run(session, { id, inputs, outputNames }) {
 
 let opened;
 try {
-  opened = await openSession();
+  opened = await openOrtSession(workerData);
 } catch (error) {
   parentPort.postMessage({ type: 'open-failed', message: errorMessage(error) });
   process.exit(1);

@@ -6,6 +6,7 @@ import {
 } from '@inferq/protocol';
 import type { Redis } from 'ioredis';
 import { Unpackr } from 'msgpackr';
+import { closeConnection } from './connection.ts';
 import { type Keys, keysFor } from './keys.ts';
 
 /** `completion` is the decoded message of the done channel; status changes come without one. */
@@ -14,24 +15,78 @@ type Listener = (status: RequestStatus, completion?: CompletionMessage) => void;
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const STATUSES: ReadonlySet<string> = new Set(REQUEST_STATUSES);
 
+/** Options of a CompletionWatcher. */
+export interface CompletionWatcherOptions {
+  subscriber: Redis;
+  prefix: string;
+  /**
+   * This process's name on its notify channel (`Keys.notifyChannel`), to which it stays subscribed:
+   * requests submitted with `notify` set to it are awaited with `expect`, no subscription of their own.
+   */
+  instance?: string;
+}
+
 /**
  * Fans the per-request status and done channels out to in-process listeners over one subscriber
  * connection. Channels are subscribed on first use and dropped with their last listener, so a
  * process only receives messages of requests it is waiting on (a pattern subscription would make
- * every API process receive every result).
+ * every API process receive every result). Requests this process submitted and waits on
+ * (`Prefer: wait`) come on its own notify channel instead, subscribed once (`expect`).
  */
 export class CompletionWatcher {
+  readonly instance: string | undefined;
   private readonly keys: Keys;
   private readonly subscriber: Redis;
   /** Channel name -> its listeners. */
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly notifyChannel: string | undefined;
+  /** Request id -> the listener `expect` registered for it. */
+  private readonly expected = new Map<string, (completion: CompletionMessage) => void>();
+  private readonly notifyLive: Promise<void>;
+  #notifyReady = false;
 
-  constructor(options: { subscriber: Redis; prefix: string }) {
+  constructor(options: CompletionWatcherOptions) {
     this.keys = keysFor(options.prefix);
     this.subscriber = options.subscriber;
+    this.instance = options.instance;
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) =>
       this.dispatch(channel, message),
     );
+    this.notifyChannel =
+      options.instance === undefined ? undefined : this.keys.notifyChannel(options.instance);
+    this.notifyLive =
+      this.notifyChannel === undefined
+        ? Promise.resolve()
+        : this.subscriber.subscribe(this.notifyChannel).then(() => undefined);
+    // Awaited by ready(); a failure here only means ioredis subscribes again once it reconnects.
+    this.notifyLive.then(
+      () => {
+        this.#notifyReady = true;
+      },
+      () => undefined,
+    );
+  }
+
+  /** Resolves once this process's notify channel is subscribed (at once without an instance). */
+  ready(): Promise<void> {
+    return this.notifyLive;
+  }
+
+  /** The notify channel has been subscribed (until then, `expect` may miss a message). */
+  get notifyReady(): boolean {
+    return this.#notifyReady;
+  }
+
+  /**
+   * Calls `listener` once with the completion message of request `id` if it arrives on this
+   * process's notify channel, until the returned function is called. Sends nothing to Redis.
+   */
+  expect(id: string, listener: (completion: CompletionMessage) => void): () => void {
+    if (this.notifyChannel === undefined) throw new Error('this watcher has no notify channel (instance)');
+    this.expected.set(id, listener);
+    return () => {
+      if (this.expected.get(id) === listener) this.expected.delete(id);
+    };
   }
 
   /**
@@ -103,7 +158,8 @@ export class CompletionWatcher {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    await this.subscriber.quit().catch(() => undefined);
+    this.expected.clear();
+    await closeConnection(this.subscriber);
   }
 
   /** The request id of one of our status or done channels. */
@@ -115,6 +171,10 @@ export class CompletionWatcher {
 
   private dispatch(channel: Buffer, message: Buffer): void {
     const name = channel.toString();
+    if (name === this.notifyChannel) {
+      this.dispatchExpected(message);
+      return;
+    }
     const set = this.listeners.get(name);
     const id = this.idOf(name);
     if (!set || id === undefined) return;
@@ -136,6 +196,20 @@ export class CompletionWatcher {
     if (messageId !== id) return;
     if (typeof status !== 'string' || !STATUSES.has(status)) return;
     for (const listener of [...set]) listener(status as RequestStatus, completion);
+  }
+
+  private dispatchExpected(message: Buffer): void {
+    let completion: CompletionMessage;
+    try {
+      completion = decodeCompletionMessage(message);
+    } catch {
+      return;
+    }
+    if (typeof completion.status !== 'string' || !STATUSES.has(completion.status)) return;
+    const listener = this.expected.get(completion.id);
+    if (listener === undefined) return;
+    this.expected.delete(completion.id);
+    listener(completion);
   }
 }
 

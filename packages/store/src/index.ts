@@ -1,11 +1,13 @@
 export { CompletionWatcher } from './completion-watcher.ts';
-export { createRedisConnection, type RedisRole } from './connection.ts';
+export { closeConnection, createRedisConnection, type RedisRole } from './connection.ts';
 export { DEADLINE_SWEEP_MS, type DeadlineSweeperOptions, startDeadlineSweeper } from './deadline-sweeper.ts';
-export { type Keys, keysFor, queueName } from './keys.ts';
+export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
+export { QueueConsumer, type QueueConsumerOptions } from './queue-consumer.ts';
 export {
-  INFER_JOB_NAME,
-  type InferJobData,
+  INLINE_PAYLOAD_BYTES,
+  MAX_STALLS,
   RequestStore,
   type RequestStoreOptions,
+  streamFor,
 } from './request-store.ts';
 export type * from './types.ts';

@@ -6,7 +6,11 @@ export interface Keys {
   prefix: string;
   /** HASH: the request record (fields in record-fields.ts). */
   request(id: string): string;
-  /** STRING: MessagePack `{ inputs, outputs? }` the worker reads; deleted once the request ends. */
+  /**
+   * STRING: MessagePack `{ inputs, outputs? }` the worker reads, for a payload too large to travel
+   * inside its queue entry (and for any payload while its request waits held or delayed); deleted
+   * once the request ends.
+   */
   payload(id: string): string;
   /** STRING: MessagePack outputs map of a finished request, with the model's cache TTL. */
   cache(cacheKey: string): string;
@@ -14,12 +18,6 @@ export interface Keys {
   inflight(cacheKey: string): string;
   /** LIST: ids of requests coalesced onto this leader. */
   followers(leaderId: string): string;
-  /**
-   * ZSET: request id -> acceptance time (ms) of requests whose record is written but whose BullMQ
-   * job may not be: the submit script adds them, a successful enqueue or a claim removes them, and
-   * the worker's sweeper enqueues any that linger (an API that died between the two steps).
-   */
-  unqueued: string;
   /**
    * ZSET: request id -> next delivery attempt (ms) of terminal requests whose `callback.url` is still
    * to be called: every script that ends a request with a callback URL adds it; the webhook
@@ -48,6 +46,36 @@ export interface Keys {
   doneChannel(id: string): string;
   /** channel: MessagePack `{ id, status }` of a non-terminal status change (running). */
   statusChannel(id: string): string;
+  /**
+   * channel: completion messages of the requests one API process waits on (`Prefer: wait`), named
+   * by the `notify` field of their records: one subscription per process instead of one per request.
+   */
+  notifyChannel(instance: string): string;
+  /** The Redis keys of one model version's queue (`queueName`). */
+  queue(queue: string): QueueKeys;
+}
+
+/** Consumer group every worker of a queue reads its streams with. */
+export const CONSUMER_GROUP = 'workers';
+
+/**
+ * One model version's queue. Requests wait in one of two streams (bands): `normal` for requests
+ * without a priority, `background` for `priority > 0`, which a worker reads only when `normal` has
+ * nothing for it. Each entry carries the request id (`i`), its acceptance time (`t`), its deadline
+ * (`d`, when it has one), its failed runs so far (`a`, after a retry) and, when small enough, the
+ * payload itself (`p`).
+ */
+export interface QueueKeys {
+  /** STREAM: requests without a priority. */
+  normal: string;
+  /** STREAM: requests with `priority > 0`. */
+  background: string;
+  /** STRING "1" while the queue is paused: new requests wait in `held` instead of a stream. */
+  paused: string;
+  /** LIST of a stream's held request ids, in arrival order (see `paused`). */
+  held(stream: string): string;
+  /** ZSET of a stream's request ids -> when (ms) their next attempt is due, after a failed run. */
+  delayed(stream: string): string;
 }
 
 export function keysFor(prefix: string): Keys {
@@ -58,7 +86,6 @@ export function keysFor(prefix: string): Keys {
     cache: (cacheKey) => `${prefix}:cache:${cacheKey}`,
     inflight: (cacheKey) => `${prefix}:inflight:${cacheKey}`,
     followers: (leaderId) => `${prefix}:followers:${leaderId}`,
-    unqueued: `${prefix}:unqueued`,
     webhooks: `${prefix}:webhooks`,
     queued: (queue) => `${prefix}:queued:${queue}`,
     deadlines: `${prefix}:deadlines`,
@@ -68,12 +95,25 @@ export function keysFor(prefix: string): Keys {
     workers: (model) => `${prefix}:workers:${model}`,
     doneChannel: (id) => `${prefix}:done:${id}`,
     statusChannel: (id) => `${prefix}:status:${id}`,
+    notifyChannel: (instance) => `${prefix}:notify:${instance}`,
+    queue: (queue) => queueKeysFor(prefix, queue),
+  };
+}
+
+function queueKeysFor(prefix: string, queue: string): QueueKeys {
+  const normal = `${prefix}:q:${queue}`;
+  return {
+    normal,
+    background: `${normal}:background`,
+    paused: `${normal}:paused`,
+    held: (stream) => `${stream}:held`,
+    delayed: (stream) => `${stream}:delayed`,
   };
 }
 
 /**
- * The BullMQ queue serving one model version. BullMQ forbids ':' in queue names, and model names are
- * folder names, so `<model>.v<version>` cannot collide with the key families above.
+ * The queue serving one model version. Model names are folder names (no ':'), so `<model>.v<version>`
+ * cannot collide with the key families above.
  */
 export function queueName(model: string, version: number): string {
   return `${model}.v${version}`;

@@ -8,88 +8,112 @@ import {
   type RequestError,
   type RequestStatus,
 } from '@inferq/protocol';
-import { type JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { admissionArgs, admissionKeys, hashOf, rejectionOf } from './admission.ts';
-import { type Keys, keysFor, queueName } from './keys.ts';
+import { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
 import cancelLua from './lua/cancel-1.lua?raw';
-import claimLua from './lua/claim-0.lua?raw';
 import completeLua from './lua/complete-0.lua?raw';
 import expireLua from './lua/expire-0.lua?raw';
-import submitLua from './lua/submit-7.lua?raw';
-import type { CancelOutcome, Claim, Completion, StoredRecord, SubmitOutcome, SubmitParams } from './types.ts';
+import handBackLua from './lua/hand-back-0.lua?raw';
+import libLua from './lua/lib.lua?raw';
+import promoteLua from './lua/promote-0.lua?raw';
+import renewLua from './lua/renew-0.lua?raw';
+import resumeLua from './lua/resume-1.lua?raw';
+import retryLua from './lua/retry-0.lua?raw';
+import startLua from './lua/start-0.lua?raw';
+import submitLua from './lua/submit-10.lua?raw';
+import type {
+  CancelOutcome,
+  Completion,
+  QueueCounts,
+  QueueEntryRef,
+  StartOutcome,
+  StoredRecord,
+  SubmitOutcome,
+  SubmitParams,
+} from './types.ts';
 
 export interface RequestStoreOptions {
   redis: Redis;
   prefix: string;
   resultTtlSeconds: number;
-  /** BullMQ attempts per job (the first run included). */
-  jobAttempts?: number;
   /** A worker is live when it heartbeated within this window. */
   workerLivenessMs?: number;
 }
 
 /**
- * The job BullMQ carries: only request ids; tensors stay in the payload keys (BullMQ JSON-encodes
- * data). A single submit is one job with its own id as job id; a bulk submit is a few jobs of up to
- * a batch of requests each, so the queue's per-job cost is paid once per batch.
+ * Payloads up to this size travel inside their queue entry, so the worker that takes the entry can
+ * run it without another round trip. Larger ones go to a key of their own with a plain SET, which
+ * Redis keeps without copying, where a stream entry (and a script argument) would copy every byte:
+ * measured on the bench machine, 81 µs of Redis time for a 110 KB XADD against 1 µs for the SET.
  */
-export type InferJobData = { id: string } | { ids: string[] };
+export const INLINE_PAYLOAD_BYTES = 4096;
 
-export const INFER_JOB_NAME = 'infer';
+/** Restarts of a request whose worker stopped before finishing it, before it ends `worker_lost`. */
+export const MAX_STALLS = 2;
 
 /** Life of a payload written before its submit script ran; the script makes it permanent. */
 const PAYLOAD_PENDING_TTL_SECONDS = 600;
 
-/** BullMQ's largest priority (2^21 - 1: it refuses 2^21); larger requested values are clamped to it. */
-const MAX_BULLMQ_PRIORITY = 2_097_151;
+/** Requests enqueued again per stream and call of the promote script. */
+const PROMOTE_BATCH = 500;
+
+type Arg = string | Buffer | number;
 
 interface ScriptedRedis extends Redis {
-  inferqSubmitBuffer(
-    ...args: (string | Uint8Array | number)[]
-  ): Promise<[Buffer, ...(Buffer | Buffer[] | number)[]]>;
-  inferqExpire(...args: (string | number)[]): Promise<string[]>;
-  inferqClaimBuffer(...args: (string | number)[]): Promise<[Buffer, Buffer, Buffer?][]>;
-  inferqComplete(...args: (string | Uint8Array | number)[]): Promise<number>;
-  inferqCancel(...args: (string | number)[]): Promise<string>;
+  inferqSubmitBuffer(...args: Arg[]): Promise<[Buffer, ...(Buffer | Buffer[] | number)[]]>;
+  inferqStartBuffer(...args: Arg[]): Promise<[Buffer, Buffer, Buffer?][]>;
+  inferqComplete(...args: Arg[]): Promise<number>;
+  inferqRetry(...args: Arg[]): Promise<number>;
+  inferqPromote(...args: Arg[]): Promise<number>;
+  inferqResume(...args: Arg[]): Promise<number>;
+  inferqHandBack(...args: Arg[]): Promise<number>;
+  inferqRenew(...args: Arg[]): Promise<string[]>;
+  inferqExpire(...args: Arg[]): Promise<string[]>;
+  inferqCancel(...args: Arg[]): Promise<string>;
+}
+
+/** The stream of a queue a request waits in: `priority > 0` is the background band. */
+export function streamFor(queue: QueueKeys, priority: number | undefined): string {
+  return priority !== undefined && priority > 0 ? queue.background : queue.normal;
 }
 
 /**
- * The request lifecycle in Redis: submit (cache, coalesce or enqueue), claim, complete, cancel and
- * read. Each state change is one Lua script, so a crash between two commands cannot leave a request
- * half-moved.
+ * The request lifecycle in Redis: submit (cache, coalesce or enqueue), start, complete, retry,
+ * cancel and read. Each state change is one Lua script, so a crash between two commands cannot leave
+ * a request half-moved; the queue itself is a pair of Redis streams per model version read through a
+ * consumer group (`QueueConsumer`), whose pending entries are the leases crash recovery reclaims.
  */
 export class RequestStore {
   readonly keys: Keys;
-  private readonly redis: ScriptedRedis;
-  private readonly queues = new Map<string, Queue<InferJobData>>();
+  readonly redis: Redis;
+  private readonly scripts: ScriptedRedis;
   private readonly resultTtlSeconds: number;
-  private readonly jobAttempts: number;
   private readonly workerLivenessMs: number;
 
   constructor(options: RequestStoreOptions) {
     this.keys = keysFor(options.prefix);
     this.resultTtlSeconds = options.resultTtlSeconds;
-    this.jobAttempts = options.jobAttempts ?? 3;
     this.workerLivenessMs = options.workerLivenessMs ?? 10_000;
     const redis = options.redis;
-    redis.defineCommand('inferqSubmit', { numberOfKeys: 7, lua: submitLua });
-    redis.defineCommand('inferqExpire', { numberOfKeys: 0, lua: expireLua });
-    redis.defineCommand('inferqClaim', { numberOfKeys: 0, lua: claimLua });
-    redis.defineCommand('inferqComplete', { numberOfKeys: 0, lua: completeLua });
-    redis.defineCommand('inferqCancel', { numberOfKeys: 1, lua: cancelLua });
-    this.redis = redis as ScriptedRedis;
+    const withLib = (lua: string): string => `${libLua}\n${lua}`;
+    redis.defineCommand('inferqSubmit', { numberOfKeys: 10, lua: submitLua });
+    redis.defineCommand('inferqStart', { numberOfKeys: 0, lua: withLib(startLua) });
+    redis.defineCommand('inferqComplete', { numberOfKeys: 0, lua: withLib(completeLua) });
+    redis.defineCommand('inferqRetry', { numberOfKeys: 0, lua: withLib(retryLua) });
+    redis.defineCommand('inferqPromote', { numberOfKeys: 0, lua: promoteLua });
+    redis.defineCommand('inferqResume', { numberOfKeys: 1, lua: resumeLua });
+    redis.defineCommand('inferqHandBack', { numberOfKeys: 0, lua: withLib(handBackLua) });
+    redis.defineCommand('inferqRenew', { numberOfKeys: 1, lua: renewLua });
+    redis.defineCommand('inferqExpire', { numberOfKeys: 0, lua: withLib(expireLua) });
+    redis.defineCommand('inferqCancel', { numberOfKeys: 1, lua: withLib(cancelLua) });
+    this.redis = redis;
+    this.scripts = redis as ScriptedRedis;
   }
 
-  /** The BullMQ queue of a model version (shared connection, created once). */
-  queue(model: string, version: number): Queue<InferJobData> {
-    const name = queueName(model, version);
-    let queue = this.queues.get(name);
-    if (!queue) {
-      queue = new Queue<InferJobData>(name, { connection: this.redis, prefix: this.keys.prefix });
-      this.queues.set(name, queue);
-    }
-    return queue;
+  /** The keys of a model version's queue. */
+  queueKeys(model: string, version: number): QueueKeys {
+    return this.keys.queue(queueName(model, version));
   }
 
   async submit(p: SubmitParams): Promise<SubmitOutcome> {
@@ -115,178 +139,65 @@ export class RequestStore {
     if (p.callbackChannel) fields.push('callbackChannel', p.callbackChannel);
     if (p.callbackUrl) fields.push('callbackUrl', p.callbackUrl);
     if (p.metadata) fields.push('metadata', JSON.stringify(p.metadata));
+    if (p.notify) fields.push('notify', p.notify);
 
-    // The payload goes as a plain SET just before the script, on the same connection (so Redis runs
-    // it first): passed to the script, it would be copied into Lua and out again. Its TTL only
-    // matters should the script never run; the script keeps it for a queued request, and it is
-    // deleted for any other outcome.
+    const queue = this.queueKeys(p.model, p.version);
+    const stream = streamFor(queue, p.priority);
     const payloadKey = k.payload(p.id);
-    const [, reply] = await Promise.all([
-      this.redis.set(
-        payloadKey,
-        Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength),
-        'EX',
-        PAYLOAD_PENDING_TTL_SECONDS,
-      ),
-      this.redis.inferqSubmitBuffer(
-        k.cache(p.cacheKey),
-        k.inflight(p.cacheKey),
-        k.request(p.id),
-        payloadKey,
-        ...admissionKeys(k, p),
-        p.id,
-        p.now,
-        p.useCache ? '1' : '0',
-        this.resultTtlSeconds,
-        '',
-        k.prefix,
-        ...admissionArgs(p),
-        ...fields,
-      ),
-    ]);
+    const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
+    const inline = payload.byteLength <= INLINE_PAYLOAD_BYTES;
+    // A large payload goes as a plain SET just before the script, on the same connection (so Redis
+    // runs it first): passed to the script, it would be copied into Lua and into the stream. Its TTL
+    // only matters should the script never run; the script keeps it for a queued request, and any
+    // other outcome deletes it.
+    const written = inline
+      ? undefined
+      : this.redis.set(payloadKey, payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS);
+    const submitted = this.scripts.inferqSubmitBuffer(
+      k.cache(p.cacheKey),
+      k.inflight(p.cacheKey),
+      k.request(p.id),
+      payloadKey,
+      ...admissionKeys(k, p),
+      stream,
+      queue.paused,
+      queue.held(stream),
+      p.id,
+      p.now,
+      p.useCache ? '1' : '0',
+      this.resultTtlSeconds,
+      inline ? payload : '',
+      k.prefix,
+      ...admissionArgs(p),
+      ...fields,
+    );
+    // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
+    const [, reply] = await Promise.all([written, submitted]);
     const [kind, extra] = reply;
-    if (kind.toString() !== 'queued') this.redis.del(payloadKey).catch(() => undefined);
-    switch (kind.toString()) {
+    const outcome = kind.toString();
+    if (outcome !== 'queued' && !inline) this.redis.del(payloadKey).catch(() => undefined);
+    switch (outcome) {
       case 'replayed':
         return { kind: 'replayed', record: toStoredRecord(hashOf(extra as Buffer[])) };
       case 'rejected':
         return { kind: 'rejected', rejection: rejectionOf(reply, p) };
-      case 'cached': {
-        const flat = extra as Buffer[];
-        const fields: Record<string, Buffer> = {};
-        for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString()] = flat[i + 1]!;
-        return { kind: 'cached', record: toStoredRecord(fields) };
-      }
+      case 'cached':
+        return { kind: 'cached', record: toStoredRecord(hashOf(extra as Buffer[])) };
       case 'coalesced':
         return { kind: 'coalesced', leaderId: String(extra) };
       case 'queued':
-        if (p.deferEnqueue === true) return { kind: 'queued' };
-        try {
-          await p.beforeEnqueue;
-          await this.enqueue(p.id, p.model, p.version, p.priority);
-        } catch (error) {
-          await this.withdraw(p, error);
-          throw error;
-        }
-        // The unqueued entry stays until the claim script removes it: one write less per request,
-        // and a job still waiting when the sweeper looks is only re-added as a no-op.
         return { kind: 'queued' };
       default:
-        throw new Error(`submit script answered ${kind.toString()}`);
+        throw new Error(`submit script answered ${outcome}`);
     }
-  }
-
-  private async enqueue(
-    id: string,
-    model: string,
-    version: number,
-    priority: number | undefined,
-  ): Promise<void> {
-    await this.queue(model, version).add(INFER_JOB_NAME, { id }, this.jobOptions(id, priority));
   }
 
   /**
-   * Submits many requests of one model version: the submit scripts leave in one pipelined write,
-   * and the queued requests go into one job per `requestsPerJob` (one BullMQ add each, all
-   * pipelined), so the queue's per-job cost is paid once per batch rather than once per request.
-   * Outcomes are in the order of `params`. Should an add fail, every request of this call that was
-   * queued ends `failed` and the error is thrown.
+   * Submits many requests of one model version. Their submit scripts leave in one write (the
+   * command connection pipelines what is sent in one tick). Outcomes are in the order of `params`.
    */
-  async submitBulk(params: SubmitParams[], requestsPerJob: number): Promise<SubmitOutcome[]> {
-    const outcomes = await Promise.all(params.map((p) => this.submit({ ...p, deferEnqueue: true })));
-    const queued = params.filter((_, index) => outcomes[index]!.kind === 'queued');
-    if (queued.length === 0) return outcomes;
-    const first = queued[0]!;
-    const chunk = Math.max(1, requestsPerJob);
-    const jobs: { name: string; data: InferJobData; opts: JobsOptions }[] = [];
-    for (let start = 0; start < queued.length; start += chunk) {
-      const ids = queued.slice(start, start + chunk).map((p) => p.id);
-      // The first request's id, marked, names the job: unique, and never a single submit's job id.
-      jobs.push({
-        name: INFER_JOB_NAME,
-        data: { ids },
-        opts: this.jobOptions(`bulk-${ids[0]}`, first.priority),
-      });
-    }
-    try {
-      await this.queue(first.model, first.version).addBulk(jobs);
-    } catch (error) {
-      await Promise.all(queued.map((p) => this.withdraw(p, error)));
-      throw error;
-    }
-    // A bulk job's id is not a request id: the sweeper, should it see these entries, would add a
-    // second job per request (harmless, but wasted), so they go now.
-    this.redis.zrem(this.keys.unqueued, ...queued.map((p) => p.id)).catch(() => undefined);
-    return outcomes;
-  }
-
-  private jobOptions(jobId: string, priority: number | undefined): JobsOptions {
-    return {
-      jobId,
-      attempts: this.jobAttempts,
-      backoff: { type: 'exponential', delay: 100 },
-      // The record is the source of truth; the last jobs are kept only for inspection (bull-board).
-      removeOnComplete: { count: 1000 },
-      removeOnFail: { count: 1000 },
-      ...(priority !== undefined && priority > 0
-        ? { priority: Math.min(priority, MAX_BULLMQ_PRIORITY) }
-        : {}),
-    };
-  }
-
-  /**
-   * The client gets an error, so the request must not run later: end it `failed` (which also
-   * releases its in-flight key and fails any follower that attached meanwhile; the sweeper then drops
-   * its unqueued entry). Best effort: Redis may be why the add failed; then the record stays queued,
-   * the sweeper enqueues it later and it runs, unread but harmless.
-   */
-  private async withdraw(p: SubmitParams, error: unknown): Promise<void> {
-    await this.complete([
-      {
-        id: p.id,
-        model: p.model,
-        version: p.version,
-        createdAt: p.now,
-        status: 'failed',
-        error: { code: 'enqueue_failed', message: `the job could not be enqueued: ${String(error)}` },
-        timings: { queueMs: 0, batchWaitMs: 0, inferMs: 0 },
-        batchSize: 0,
-        now: Date.now(),
-      },
-    ]).catch(() => undefined);
-  }
-
-  /**
-   * Enqueues the jobs of requests accepted more than `olderThanMs` ago whose job was never added
-   * (the API died between its submit script and BullMQ's add). Adding an existing job id is a no-op
-   * in BullMQ, and a request that already ended is dropped at claim, so a spurious entry is harmless.
-   * Returns how many jobs it enqueued.
-   */
-  async requeueOrphans(now: number, olderThanMs: number, limit = 500): Promise<number> {
-    const ids = await this.redis.zrangebyscore(
-      this.keys.unqueued,
-      '-inf',
-      now - olderThanMs,
-      'LIMIT',
-      0,
-      limit,
-    );
-    let requeued = 0;
-    for (const id of ids) {
-      const [model, version, status, priority] = await this.redis.hmget(
-        this.keys.request(id),
-        'model',
-        'version',
-        'status',
-        'priority',
-      );
-      if (model && version && status === 'queued') {
-        await this.enqueue(id, model, Number(version), Number(priority ?? 0));
-        requeued++;
-      }
-      await this.redis.zrem(this.keys.unqueued, id);
-    }
-    return requeued;
+  submitBulk(params: SubmitParams[]): Promise<SubmitOutcome[]> {
+    return Promise.all(params.map((p) => this.submit(p)));
   }
 
   /**
@@ -297,7 +208,7 @@ export class RequestStore {
     let raw = await this.redis.hgetallBuffer(this.keys.request(id));
     if (!raw.id) return undefined;
     if (isOverdue(raw, now)) {
-      await this.redis.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, 1, id);
+      await this.scripts.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, 1, id);
       raw = await this.redis.hgetallBuffer(this.keys.request(id));
       if (!raw.id) return undefined;
     }
@@ -311,11 +222,11 @@ export class RequestStore {
    * Returns the ids it expired.
    */
   async expireOverdue(now: number, limit = 500): Promise<string[]> {
-    return this.redis.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, limit);
+    return this.scripts.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, limit);
   }
 
   async cancel(id: string, now: number): Promise<CancelOutcome> {
-    const outcome = await this.redis.inferqCancel(
+    const outcome = await this.scripts.inferqCancel(
       this.keys.request(id),
       this.keys.prefix,
       id,
@@ -325,34 +236,57 @@ export class RequestStore {
     return outcome as CancelOutcome;
   }
 
-  async claim(ids: string[], now: number): Promise<Claim[]> {
-    if (ids.length === 0) return [];
-    // The payloads ride in the same round trip as the script, as plain GETs after it: a claimed
-    // request's payload stays until its completion, and one that was dropped is simply not read.
-    const pipeline = this.redis.pipeline() as unknown as ScriptedRedis & {
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
-    void pipeline.inferqClaimBuffer(this.keys.prefix, now, this.resultTtlSeconds, ...ids);
-    for (const id of ids) void pipeline.getBuffer(this.keys.payload(id));
-    const replies = (await pipeline.exec()) ?? [];
-    const failed = replies.find(([error]) => error !== null);
-    if (failed !== undefined) throw failed[0];
-    const rows = replies[0]![1] as [Buffer, Buffer, Buffer?][];
-    return rows.map(([id, state, a], index): Claim => {
-      const requestId = id.toString();
-      const payload = replies[index + 1]?.[1] as Buffer | null | undefined;
-      if (state.toString() === 'run' && a) {
-        if (!payload) return { id: requestId, state: 'dropped', reason: 'missing' };
-        return { id: requestId, state: 'run', payload, createdAt: Number(a.toString()) };
+  /**
+   * Starts requests a worker took from its queue (start-0.lua): running, or dropped, or lost. The
+   * payloads of `readPayloadOf` (those that did not travel inside their entry) are read in the same
+   * round trip, with plain GETs after the script: through Lua, each would be copied twice more.
+   */
+  async start(
+    refs: readonly QueueEntryRef[],
+    now: number,
+    readPayloadOf: ReadonlySet<string> = new Set(),
+  ): Promise<StartOutcome[]> {
+    if (refs.length === 0) return [];
+    const pipeline = this.redis.pipeline() as ChainableCommander & ScriptedRedis;
+    void pipeline.inferqStartBuffer(
+      this.keys.prefix,
+      now,
+      this.resultTtlSeconds,
+      MAX_STALLS,
+      ...refs.flatMap((r) => [r.id, r.stream, r.entry]),
+    );
+    const reads = refs.filter((r) => readPayloadOf.has(r.id)).map((r) => r.id);
+    for (const id of reads) void pipeline.getBuffer(this.keys.payload(id));
+    const replies = await execOrThrow(pipeline);
+    const payloads = new Map<string, Buffer>();
+    reads.forEach((id, index) => {
+      const payload = replies[index + 1] as Buffer | null;
+      if (payload) payloads.set(id, payload);
+    });
+    const rows = replies[0] as [Buffer, Buffer, Buffer?][];
+    return rows.map(([rawId, state, detail]): StartOutcome => {
+      const id = rawId.toString();
+      switch (state.toString()) {
+        case 'run': {
+          const payload = payloads.get(id);
+          const createdAt = Number(detail?.toString() ?? 0);
+          return payload === undefined
+            ? { id, state: 'run', createdAt }
+            : { id, state: 'run', createdAt, payload };
+        }
+        case 'lost':
+          return { id, state: 'lost' };
+        default:
+          return { id, state: 'dropped', reason: (detail?.toString() ?? 'missing') as DropReason };
       }
-      return { id: requestId, state: 'dropped', reason: (a?.toString() ?? 'missing') as DropReason };
     });
   }
 
-  /** Writes every finished request of a batch in one pipelined round trip. */
-  async complete(results: Completion[]): Promise<void> {
+  /** Writes every finished request of a batch, and acknowledges their queue entries, in one script call. */
+  async complete(results: readonly Completion[]): Promise<void> {
     if (results.length === 0) return;
-    const pipeline = this.redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<unknown> };
+    // One time for the batch: its results were taken together.
+    const args: Arg[] = [this.keys.prefix, results[0]!.now, this.resultTtlSeconds];
     for (const r of results) {
       const totalMs = Math.max(0, r.now - r.createdAt);
       const message: CompletionMessage = {
@@ -372,28 +306,154 @@ export class RequestStore {
           ? encodeCompletionMessageWithEncodedOutputs(message, r.outputs)
           : encodeCompletionMessage(message),
       );
-      const idOffset = bytes.indexOf(r.id);
-      void pipeline.inferqComplete(
-        this.keys.prefix,
+      args.push(
         r.id,
+        r.queueEntry?.stream ?? '',
+        r.queueEntry?.entry ?? '',
         r.status,
-        r.now,
-        this.resultTtlSeconds,
-        r.outputs ?? '',
+        r.outputs ? Buffer.from(r.outputs.buffer, r.outputs.byteOffset, r.outputs.byteLength) : '',
         r.error ? JSON.stringify(r.error) : '',
         r.timings.queueMs,
         r.timings.batchWaitMs,
         r.timings.inferMs,
         r.batchSize,
+        r.startedAt ?? '',
         bytes,
-        idOffset,
+        bytes.indexOf(r.id),
       );
     }
-    // exec() resolves even when commands in it failed (each reply is an [error, result] pair): a
-    // failed completion must reject, or the worker would settle a job whose result was never written.
-    const replies = (await pipeline.exec()) as [Error | null, unknown][] | null;
-    const failure = replies?.find(([error]) => error !== null)?.[0];
-    if (failure) throw failure;
+    await this.scripts.inferqComplete(...args);
+  }
+
+  /**
+   * Requests whose run failed with attempts left wait `due` for their next one (retry-0.lua); the
+   * payload of an entry that carried it is kept under its key meanwhile.
+   */
+  async retryLater(items: readonly { ref: QueueEntryRef; due: number; payload?: Buffer }[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.scripts.inferqRetry(
+      this.keys.prefix,
+      ...items.flatMap(({ ref, due, payload }) => [ref.id, ref.stream, ref.entry, due, payload ?? '']),
+    );
+  }
+
+  /** Enqueues again the requests of a model version whose retry is due. Returns how many. */
+  async promoteDue(model: string, version: number, now: number): Promise<number> {
+    const queue = this.queueKeys(model, version);
+    return this.scripts.inferqPromote(this.keys.prefix, now, PROMOTE_BATCH, queue.normal, queue.background);
+  }
+
+  /** A stopping worker's unstarted requests go back to their streams (hand-back-0.lua). Returns how many. */
+  async handBack(items: readonly { ref: QueueEntryRef; payload?: Buffer }[]): Promise<number> {
+    if (items.length === 0) return 0;
+    return this.scripts.inferqHandBack(
+      this.keys.prefix,
+      ...items.flatMap(({ ref, payload }) => [ref.id, ref.stream, ref.entry, payload ?? '']),
+    );
+  }
+
+  /**
+   * Resets the lease of every entry a worker still holds; returns those another worker reclaimed
+   * meanwhile (or that are no longer pending).
+   */
+  async renewLeases(stream: string, consumer: string, entries: readonly string[]): Promise<string[]> {
+    if (entries.length === 0) return [];
+    return this.scripts.inferqRenew(stream, CONSUMER_GROUP, consumer, ...entries);
+  }
+
+  /**
+   * New requests of a model version wait in its held list instead of reaching workers, until
+   * `resume`; requests already in its streams are not affected.
+   */
+  async pause(model: string, version: number): Promise<void> {
+    await this.redis.set(this.queueKeys(model, version).paused, '1');
+  }
+
+  /** Lifts `pause`: the held requests are enqueued in arrival order. Returns how many. */
+  async resume(model: string, version: number): Promise<number> {
+    const queue = this.queueKeys(model, version);
+    return this.scripts.inferqResume(queue.paused, this.keys.prefix, queue.normal, queue.background);
+  }
+
+  /** The versions of `model` whose queue exists in Redis (a worker or a request created it). */
+  async queuedVersions(model: string): Promise<number[]> {
+    // The normal stream's key without its version number: `…<model>.v`.
+    const stem = this.queueKeys(model, 0).normal.slice(0, -1);
+    const versions = new Set<number>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${stem}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const version = /^[1-9][0-9]*$/.exec(key.slice(stem.length))?.[0];
+        if (version !== undefined && this.queueKeys(model, Number(version)).normal === key)
+          versions.add(Number(version));
+      }
+    } while (cursor !== '0');
+    return [...versions].sort((a, b) => a - b);
+  }
+
+  /** Whether `pause` holds the model version's new requests. */
+  async isPaused(model: string, version: number): Promise<boolean> {
+    return (await this.redis.exists(this.queueKeys(model, version).paused)) === 1;
+  }
+
+  /** Where the requests of a model version's queue are (both bands together). */
+  async queueCounts(model: string, version: number): Promise<QueueCounts> {
+    const queue = this.queueKeys(model, version);
+    const streams = [queue.normal, queue.background];
+    const pipeline = this.redis.pipeline();
+    for (const stream of streams) {
+      pipeline.xlen(stream);
+      pipeline.xpending(stream, CONSUMER_GROUP);
+      pipeline.llen(queue.held(stream));
+      pipeline.zcard(queue.delayed(stream));
+    }
+    // XPENDING fails with NOGROUP before any worker created the group: nothing is taken then.
+    const replies = (await pipeline.exec()) ?? [];
+    const counts: QueueCounts = { waiting: 0, taken: 0, held: 0, delayed: 0 };
+    for (let i = 0; i < streams.length; i++) {
+      const [length, pending, held, delayed] = replies.slice(i * 4, i * 4 + 4).map(([error, value]) => {
+        if (error === null) return value;
+        if (/NOGROUP/.test(String(error))) return undefined;
+        throw error;
+      });
+      // Entries are deleted when acknowledged, so the stream holds exactly the waiting and taken ones.
+      const taken = Array.isArray(pending) ? Number(pending[0] ?? 0) : 0;
+      counts.taken += taken;
+      counts.waiting += Math.max(0, Number(length ?? 0) - taken);
+      counts.held += Number(held ?? 0);
+      counts.delayed += Number(delayed ?? 0);
+    }
+    return counts;
+  }
+
+  /** Requests of a model version waiting or running: what autoscaling and `inferq_queue_depth` read. */
+  async queueDepth(model: string, version: number): Promise<number> {
+    const counts = await this.queueCounts(model, version);
+    return counts.waiting + counts.taken + counts.held + counts.delayed;
+  }
+
+  /**
+   * Entries ever added to a model version's streams (`XINFO STREAM`'s entries-added, both bands): it
+   * moves with every request that reaches the queue, and only then.
+   */
+  async entriesAdded(model: string, version: number): Promise<number> {
+    const queue = this.queueKeys(model, version);
+    let total = 0;
+    for (const stream of [queue.normal, queue.background]) {
+      let info: unknown;
+      try {
+        info = await this.redis.xinfo('STREAM', stream);
+      } catch (error) {
+        if (/no such key/i.test(String(error))) continue;
+        throw error;
+      }
+      const flat = info as unknown[];
+      const index = flat.indexOf('entries-added');
+      total += index >= 0 ? Number(flat[index + 1]) : 0;
+    }
+    return total;
   }
 
   async heartbeat(models: string[], workerId: string, now: number): Promise<void> {
@@ -417,27 +477,20 @@ export class RequestStore {
     return this.redis.zcount(this.keys.workers(model), now - this.workerLivenessMs, '+inf');
   }
 
-  async queueDepth(model: string, version: number): Promise<number> {
-    const counts = await this.queue(model, version).getJobCounts(
-      'waiting',
-      'active',
-      'delayed',
-      'prioritized',
-    );
-    return Object.values(counts).reduce((sum, n) => sum + n, 0);
-  }
-
   async ping(): Promise<void> {
     await this.redis.ping();
   }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
-    this.queues.clear();
-  }
 }
 
-type DropReason = Extract<Claim, { state: 'dropped' }>['reason'];
+type DropReason = Extract<StartOutcome, { state: 'dropped' }>['reason'];
+
+/** exec() resolves even when commands in it failed (each reply an [error, result] pair): reject instead. */
+async function execOrThrow(pipeline: ChainableCommander): Promise<unknown[]> {
+  const replies = (await pipeline.exec()) ?? [];
+  const failed = replies.find(([error]) => error !== null);
+  if (failed !== undefined) throw failed[0];
+  return replies.map(([, value]) => value);
+}
 
 const STATUSES: ReadonlySet<string> = new Set(REQUEST_STATUSES);
 

@@ -5,7 +5,6 @@ export interface SubmitParams {
   id: string;
   model: string;
   version: number;
-  /** BullMQ queue that serves this model version (see `queueName`). */
   tenant: string;
   /** Hex SHA-256 cache key (protocol `cacheKey`). */
   cacheKey: string;
@@ -14,6 +13,7 @@ export interface SubmitParams {
   cacheTtlSeconds: number;
   /** MessagePack bytes of `{ inputs, outputs? }`, read by the worker. */
   payload: Uint8Array;
+  /** `priority > 0` waits in the queue's background band (keys.ts `QueueKeys`); absent or <= 0: normal. */
   priority?: number;
   /** Absolute deadline, ms since epoch; absent: none. */
   deadline?: number;
@@ -22,12 +22,10 @@ export interface SubmitParams {
   metadata?: Record<string, unknown>;
   now: number;
   /**
-   * Settled before the job is enqueued, e.g. the caller's completion subscription: once the job
-   * exists a worker may finish it at any moment, and a subscription made later would miss that.
+   * The API process waiting for this request's end (`Prefer: wait`): its completion message also goes
+   * to that process's notify channel (`Keys.notifyChannel`), to which it is subscribed for good.
    */
-  beforeEnqueue?: Promise<unknown>;
-  /** Write the record but leave the job to the caller (`submitBulk` adds one job for many). */
-  deferEnqueue?: boolean;
+  notify?: string;
   /** Checks the submit script makes before it accepts the request; absent: none. */
   admission?: Admission;
 }
@@ -60,7 +58,7 @@ export type SubmitOutcome =
   | { kind: 'cached'; record: StoredRecord }
   /** Attached to an in-flight leader with the same cache key. */
   | { kind: 'coalesced'; leaderId: string }
-  /** A new job was enqueued. */
+  /** Enqueued (or held, while its queue is paused). */
   | { kind: 'queued' }
   /** The idempotency key names an earlier request of the tenant with the same fingerprint: its record. */
   | { kind: 'replayed'; record: StoredRecord }
@@ -73,25 +71,67 @@ export interface StoredRecord extends RequestRecord {
   deadline?: number;
 }
 
-/** What the worker gets for one job when it claims a batch. */
-export type Claim =
-  | { id: string; state: 'run'; payload: Uint8Array; createdAt: number }
+/** A request a worker took from its queue (`QueueConsumer`). */
+export interface Delivery {
+  id: string;
+  /** The stream it came from and its entry there, acknowledged when the request ends or leaves. */
+  stream: string;
+  entry: string;
+  /** When the request was accepted (ms since epoch). */
+  createdAt: number;
+  /** Its deadline (ms since epoch), when it has one. */
+  deadline?: number;
+  /** Failed runs before this delivery. */
+  attempts: number;
+  /** The payload, when small enough to travel inside the entry; absent: `start` reads it from its key. */
+  payload?: Buffer;
+  /** Came back through reclaim: the worker that held it stopped before finishing it. */
+  redelivered: boolean;
+}
+
+/** What `start` answers for one delivered request. */
+export type StartOutcome =
+  | { id: string; state: 'run'; createdAt: number; payload?: Buffer }
+  /** Restarted more than `maxStalls` times: end it failed (`worker_lost`) instead of running it. */
+  | { id: string; state: 'lost' }
   | { id: string; state: 'dropped'; reason: 'cancelled' | 'expired' | 'finished' | 'missing' };
+
+/** Where a request waits and the queue entry a worker holds it by. */
+export interface QueueEntryRef {
+  id: string;
+  stream: string;
+  /** "" for a request not taken from a stream (a test acting as the worker). */
+  entry: string;
+}
+
+/** Requests of one model version's queue, by where they are. */
+export interface QueueCounts {
+  /** In a stream, not yet taken by a worker. */
+  waiting: number;
+  /** Taken by a worker and not yet acknowledged: running, or formed into a batch about to run. */
+  taken: number;
+  /** Held while the queue is paused. */
+  held: number;
+  /** Waiting for a retry after a failed run. */
+  delayed: number;
+}
 
 /** One finished request, written by the worker. */
 export interface Completion {
   id: string;
   model: string;
   version: number;
-  /** When the request was submitted (ms since epoch), from its claim. */
+  /** When the request was submitted (ms since epoch). */
   createdAt: number;
+  /** The queue entry the worker holds it by, acknowledged with the completion; absent: none. */
+  queueEntry?: { stream: string; entry: string };
   status: Extract<RequestStatus, 'succeeded' | 'failed'>;
   /** MessagePack bytes of the outputs map (protocol `encodeTensorMap`). */
   outputs?: Uint8Array;
   error?: RequestError;
   timings: Omit<Timings, 'totalMs'>;
   batchSize: number;
-  /** When its batch was claimed (ms since epoch); absent when it never ran. */
+  /** When its batch started (ms since epoch); absent when it never ran. */
   startedAt?: number;
   now: number;
 }

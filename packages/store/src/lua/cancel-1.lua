@@ -1,8 +1,9 @@
 --[[
-  Cancel a request that has not started. A follower leaves its leader's list; a leader that has no
-  followers releases its payload and in-flight key (so no new request attaches to it), while one
-  with followers keeps them so the job still runs for them. It leaves <prefix>:deadlines and (a
-  leader) its model version's queued set, so it no longer counts against MAX_QUEUE_DEPTH.
+  Cancel a request that has not started. A follower leaves its leader's list; a leader leaves its
+  queue (its stream entry, or the held list while the queue is paused) unless followers wait on it,
+  and releases its payload and in-flight key (so no new request attaches to it), while one with
+  followers keeps them so it still runs for them. It leaves <prefix>:deadlines and (a leader) its
+  model version's queued set, so it no longer counts against MAX_QUEUE_DEPTH.
 
   KEYS[1] request record
   ARGV[1] key prefix
@@ -13,9 +14,10 @@
   Returns "cancelled", "conflict" (running or finished) or "missing".
 ]]
 local prefix, id, now, resultTtl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
--- 1 status, 2 createdAt, 3 model, 4 version, 5 callbackChannel, 6 leader, 7 cacheKey, 8 callbackUrl
+-- 1 status, 2 createdAt, 3 model, 4 version, 5 callbackChannel, 6 leader, 7 cacheKey, 8 callbackUrl, 9 notify,
+-- 10 queue stream, 11 entry
 local rec = redis.call('HMGET', KEYS[1], 'status', 'createdAt', 'model', 'version', 'callbackChannel', 'leader', 'cacheKey',
-  'callbackUrl')
+  'callbackUrl', 'notify', 'q', 'entry')
 if not rec[1] then return 'missing' end
 if rec[1] ~= 'queued' then return 'conflict' end
 
@@ -23,34 +25,29 @@ local createdAt = tonumber(rec[2]) or now
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', tostring(now), 'totalMs', tostring(now - createdAt),
   'queueMs', tostring(now - createdAt))
 redis.call('EXPIRE', KEYS[1], resultTtl)
-redis.call('ZREM', prefix .. ':unqueued', id)
 redis.call('ZREM', prefix .. ':deadlines', id)
-
-local function release(leaderId, cacheKey)
-  redis.call('DEL', prefix .. ':payload:' .. leaderId)
-  if cacheKey and cacheKey ~= '' and redis.call('GET', prefix .. ':inflight:' .. cacheKey) == leaderId then
-    redis.call('DEL', prefix .. ':inflight:' .. cacheKey)
-  end
-end
 
 if rec[6] then
   local followersKey = prefix .. ':followers:' .. rec[6]
   redis.call('LREM', followersKey, 0, id)
   -- The last follower of a leader that already ended (cancelled, expired) takes its leftovers with it.
-  local leader = redis.call('HMGET', prefix .. ':req:' .. rec[6], 'status', 'cacheKey')
+  local leader = redis.call('HMGET', prefix .. ':req:' .. rec[6], 'status', 'cacheKey', 'q', 'entry')
   if (leader[1] == 'cancelled' or leader[1] == 'expired') and redis.call('LLEN', followersKey) == 0 then
-    release(rec[6], leader[2])
+    dequeue(rec[6], leader[3], leader[4])
+    release(prefix, rec[6], leader[2])
   end
 else
   -- Mirrors keys.ts: queued(queueName(model, version)).
   redis.call('ZREM', prefix .. ':queued:' .. rec[3] .. '.v' .. rec[4], id)
-  if redis.call('LLEN', prefix .. ':followers:' .. id) == 0 then release(id, rec[7]) end
+  if redis.call('LLEN', prefix .. ':followers:' .. id) == 0 then
+    dequeue(id, rec[10], rec[11])
+    release(prefix, id, rec[7])
+  end
 end
 
 local msg = cmsgpack.pack({ id = id, status = 'cancelled', model = rec[3], version = tonumber(rec[4]), cached = false,
   timings = { queueMs = now - createdAt, batchWaitMs = 0, inferMs = 0, totalMs = now - createdAt } })
-redis.call('PUBLISH', prefix .. ':done:' .. id, msg)
-if rec[5] and rec[5] ~= '' then redis.call('PUBLISH', rec[5], msg) end
+announceEnd(prefix, id, rec[5], rec[9], msg)
 -- Due now for the webhook dispatcher (packages/webhooks).
 if rec[8] then redis.call('ZADD', prefix .. ':webhooks', now, id) end
 return 'cancelled'

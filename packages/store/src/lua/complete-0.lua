@@ -1,66 +1,91 @@
 --[[
-  Record the end of one request: its terminal record (with the result TTL), the cache entry, the
-  release of its in-flight key and payload, the same result for every follower, and the completion
-  message on each one's done channel and callback channel (and a webhook due for each one that has a
-  callback URL). Safe to run twice for one request (a job
+  Record the end of a batch of requests, one script call for the whole batch. For each request: its
+  terminal record (with the result TTL), the cache entry, the release of its in-flight key and
+  payload, the same result for every follower, the completion message on each one's done channel,
+  callback channel and waiting API's notify channel (and a webhook due for each one with a callback
+  URL), and its queue entry acknowledged and deleted. Safe to run twice for one request (a batch
   re-run after a worker crash): a record that is already terminal is left as it is.
 
-  ARGV[1]  key prefix
-  ARGV[2]  id
-  ARGV[3]  status: succeeded | failed
-  ARGV[4]  now (ms)
-  ARGV[5]  result TTL (s)
-  ARGV[6]  outputs (MessagePack bytes) or ""
-  ARGV[7]  error JSON or ""
-  ARGV[8]  queueMs   ARGV[9] batchWaitMs   ARGV[10] inferMs   ARGV[11] batchSize
-  ARGV[12] completion message (MessagePack, the request id as its first value)
-  ARGV[13] byte offset of the id inside the message (0-based)
+  A request may still be `queued` here: a worker runs a model fast enough for its main thread
+  without announcing the start first (nobody could see `running` for so short a time). Then this
+  script does what starting does: the request leaves its model version's queued set and the
+  deadlines, and gets its `startedAt`; one whose deadline had passed by then ends expired instead.
 
-  Returns 1 when the record was written, 0 when it was already terminal or is gone.
+  ARGV[1] key prefix
+  ARGV[2] now (ms)
+  ARGV[3] result TTL (s)
+  ARGV[4..] per request, 13 values:
+    id, stream, entry id ("": the one its record names), status (succeeded | failed), outputs (MessagePack bytes or ""),
+    error JSON or "", queueMs, batchWaitMs, inferMs, batchSize, startedAt (ms, "" when it never ran),
+    completion message (MessagePack, the request id as its first value), byte offset of the id in it
+
+  Returns how many records (requests and followers) it wrote.
 ]]
-local prefix, id, status, now, resultTtl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local outputs, errorJson = ARGV[6], ARGV[7]
-local queueMs, batchWaitMs, inferMs, batchSize = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local message, idOffset = ARGV[12], tonumber(ARGV[13])
-local terminal = { succeeded = true, failed = true, cancelled = true, expired = true }
+local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local written = 0
 
-local function finish(rid, msg)
+local function finish(rid, status, outputs, errorJson, timings, startedAt, msg)
   local rk = prefix .. ':req:' .. rid
-  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'callbackChannel', 'callbackUrl')
-  if not rec[1] or terminal[rec[1]] then return 0 end
+  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'callbackChannel', 'callbackUrl', 'notify', 'model', 'version',
+    'deadline')
+  if not rec[1] or TERMINAL[rec[1]] then return end
+  local deadline = tonumber(rec[8]) or 0
+  if rec[1] == 'queued' and deadline > 0 and (tonumber(startedAt) or now) > deadline then
+    -- Past its own deadline when the batch started (a follower the start was not announced to): it
+    -- ends expired, as starting it would have ended it.
+    writeExpired(prefix, rid, now, resultTtl, { createdAt = rec[2], model = rec[6], version = rec[7],
+      callbackChannel = rec[3], notify = rec[5], callbackUrl = rec[4] })
+    redis.call('ZREM', prefix .. ':deadlines', rid)
+    return
+  end
+  if rec[1] == 'queued' then
+    -- Mirrors keys.ts: queued(queueName(model, version)).
+    if rec[6] and rec[7] then redis.call('ZREM', prefix .. ':queued:' .. rec[6] .. '.v' .. rec[7], rid) end
+    if (tonumber(rec[8]) or 0) > 0 then redis.call('ZREM', prefix .. ':deadlines', rid) end
+    if startedAt ~= '' then redis.call('HSET', rk, 'startedAt', startedAt) end
+  end
   local createdAt = tonumber(rec[2]) or now
-  redis.call('HSET', rk, 'status', status, 'finishedAt', tostring(now), 'queueMs', queueMs, 'batchWaitMs', batchWaitMs,
-    'inferMs', inferMs, 'totalMs', tostring(now - createdAt), 'batchSize', batchSize)
+  redis.call('HSET', rk, 'status', status, 'finishedAt', tostring(now), 'queueMs', timings[1], 'batchWaitMs', timings[2],
+    'inferMs', timings[3], 'totalMs', tostring(now - createdAt), 'batchSize', timings[4])
   if outputs ~= '' then redis.call('HSET', rk, 'outputs', outputs) end
   if errorJson ~= '' then redis.call('HSET', rk, 'error', errorJson) end
   redis.call('EXPIRE', rk, resultTtl)
-  redis.call('PUBLISH', prefix .. ':done:' .. rid, msg)
-  if rec[3] and rec[3] ~= '' then redis.call('PUBLISH', rec[3], msg) end
+  announceEnd(prefix, rid, rec[3], rec[5], msg)
   -- Due now for the webhook dispatcher (packages/webhooks), which POSTs the record to callback.url.
   if rec[4] then redis.call('ZADD', prefix .. ':webhooks', now, rid) end
-  return 1
+  written = written + 1
 end
 
-local written = finish(id, message)
+for i = 4, #ARGV, 13 do
+  local id, stream, entry, status, outputs, errorJson = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+    ARGV[i + 5]
+  local timings = { ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9] }
+  local startedAt, message, idOffset = ARGV[i + 10], ARGV[i + 11], tonumber(ARGV[i + 12])
+  finish(id, status, outputs, errorJson, timings, startedAt, message)
 
-local leaderKey = prefix .. ':req:' .. id
-local meta = redis.call('HMGET', leaderKey, 'cacheKey', 'cacheTtl')
-local cacheKey, cacheTtl = meta[1], tonumber(meta[2]) or 0
-redis.call('DEL', prefix .. ':payload:' .. id)
-if cacheKey and cacheKey ~= '' then
-  if status == 'succeeded' and cacheTtl > 0 then
-    redis.call('SET', prefix .. ':cache:' .. cacheKey, outputs, 'EX', cacheTtl)
+  local meta = redis.call('HMGET', prefix .. ':req:' .. id, 'cacheKey', 'cacheTtl', 'q', 'entry')
+  local cacheKey, cacheTtl = meta[1], tonumber(meta[2]) or 0
+  redis.call('DEL', prefix .. ':payload:' .. id)
+  if cacheKey and cacheKey ~= '' then
+    if status == 'succeeded' and cacheTtl > 0 then
+      redis.call('SET', prefix .. ':cache:' .. cacheKey, outputs, 'EX', cacheTtl)
+    end
+    if redis.call('GET', prefix .. ':inflight:' .. cacheKey) == id then
+      redis.call('DEL', prefix .. ':inflight:' .. cacheKey)
+    end
   end
-  if redis.call('GET', prefix .. ':inflight:' .. cacheKey) == id then
-    redis.call('DEL', prefix .. ':inflight:' .. cacheKey)
-  end
-end
 
-local followersKey = prefix .. ':followers:' .. id
-local followers = redis.call('LRANGE', followersKey, 0, -1)
-redis.call('DEL', followersKey)
-local before, after = string.sub(message, 1, idOffset), string.sub(message, idOffset + #id + 1)
-for _, f in ipairs(followers) do
-  finish(f, before .. f .. after)
+  local followersKey = prefix .. ':followers:' .. id
+  local followers = redis.call('LRANGE', followersKey, 0, -1)
+  if #followers > 0 then
+    redis.call('DEL', followersKey)
+    local before, after = string.sub(message, 1, idOffset), string.sub(message, idOffset + #id + 1)
+    for _, f in ipairs(followers) do
+      finish(f, status, outputs, errorJson, timings, startedAt, before .. f .. after)
+    end
+  end
+  -- The entry the worker names, else the one the record names (a caller that did not take it itself).
+  if entry == '' then stream, entry = meta[3], meta[4] end
+  dropEntry(stream, entry)
 end
 return written

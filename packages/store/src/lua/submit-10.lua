@@ -1,20 +1,25 @@
 --[[
   Submit one request in one round trip: admit it (idempotency replay, the tenant's token bucket, the
   model version's queue depth), then serve it from the cache, attach it to an identical request
-  already in flight, or create its record and payload for a new job.
+  already in flight, or create its record and enqueue it: an entry in its band's stream, which wakes
+  a blocked worker at once (or, while the queue is paused, its id in the band's held list).
 
-  KEYS[1] cache key           <prefix>:cache:<cacheKey>
-  KEYS[2] in-flight key       <prefix>:inflight:<cacheKey>
-  KEYS[3] request record      <prefix>:req:<id>
-  KEYS[4] payload             <prefix>:payload:<id>
-  KEYS[5] queued set          <prefix>:queued:<model>.v<version>  (ZSET id -> createdAt)
-  KEYS[6] idempotency entry   <prefix>:idem:<tenant>:<key>        (unused without ARGV[10])
-  KEYS[7] token bucket        <prefix>:rate:<tenant>              (unused when ARGV[8] is 0)
+  KEYS[1]  cache key           <prefix>:cache:<cacheKey>
+  KEYS[2]  in-flight key       <prefix>:inflight:<cacheKey>
+  KEYS[3]  request record      <prefix>:req:<id>
+  KEYS[4]  payload             <prefix>:payload:<id>
+  KEYS[5]  queued set          <prefix>:queued:<model>.v<version>  (ZSET id -> createdAt)
+  KEYS[6]  idempotency entry   <prefix>:idem:<tenant>:<key>        (unused without ARGV[10])
+  KEYS[7]  token bucket        <prefix>:rate:<tenant>              (unused when ARGV[8] is 0)
+  KEYS[8]  band stream         <prefix>:q:<model>.v<version>[:background]
+  KEYS[9]  paused flag         <prefix>:q:<model>.v<version>:paused
+  KEYS[10] held list           <band stream>:held
   ARGV[1]  id
   ARGV[2]  now (ms)
   ARGV[3]  "1" to use the cache and coalesce, "0" not to
   ARGV[4]  result TTL (s) for a record that is already terminal
-  ARGV[5]  payload bytes, or "" when the caller wrote KEYS[4] itself (with a TTL) just before
+  ARGV[5]  payload bytes to carry inside the queue entry (small ones), or "" when the caller wrote
+           KEYS[4] itself (with a TTL) just before this script, on the same connection
   ARGV[6]  key prefix
   ARGV[7]  most queued requests of this model version; 0: no limit
   ARGV[8]  tokens per second of the tenant's bucket; 0: no rate limit
@@ -30,11 +35,10 @@
   { "rejected", "rate-limited", retryAfterSeconds }
   { "rejected", "queue-full", retryAfterSeconds, depth }
   { "cached", record }         the record was written as succeeded from the cache entry; its HGETALL
-  { "coalesced", leader }      the record follows <leader>; no job is needed
-  { "queued" }                 record and payload written, id added to <prefix>:unqueued and to the
-                               queued set; the caller enqueues the job (and the sweeper does, should
-                               the caller die first)
-  A rejection writes nothing: no token is taken, no key is remembered.
+  { "coalesced", leader }      the record follows <leader>; nothing is enqueued
+  { "queued" }                 record written and the request enqueued (or held while paused)
+  A rejection writes nothing: no token is taken, no key is remembered. Any outcome but "queued"
+  leaves KEYS[4] to the caller, which deletes it.
 ]]
 local id, now, useCache, resultTtl, payload, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local maxDepth, ratePerSecond, burst = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -124,16 +128,25 @@ if maxDepth > 0 then
 end
 
 if useCache == '1' then redis.call('SET', KEYS[2], id) end
-redis.call('HSET', KEYS[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', unpack(fields))
-if payload == '' then
-  -- Written by the caller just before this script, in the same pipeline, with a short TTL in case
-  -- the script never ran: kept for good now that the request is queued.
-  redis.call('PERSIST', KEYS[4])
+local entryId = ''
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  -- Paused: the request waits in the held list, its payload under its own key, until resume.
+  if payload == '' then redis.call('PERSIST', KEYS[4]) else redis.call('SET', KEYS[4], payload) end
+  redis.call('RPUSH', KEYS[10], id)
 else
-  redis.call('SET', KEYS[4], payload)
+  local entry = { 'i', id, 't', ARGV[2] }
+  if deadline > 0 then entry[#entry + 1] = 'd'; entry[#entry + 1] = ARGV[12] end
+  if payload == '' then
+    -- Written by the caller just before this script with a short TTL, in case the script never ran.
+    redis.call('PERSIST', KEYS[4])
+  else
+    entry[#entry + 1] = 'p'
+    entry[#entry + 1] = payload
+  end
+  entryId = redis.call('XADD', KEYS[8], '*', unpack(entry))
 end
--- Accepted but not yet enqueued: if the caller dies before adding the job, a sweeper will.
-redis.call('ZADD', prefix .. ':unqueued', ARGV[2], id)
+redis.call('HSET', KEYS[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', 'q', KEYS[8], 'entry', entryId,
+  unpack(fields))
 redis.call('ZADD', KEYS[5], ARGV[2], id)
 if deadline > 0 then redis.call('ZADD', deadlines, ARGV[12], id) end
 accept()

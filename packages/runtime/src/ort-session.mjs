@@ -1,0 +1,68 @@
+// onnxruntime-node session handling shared by both places a session runs: its own worker thread
+// (session-thread.mjs) and the worker's main thread (session.ts, for models whose runs take so
+// little time that a thread hop would cost more than the run).
+//
+// Plain JavaScript on purpose: a worker thread does not go through vitest's TypeScript transform, and
+// esbuild bundles this file into both the worker app and its session-thread entry.
+import { performance } from 'node:perf_hooks';
+import ort from 'onnxruntime-node';
+
+export function errorMessage(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Providers in the order asked, unknown to this build skipped, `cpu` appended as the last resort. */
+function candidateProviders(executionProviders) {
+  const available = new Set(ort.listSupportedBackends().map((backend) => backend.name));
+  const candidates = executionProviders.filter((name) => name === 'cpu' || available.has(name));
+  if (!candidates.includes('cpu')) candidates.push('cpu');
+  return candidates;
+}
+
+/**
+ * Opens `modelPath` with the first execution provider that works, all graph optimisations, and
+ * onnxruntime's thread pools told not to spin unless `spinThreads`. Resolves { session, provider }.
+ */
+export async function openOrtSession({ modelPath, executionProviders, intraOpThreads, spinThreads }) {
+  const failures = [];
+  for (const provider of candidateProviders(executionProviders)) {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+        ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
+        // Session config entries (onnxruntime_session_options_config_keys.h), strings as the binding wants.
+        extra: {
+          session: {
+            intra_op: { allow_spinning: spinThreads ? '1' : '0' },
+            inter_op: { allow_spinning: spinThreads ? '1' : '0' },
+          },
+        },
+      });
+      return { session, provider };
+    } catch (error) {
+      failures.push(`${provider}: ${errorMessage(error)}`);
+    }
+  }
+  throw new Error(`cannot open ${modelPath}: ${failures.join('; ')}`);
+}
+
+/**
+ * One run: `inputs` is { name: { dtype, shape, data } }; resolves { outputs, inferMs } with outputs in
+ * the same form (data as onnxruntime returned it) and inferMs the time spent in session.run().
+ */
+export async function runOrtSession(session, inputs, outputNames) {
+  const feeds = {};
+  for (const [name, tensor] of Object.entries(inputs)) {
+    feeds[name] = new ort.Tensor(tensor.dtype, tensor.data, tensor.shape);
+  }
+  const started = performance.now();
+  const results =
+    outputNames === undefined ? await session.run(feeds) : await session.run(feeds, outputNames);
+  const inferMs = performance.now() - started;
+  const outputs = {};
+  for (const [name, value] of Object.entries(results)) {
+    outputs[name] = { dtype: value.type, shape: [...value.dims], data: value.data };
+  }
+  return { outputs, inferMs };
+}
