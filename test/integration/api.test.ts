@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { newRequestId, packStandard, unpackStandard } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
 import type { RequestStore } from '@inferq/store';
@@ -268,6 +270,56 @@ describe('POST /v1/models/{model}/infer', () => {
     const api = await startApi();
     const big = affineBody(undefined, { metadata: { pad: 'x'.repeat(MAX_BODY_BYTES) } });
     await expectProblem(api, await postJson(api, '/v1/models/affine/infer', big), 413, /4096/);
+  });
+
+  it('reads a body sent in chunks without a Content-Length, and answers 413 once one passes MAX_BODY_BYTES', async () => {
+    const api = await startApi();
+    const chunked = async (parts: Buffer[]): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest(
+          `${api.url}/v1/models/affine/infer`,
+          { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => {
+              body += chunk.toString();
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        for (const part of parts) req.write(part);
+        req.end();
+      });
+    const json = Buffer.from(JSON.stringify(affineBody([5, 6, 7, 8])));
+    const accepted = await chunked([json.subarray(0, 10), json.subarray(10, 30), json.subarray(30)]);
+    expect(accepted.status).toBe(202);
+    expect(JSON.parse(accepted.body)).toMatchObject({ status: 'queued', model: 'affine' });
+    const tooMuch = await chunked([Buffer.alloc(3000, 0x20), Buffer.alloc(3000, 0x20)]);
+    expect(tooMuch.status).toBe(413);
+    expect(JSON.parse(tooMuch.body)).toMatchObject({ status: 413, detail: expect.stringMatching(/4096/) });
+    expect((await api.fetch('/healthz')).status).toBe(200);
+  });
+
+  it('inflates a gzip-encoded body, within the same MAX_BODY_BYTES', async () => {
+    const api = await startApi();
+    const zipped = await api.fetch('/v1/models/affine/infer', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(JSON.stringify(affineBody([9, 9, 9, 9]))),
+    });
+    expect(zipped.status).toBe(202);
+    // A small compressed body that inflates past the limit is refused as too large.
+    const bomb = gzipSync(
+      JSON.stringify(affineBody(undefined, { metadata: { pad: 'x'.repeat(MAX_BODY_BYTES) } })),
+    );
+    expect(bomb.byteLength).toBeLessThan(MAX_BODY_BYTES);
+    const refused = await api.fetch('/v1/models/affine/infer', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: bomb,
+    });
+    await expectProblem(api, refused, 413, /4096/);
   });
 
   it('answers 415 for an unknown or missing content type', async () => {

@@ -18,6 +18,7 @@ import {
 import type { CompletionWatcher, RequestStore } from '@inferq/store';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { ApiKeyAuthenticator } from './auth.ts';
+import { readRawBody } from './body.ts';
 import { normalizeError } from './errors.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import { InferenceService, type ModelCatalog, type StatusEvent } from './service.ts';
@@ -91,7 +92,7 @@ export function createServer(deps: ServerDeps): express.Express {
     next();
   });
 
-  const readBody = express.raw({ type: () => true, limit: config.maxBodyBytes });
+  const readBody = readRawBody(config.maxBodyBytes);
 
   const infer: RequestHandler = async (req, res) => {
     const format = requestFormat(req);

@@ -644,10 +644,9 @@ export class InferenceService {
     return Math.min(seconds, this.deps.config.maxWaitSeconds);
   }
 
-  private withShutdown(signal: AbortSignal | undefined): AbortSignal | undefined {
-    const shutdown = this.deps.shutdownSignal;
-    if (shutdown === undefined) return signal;
-    return signal === undefined ? shutdown : AbortSignal.any([signal, shutdown]);
+  /** The caller's signal and the process's shutdown: a wait ends on either (no combined signal to build). */
+  private withShutdown(signal: AbortSignal | undefined): (AbortSignal | undefined)[] {
+    return [signal, this.deps.shutdownSignal];
   }
 
   /** Unsubscribing must not turn an answered request into an error (Redis may be down by then). */

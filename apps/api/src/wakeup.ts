@@ -14,24 +14,27 @@ export class Wakeup {
     this.resolveWaiter?.();
   }
 
-  /** Waits for `wake()`, at most `ms`, or until `signal` aborts; consumes a pending wake. */
-  wait(ms: number, signal?: AbortSignal): Promise<WaitOutcome> {
+  /** Waits for `wake()`, at most `ms`, or until one of `signals` aborts; consumes a pending wake. */
+  wait(ms: number, signals: AbortSignal | readonly (AbortSignal | undefined)[] = []): Promise<WaitOutcome> {
     if (this.pending) {
       this.pending = false;
       return Promise.resolve('woken');
     }
-    if (signal?.aborted) return Promise.resolve('aborted');
+    const watched = (Array.isArray(signals) ? signals : [signals]).filter(
+      (signal): signal is AbortSignal => signal !== undefined,
+    );
+    if (watched.some((signal) => signal.aborted)) return Promise.resolve('aborted');
     return new Promise((resolve) => {
       const finish = (outcome: WaitOutcome): void => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        for (const signal of watched) signal.removeEventListener('abort', onAbort);
         this.resolveWaiter = undefined;
         if (outcome === 'woken') this.pending = false;
         resolve(outcome);
       };
       const onAbort = (): void => finish('aborted');
       const timer = setTimeout(() => finish('timeout'), Math.max(0, ms));
-      signal?.addEventListener('abort', onAbort, { once: true });
+      for (const signal of watched) signal.addEventListener('abort', onAbort, { once: true });
       this.resolveWaiter = () => finish('woken');
     });
   }

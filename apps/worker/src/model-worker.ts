@@ -433,28 +433,23 @@ export class ModelWorker {
     if (outcomes === undefined) return;
     const now = Date.now();
     const completions: Completion[] = [];
+    const outcomeCounts = { succeeded: 0, failed: 0, expired: 0 };
     group.forEach((r, index) => {
       const outcome = outcomes.get(r.taken.delivery.id);
       if (outcome?.state === 'lost') {
         completions.push(this.failure(r.taken, lostError(), startedAt));
+        outcomeCounts.failed++;
         return;
       }
       // Dropped by the start script (cancelled, expired, already finished): the result is not wanted.
       if (outcome?.state !== 'run') {
-        if (outcome?.state === 'dropped' && outcome.reason === 'expired')
-          metrics.requests.inc({ model, status: 'expired' });
+        if (outcome?.state === 'dropped' && outcome.reason === 'expired') outcomeCounts.expired++;
         return;
       }
-      const outputs = pick(perRequest[index]!, r.outputs);
-      const timings = this.timingsOf(r.taken, startedAt, inferMs);
-      metrics.phaseSeconds.observe({ model, phase: 'queue' }, timings.queueMs / 1000);
-      metrics.phaseSeconds.observe({ model, phase: 'batch_wait' }, timings.batchWaitMs / 1000);
-      metrics.phaseSeconds.observe({ model, phase: 'inference' }, inferMs / 1000);
-      metrics.phaseSeconds.observe({ model, phase: 'total' }, (now - r.createdAt) / 1000);
-      const encoded = encodeTensorMap(outputs);
+      const encoded = encodeTensorMap(pick(perRequest[index]!, r.outputs));
       // A result too large to store, publish and send whole fails instead (MAX_OUTPUT_BYTES).
       const tooLarge = encoded.byteLength > (this.options.maxOutputBytes ?? Number.POSITIVE_INFINITY);
-      metrics.requests.inc({ model, status: tooLarge ? 'failed' : 'succeeded' });
+      outcomeCounts[tooLarge ? 'failed' : 'succeeded']++;
       completions.push({
         ...this.ending(r.taken, now),
         ...(tooLarge
@@ -463,15 +458,27 @@ export class ModelWorker {
               error: outputTooLarge(encoded.byteLength, this.options.maxOutputBytes),
             }
           : { status: 'succeeded' as const, outputs: encoded }),
-        timings,
+        timings: this.timingsOf(r.taken, startedAt, inferMs),
         batchSize: group.length,
         startedAt,
       });
     });
-    await this.writeEnds(
+    const written = this.writeEnds(
       completions,
       group.map((r) => r.taken),
     );
+    // Bookkeeping once the results are on their way: it is not on any request's path.
+    for (const [status, count] of Object.entries(outcomeCounts)) {
+      if (count > 0) metrics.requests.inc({ model, status }, count);
+    }
+    for (const c of completions) {
+      if (c.batchSize === 0) continue;
+      metrics.phaseSeconds.observe({ model, phase: 'queue' }, c.timings.queueMs / 1000);
+      metrics.phaseSeconds.observe({ model, phase: 'batch_wait' }, c.timings.batchWaitMs / 1000);
+      metrics.phaseSeconds.observe({ model, phase: 'inference' }, inferMs / 1000);
+      metrics.phaseSeconds.observe({ model, phase: 'total' }, (now - c.createdAt) / 1000);
+    }
+    await written;
   }
 
   /**
