@@ -1,9 +1,25 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redisAnswersPing } from './net.ts';
-import { findOnPath, lockDataDir, redisServerArgs, startPrivateRedis } from './private-redis.ts';
+import {
+  findOnPath,
+  lockDataDir,
+  redisServerArgs,
+  socketPathIn,
+  startPrivateRedis,
+} from './private-redis.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -48,6 +64,17 @@ describe('redisServerArgs', () => {
       'warning',
     ]);
   });
+
+  it('adds an owner-only unix socket when given one, and only for a path a socket can hold', () => {
+    expect(redisServerArgs(6400, '/data', '/data/redis.sock').slice(-4)).toEqual([
+      '--unixsocket',
+      '/data/redis.sock',
+      '--unixsocketperm',
+      '700',
+    ]);
+    expect(socketPathIn('/data')).toBe('/data/redis.sock');
+    expect(socketPathIn(`/${'d'.repeat(120)}`)).toBeUndefined();
+  });
 });
 
 describe('lockDataDir', () => {
@@ -87,6 +114,13 @@ describe('startPrivateRedis', () => {
     expect(new URL(redis.url).hostname).toBe('127.0.0.1');
     expect(await redisAnswersPing('127.0.0.1', port)).toBe(true);
     expect(existsSync(join(dir, 'appendonlydir'))).toBe(true);
+    // The same server on its socket, which only its owner may open.
+    expect(redis.socketUrl).toBe(`unix://${join(dir, 'redis.sock')}`);
+    const viaSocket = execFileSync('redis-cli', ['-s', join(dir, 'redis.sock'), 'PING'], {
+      encoding: 'utf8',
+    });
+    expect(viaSocket.trim()).toBe('PONG');
+    expect(statSync(join(dir, 'redis.sock')).mode & 0o777).toBe(0o700);
 
     await redis.stop();
 

@@ -25,11 +25,23 @@ export function findOnPath(command: string, path = process.env.PATH ?? ''): stri
   return undefined;
 }
 
+/** Where the private Redis's socket goes in its folder. */
+export const SOCKET_NAME = 'redis.sock';
+/** sun_path holds 108 bytes on Linux, 104 on macOS: a longer path gets no socket. */
+const MAX_SOCKET_PATH_BYTES = 100;
+
+/** The socket path in `dir`, or undefined when the path would be too long for a unix socket. */
+export function socketPathIn(dir: string): string | undefined {
+  const path = join(dir, SOCKET_NAME);
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES ? path : undefined;
+}
+
 /**
  * The settings the architecture asks of every Redis that holds queues: durable (AOF, fsync every
- * second), never evicting (queued requests would be lost otherwise), no RDB snapshots (AOF is the record).
+ * second), never evicting (queued requests would be lost otherwise), no RDB snapshots (AOF is the
+ * record); loopback TCP for tools, and a unix socket (owner only) for the API and worker.
  */
-export function redisServerArgs(port: number, dir: string): string[] {
+export function redisServerArgs(port: number, dir: string, socket?: string): string[] {
   return [
     '--port',
     String(port),
@@ -47,11 +59,15 @@ export function redisServerArgs(port: number, dir: string): string[] {
     '',
     '--loglevel',
     'warning',
+    ...(socket === undefined ? [] : ['--unixsocket', socket, '--unixsocketperm', '700']),
   ];
 }
 
 export interface PrivateRedis {
+  /** `redis://127.0.0.1:<port>`. */
   readonly url: string;
+  /** `unix:///<dir>/redis.sock`, when the folder's path is short enough for a socket. */
+  readonly socketUrl: string | undefined;
   readonly child: ManagedChild;
   /** SHUTDOWN (flushes the append-only file), falling back to signals. */
   stop(): Promise<void>;
@@ -108,10 +124,11 @@ export async function startPrivateRedis(options: {
   const attempts = 3;
   for (let attempt = 1; ; attempt++) {
     const port = await findFreePort(HOST);
+    const socket = socketPathIn(options.dir);
     const child = new ManagedChild({
       name: 'redis-server',
       command: 'redis-server',
-      args: redisServerArgs(port, options.dir),
+      args: redisServerArgs(port, options.dir, socket),
       cwd: options.cwd,
       env: process.env,
       forward,
@@ -119,7 +136,12 @@ export async function startPrivateRedis(options: {
     const outcome = await waitUntilAnswering(child, port, options.signal);
     if (outcome === 'ready') {
       started = true;
-      return { url: `redis://${HOST}:${port}`, child, stop: () => stopRedis(child, port) };
+      return {
+        url: `redis://${HOST}:${port}`,
+        socketUrl: socket === undefined ? undefined : `unix://${encodeURI(socket)}`,
+        child,
+        stop: () => stopRedis(child, port),
+      };
     }
     await child.stop('SIGKILL', STOP_TIMEOUT_MS);
     if (outcome === 'aborted') throw new Error('start-up interrupted');

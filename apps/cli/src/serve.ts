@@ -118,8 +118,10 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
       releaseDataDir = lockDataDir(dir);
       redis = await startPrivateRedis({ dir, cwd: root, signal: latch.signal });
       watch(redis.child);
-      note(`redis-server pid ${redis.child.pid} listening on ${redis.url}, data in ${dir}`);
-      redisUrl = redis.url;
+      const socket =
+        redis.socketUrl === undefined ? '' : `; the API and worker connect by ${redis.socketUrl}`;
+      note(`redis-server pid ${redis.child.pid} listening on ${redis.url}, data in ${dir}${socket}`);
+      redisUrl = redis.socketUrl ?? redis.url;
     }
     if (!latch.triggered) {
       const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl };

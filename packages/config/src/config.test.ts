@@ -201,13 +201,22 @@ describe('loadConfig', () => {
       /^invalid configuration: WEBHOOK_SECRET: expected whsec_ followed by base64 of 24 to 64 random bytes \(openssl rand -base64 32\)$/,
     );
     expect(() => loadConfig({ REDIS_URL: 'http://:hunter2@host' })).toThrow(
-      /^invalid configuration: REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL with a host$/,
+      /^invalid configuration: REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL with a host, or unix:\/\/\/path\/to\/redis\.sock$/,
     );
   });
 
   it('requires REDIS_URL when asked to', () => {
     expect(() => loadConfig({}, { requireRedisUrl: true })).toThrow(/^invalid configuration: REDIS_URL: /);
     expect(loadConfig({ REDIS_URL: 'redis://h:1' }, { requireRedisUrl: true }).redisUrl).toBe('redis://h:1');
+  });
+
+  it('takes a unix socket path as REDIS_URL, and refuses one with a host or without a path', () => {
+    expect(loadConfig({ REDIS_URL: 'unix:///run/redis/redis.sock' }).redisUrl).toBe(
+      'unix:///run/redis/redis.sock',
+    );
+    for (const bad of ['unix://host/run/redis.sock', 'unix:///', 'unix:']) {
+      expect(() => loadConfig({ REDIS_URL: bad })).toThrow(/^invalid configuration: REDIS_URL: /);
+    }
   });
 
   it('describes the configuration without secrets', () => {

@@ -9,7 +9,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Every setting of every inferq process, read once at start-up from the environment (API.md). */
 export interface Config {
-  /** `redis://` or `rediss://`; unset only where the all-in-one CLI starts its own Redis. */
+  /**
+   * `redis://` or `rediss://` (TCP, TLS), or `unix:///path/to/redis.sock`; unset only where the
+   * all-in-one CLI starts its own Redis.
+   */
   redisUrl: string | undefined;
   /** Absolute path of the model repository folder. */
   modelRepository: string;
@@ -140,12 +143,13 @@ const redisUrl = z.preprocess(
       (value) => {
         try {
           const url = new URL(value);
+          if (url.protocol === 'unix:') return url.hostname === '' && url.pathname.length > 1;
           return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
         } catch {
           return false;
         }
       },
-      { error: 'expected a redis:// or rediss:// URL with a host' },
+      { error: 'expected a redis:// or rediss:// URL with a host, or unix:///path/to/redis.sock' },
     )
     .optional(),
 );
