@@ -28,8 +28,9 @@ export function createRedisConnection(url: string, role: RedisRole): Redis {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         enableAutoPipelining: true,
-        // RequestStore.submit sends the first submit of a tick under this name, at once (see there).
-        autoPipeliningIgnoredCommands: [SUBMIT_NOW_COMMAND],
+        // RequestStore.submit sends the first submit of a tick under this name, at once, and a large
+        // payload's SET on its own, not copied once more into a pipeline's write (see there).
+        autoPipeliningIgnoredCommands: [SUBMIT_NOW_COMMAND, 'set'],
       });
     case 'worker':
       return connect(url, { ...common, maxRetriesPerRequest: null, enableReadyCheck: true });

@@ -181,28 +181,20 @@ export class RequestStore {
         this.submittedThisTick = false;
       });
     }
-    let reply: SubmitReply;
-    if (inline) {
-      reply = await (alone
-        ? this.scripts.inferqSubmitNowBuffer(...args)
-        : this.scripts.inferqSubmitBuffer(...args));
-    } else {
-      // A large payload goes as a plain SET just before the script, on the same connection and in
-      // order (so Redis runs it first): passed to the script, it would be copied into Lua and into
-      // the stream. Its TTL only matters should the script never run; the script keeps it for a
-      // queued request, and any other outcome deletes it.
-      if (alone) {
-        const pipeline = this.redis.pipeline() as ChainableCommander & ScriptedRedis;
-        void pipeline.set(payloadKey, payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS);
-        void pipeline.inferqSubmitBuffer(...args);
-        reply = (await execOrThrow(pipeline))[1] as SubmitReply;
-      } else {
-        const written = this.redis.set(payloadKey, payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS);
-        const submitted = this.scripts.inferqSubmitBuffer(...args);
-        // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
-        [, reply] = await Promise.all([written, submitted]);
-      }
-    }
+    // A large payload goes as a plain SET just before the script, on the same connection (so Redis
+    // runs it first): passed to the script, it would be copied into Lua and into the stream. The
+    // SET is never pipelined (the connection leaves `set` out of its auto-pipelining): a pipeline
+    // would copy the payload once more into the write of the whole tick. Its TTL only matters
+    // should the script never run; the script keeps it for a queued request, and any other outcome
+    // deletes it.
+    const written = inline
+      ? undefined
+      : this.redis.set(payloadKey, payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS);
+    const submitted = alone
+      ? this.scripts.inferqSubmitNowBuffer(...args)
+      : this.scripts.inferqSubmitBuffer(...args);
+    // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
+    const [, reply] = await Promise.all([written, submitted]);
     const [kind, extra] = reply;
     const outcome = kind.toString();
     if (outcome !== 'queued' && !inline) this.redis.del(payloadKey).catch(() => undefined);
