@@ -22,7 +22,8 @@ import renewLua from './lua/renew-0.lua?raw';
 import resumeLua from './lua/resume-1.lua?raw';
 import retryLua from './lua/retry-0.lua?raw';
 import startLua from './lua/start-0.lua?raw';
-import submitLua from './lua/submit-10.lua?raw';
+import submitLua from './lua/submit-0.lua?raw';
+import { packForLua } from './lua-args.ts';
 import type {
   CancelOutcome,
   Completion,
@@ -103,8 +104,8 @@ export class RequestStore {
     this.workerLivenessMs = options.workerLivenessMs ?? 10_000;
     const redis = options.redis;
     const withLib = (lua: string): string => `${libLua}\n${lua}`;
-    redis.defineCommand('inferqSubmit', { numberOfKeys: 10, lua: submitLua });
-    redis.defineCommand(SUBMIT_NOW_COMMAND, { numberOfKeys: 10, lua: submitLua });
+    redis.defineCommand('inferqSubmit', { numberOfKeys: 0, lua: submitLua });
+    redis.defineCommand(SUBMIT_NOW_COMMAND, { numberOfKeys: 0, lua: submitLua });
     redis.defineCommand('inferqStart', { numberOfKeys: 0, lua: withLib(startLua) });
     redis.defineCommand('inferqComplete', { numberOfKeys: 0, lua: withLib(completeLua) });
     redis.defineCommand('inferqRetry', { numberOfKeys: 0, lua: withLib(retryLua) });
@@ -153,24 +154,29 @@ export class RequestStore {
     const payloadKey = k.payload(p.id);
     const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
     const inline = payload.byteLength <= INLINE_PAYLOAD_BYTES;
-    const args: Arg[] = [
-      k.cache(p.cacheKey),
-      k.inflight(p.cacheKey),
-      k.request(p.id),
-      payloadKey,
-      ...admissionKeys(k, p),
-      stream,
-      queue.paused,
-      queue.held(stream),
-      p.id,
-      p.now,
-      p.useCache ? '1' : '0',
-      this.resultTtlSeconds,
-      inline ? payload : '',
-      k.prefix,
-      ...admissionArgs(p),
-      ...fields,
-    ];
+    // One argument for the script (submit-0.lua): every argument costs the client real time.
+    const request = packForLua([
+      [
+        k.cache(p.cacheKey),
+        k.inflight(p.cacheKey),
+        k.request(p.id),
+        payloadKey,
+        ...admissionKeys(k, p),
+        stream,
+        queue.paused,
+        queue.held(stream),
+      ],
+      [
+        p.id,
+        String(p.now),
+        p.useCache ? '1' : '0',
+        String(this.resultTtlSeconds),
+        inline ? payload : '',
+        k.prefix,
+        ...admissionArgs(p).map(String),
+      ],
+      fields,
+    ]);
     // The first submit of a tick leaves at once; the others of the same tick join the connection's
     // pipeline, sent in one write at the tick's end. Alone (low load) a request waits for no
     // pipeline (about 60 µs per round trip on the bench machine); under load the writes still merge.
@@ -191,8 +197,8 @@ export class RequestStore {
       ? undefined
       : this.redis.set(payloadKey, payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS);
     const submitted = alone
-      ? this.scripts.inferqSubmitNowBuffer(...args)
-      : this.scripts.inferqSubmitBuffer(...args);
+      ? this.scripts.inferqSubmitNowBuffer(request)
+      : this.scripts.inferqSubmitBuffer(request);
     // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
     const [, reply] = await Promise.all([written, submitted]);
     const [kind, extra] = reply;
@@ -307,8 +313,8 @@ export class RequestStore {
   /** Writes every finished request of a batch, and acknowledges their queue entries, in one script call. */
   async complete(results: readonly Completion[]): Promise<void> {
     if (results.length === 0) return;
-    // One time for the batch: its results were taken together.
-    const args: Arg[] = [this.keys.prefix, results[0]!.now, this.resultTtlSeconds];
+    // One argument for the whole batch (complete-0.lua): every argument costs the client real time.
+    const rows: (string | Buffer)[][] = [];
     for (const r of results) {
       const totalMs = Math.max(0, r.now - r.createdAt);
       const message: CompletionMessage = {
@@ -328,23 +334,29 @@ export class RequestStore {
           ? encodeCompletionMessageWithEncodedOutputs(message, r.outputs)
           : encodeCompletionMessage(message),
       );
-      args.push(
+      rows.push([
         r.id,
         r.queueEntry?.stream ?? '',
         r.queueEntry?.entry ?? '',
         r.status,
         r.outputs ? Buffer.from(r.outputs.buffer, r.outputs.byteOffset, r.outputs.byteLength) : '',
         r.error ? JSON.stringify(r.error) : '',
-        r.timings.queueMs,
-        r.timings.batchWaitMs,
-        r.timings.inferMs,
-        r.batchSize,
-        r.startedAt ?? '',
+        String(r.timings.queueMs),
+        String(r.timings.batchWaitMs),
+        String(r.timings.inferMs),
+        String(r.batchSize),
+        r.startedAt === undefined ? '' : String(r.startedAt),
         bytes,
-        bytes.indexOf(r.id),
-      );
+        String(bytes.indexOf(r.id)),
+      ]);
     }
-    await this.scripts.inferqComplete(...args);
+    // One time for the batch: its results were taken together.
+    await this.scripts.inferqComplete(
+      this.keys.prefix,
+      String(results[0]!.now),
+      String(this.resultTtlSeconds),
+      packForLua(rows),
+    );
   }
 
   /**

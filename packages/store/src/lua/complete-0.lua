@@ -14,7 +14,8 @@
   ARGV[1] key prefix
   ARGV[2] now (ms)
   ARGV[3] result TTL (s)
-  ARGV[4..] per request, 13 values:
+  ARGV[4] MessagePack array of one row per request (one argument where there would be a dozen per
+          request: a client pays for each argument it sends), each row 13 strings:
     id, stream, entry id ("": the one its record names), status (succeeded | failed), outputs (MessagePack bytes or ""),
     error JSON or "", queueMs, batchWaitMs, inferMs, batchSize, startedAt (ms, "" when it never ran),
     completion message (MessagePack, the request id as its first value), byte offset of the id in it
@@ -56,11 +57,10 @@ local function finish(rid, status, outputs, errorJson, timings, startedAt, msg)
   written = written + 1
 end
 
-for i = 4, #ARGV, 13 do
-  local id, stream, entry, status, outputs, errorJson = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
-    ARGV[i + 5]
-  local timings = { ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9] }
-  local startedAt, message, idOffset = ARGV[i + 10], ARGV[i + 11], tonumber(ARGV[i + 12])
+for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
+  local id, stream, entry, status, outputs, errorJson = row[1], row[2], row[3], row[4], row[5], row[6]
+  local timings = { row[7], row[8], row[9], row[10] }
+  local startedAt, message, idOffset = row[11], row[12], tonumber(row[13])
   finish(id, status, outputs, errorJson, timings, startedAt, message)
 
   local meta = redis.call('HMGET', prefix .. ':req:' .. id, 'cacheKey', 'cacheTtl', 'q', 'entry')

@@ -1,5 +1,5 @@
 --[[
-  Resume a paused queue: requests held while it was paused (submit-10.lua) get their stream entries,
+  Resume a paused queue: requests held while it was paused (submit-0.lua) get their stream entries,
   in the order they arrived; their payloads stay under their keys, where the worker reads them.
   Requests that ended meanwhile (cancelled, expired) are only forgotten.
 
