@@ -113,6 +113,10 @@ export function createServer(deps: ServerDeps): express.Express {
       sendRecord(res, 200, result.record, responseFormat);
       return;
     }
+    if (result.kind === 'announced') {
+      sendBytes(res, 200, result.encode(responseFormat), responseFormat);
+      return;
+    }
     res.set('Location', `/v1/requests/${result.accepted.id}`);
     sendValue(res, 202, result.accepted, responseFormat);
   };

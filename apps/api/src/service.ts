@@ -13,8 +13,11 @@ import {
   checkBulkRequest,
   DEFAULT_INPUT_LIMITS,
   decodeBulkInferRequest,
+  decodeCompletionMessage,
   decodeInferRequest,
   encodePayload,
+  encodeRecord,
+  encodeRecordFromCompletionMessage,
   type InferqError,
   type InferRequestBody,
   type InputLimits,
@@ -33,6 +36,7 @@ import {
 } from '@inferq/protocol';
 import type {
   Admission,
+  CompletionHead,
   CompletionWatcher,
   RequestStore,
   StoredRecord,
@@ -115,13 +119,26 @@ interface TerminalSubscription {
   live: Promise<() => Promise<void>>;
   wakeup: Wakeup;
   /** The terminal completion message, once one arrived. */
-  completion(): CompletionMessage | undefined;
+  completion(): Announcement | undefined;
   release(): void;
 }
 
-/** Answer of a submission: the full record when it is already finished, else where to find it. */
+/** A request's end as a waiter heard of it. */
+interface Announcement {
+  head: CompletionHead;
+  /** The message's bytes, as this process's notify channel delivers it (outputs undecoded). */
+  message?: Buffer;
+  /** The whole message, as a per-request subscription delivers it. */
+  decoded?: CompletionMessage;
+}
+
+/**
+ * Answer of a submission: the full record when it is already finished (`announced`: finished, and
+ * answered from its completion message, encoded on demand), else where to find it.
+ */
 export type SubmitResult =
   | { kind: 'finished'; record: RequestRecord }
+  | { kind: 'announced'; encode(format: WireFormat): Uint8Array }
   | { kind: 'accepted'; accepted: { id: string; status: RequestStatus; model: string; version: number } };
 
 /** One event of a status stream: each status change, then the terminal one with the full record. */
@@ -232,16 +249,10 @@ export class InferenceService {
         }
         await waiter.wakeup.wait(waitMs, this.withShutdown(input.signal));
         const done = waiter.completion();
-        if (outcome.kind === 'queued' && done?.finishedAt !== undefined) {
+        if (outcome.kind === 'queued' && done?.head.finishedAt !== undefined) {
           // Everything else on the record is what this call just wrote: no need to read it back.
-          return {
-            kind: 'finished',
-            record: recordFromCompletion(done, {
-              tenant: input.tenant,
-              createdAt: now,
-              metadata: body.metadata,
-            }),
-          };
+          const known = { tenant: input.tenant, createdAt: now, metadata: body.metadata };
+          return answerFromCompletion(done, known);
         }
         const record = await this.deps.store.get(id);
         if (record !== undefined && TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
@@ -576,10 +587,10 @@ export class InferenceService {
       return subscription;
     }
     const wakeup = new Wakeup();
-    let terminal: CompletionMessage | undefined;
-    const release = watcher.expect(id, (completion) => {
-      if (!TERMINAL_STATUSES.has(completion.status)) return;
-      terminal ??= completion;
+    let terminal: Announcement | undefined;
+    const release = watcher.expect(id, (head, message) => {
+      if (!TERMINAL_STATUSES.has(head.status)) return;
+      terminal ??= { head, message };
       wakeup.wake();
     });
     return {
@@ -599,12 +610,12 @@ export class InferenceService {
    */
   private subscribeTerminal(id: string): TerminalSubscription {
     const wakeup = new Wakeup();
-    let terminal: CompletionMessage | undefined;
+    let terminal: Announcement | undefined;
     const live = this.deps.watcher.watch(
       id,
       (status, completion) => {
         if (!TERMINAL_STATUSES.has(status)) return;
-        terminal ??= completion;
+        if (completion !== undefined) terminal ??= { head: completion, decoded: completion };
         wakeup.wake();
       },
       { terminalOnly: true },
@@ -702,7 +713,7 @@ function retryAfterOf(error: InferqError): { retryAfterSeconds?: number } {
 
 /** The record of a request this process submitted, from its completion message and what it wrote. */
 function recordFromCompletion(
-  done: CompletionMessage,
+  done: CompletionMessage | CompletionHead,
   known: { tenant: string; createdAt: number; metadata: Record<string, unknown> | undefined },
 ): StoredRecord {
   const record: StoredRecord = {
@@ -718,10 +729,35 @@ function recordFromCompletion(
   if (done.startedAt !== undefined) record.startedAt = done.startedAt;
   if (done.finishedAt !== undefined) record.finishedAt = done.finishedAt;
   if (done.batchSize !== undefined) record.batchSize = done.batchSize;
-  if (done.outputs !== undefined) record.outputs = done.outputs;
+  if ('outputs' in done && done.outputs !== undefined) record.outputs = done.outputs;
   if (done.error !== undefined) record.error = done.error;
   if (known.metadata !== undefined) record.metadata = known.metadata;
   return record;
+}
+
+/**
+ * The answer to a `Prefer: wait` submit that finished, from its completion message: MessagePack is
+ * the message's bytes with the record's other fields added (the outputs are not decoded and encoded
+ * again); JSON needs the decoded record.
+ */
+function answerFromCompletion(
+  done: Announcement,
+  known: { tenant: string; createdAt: number; metadata: Record<string, unknown> | undefined },
+): SubmitResult {
+  const { message, decoded } = done;
+  if (message === undefined) {
+    return { kind: 'finished', record: recordFromCompletion(decoded ?? done.head, known) };
+  }
+  return {
+    kind: 'announced',
+    encode: (format) =>
+      format === 'msgpack'
+        ? encodeRecordFromCompletionMessage(message, {
+            createdAt: new Date(known.createdAt).toISOString(),
+            ...(known.metadata === undefined ? {} : { metadata: known.metadata }),
+          })
+        : encodeRecord(recordFromCompletion(decodeCompletionMessage(message), known), format),
+  };
 }
 
 function copySpec(spec: TensorSpec): TensorSpec {

@@ -620,6 +620,58 @@ export function decodeCompletionMessage(
   });
 }
 
+/**
+ * The completion message without its outputs decoded: enough to tell which request ended and how
+ * (`outputs` absent even when the message has them). For a waiter that answers with the message's
+ * bytes (`encodeRecordFromCompletionMessage`), decoding the outputs into typed arrays is wasted.
+ */
+export function decodeCompletionHead(bytes: Uint8Array): Omit<CompletionMessage, 'outputs'> {
+  return decodeTrusted('completion message', bytes, 'msgpack', (value) => {
+    const wire = value as Record<string, unknown>;
+    if (typeof wire.id !== 'string' || typeof wire.status !== 'string')
+      throw new Error('missing id or status');
+    const { outputs: _outputs, ...head } = wire;
+    return head as unknown as Omit<CompletionMessage, 'outputs'>;
+  });
+}
+
+/**
+ * The MessagePack request record of a request whose end this message announces, given what the
+ * message does not carry (`createdAt`, `metadata`): every field of the message is a record field
+ * in the same wire form, so the record is the message's map with these entries added, and its
+ * outputs are copied as bytes instead of being decoded and encoded again. For a record with no
+ * `coalesced` flag (a leader: a follower's record says it is one).
+ */
+export function encodeRecordFromCompletionMessage(
+  message: Uint8Array,
+  extra: { createdAt: string; metadata?: Record<string, unknown> },
+): Uint8Array {
+  const header = message[0] ?? 0;
+  const added: Record<string, unknown> = { createdAt: extra.createdAt };
+  if (extra.metadata !== undefined) added.metadata = withoutUndefined(extra.metadata);
+  const entries = Object.keys(added).length;
+  // A fixmap with room for the extra entries: the message has at most 11 entries.
+  if (header < 0x80 || (header & 0x0f) + entries > 0x0f) {
+    const { outputs, ...head } = decodeCompletionMessage(message);
+    return encodeRecord(
+      {
+        ...head,
+        createdAt: extra.createdAt,
+        ...(outputs === undefined ? {} : { outputs }),
+        ...(extra.metadata === undefined ? {} : { metadata: extra.metadata }),
+      },
+      'msgpack',
+    );
+  }
+  // The added entries, packed as a map of their own (a one-byte fixmap header, then the entries).
+  const tail = packStandard(added);
+  const bytes = new Uint8Array(message.byteLength + tail.byteLength - 1);
+  bytes.set(message, 0);
+  bytes[0] = header + entries;
+  bytes.set(tail.subarray(1), message.byteLength);
+  return bytes;
+}
+
 const ID_KEY = [0xa2, 0x69, 0x64]; // fixstr "id"
 
 /**

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  decodeCompletionHead,
   decodeCompletionMessage,
+  decodeRecord,
   encodeCompletionMessage,
   encodeCompletionMessageWithEncodedOutputs,
+  encodeRecord,
+  encodeRecordFromCompletionMessage,
   encodeTensorMap,
   withCompletionMessageId,
 } from './codec.ts';
@@ -37,5 +41,38 @@ describe('encodeCompletionMessageWithEncodedOutputs', () => {
     const spliced = encodeCompletionMessageWithEncodedOutputs(message, encodeTensorMap(outputs));
     const follower = withCompletionMessageId(spliced, 'BBBBBBBBBBBBBBBBBBBBBA');
     expect(decodeCompletionMessage(follower)).toEqual({ ...message, id: 'BBBBBBBBBBBBBBBBBBBBBA', outputs });
+  });
+});
+
+describe('decodeCompletionHead', () => {
+  it('gives every field of the message but its outputs', () => {
+    const bytes = encodeCompletionMessageWithEncodedOutputs(message, encodeTensorMap(outputs));
+    expect(decodeCompletionHead(bytes)).toEqual(message);
+  });
+});
+
+describe('encodeRecordFromCompletionMessage', () => {
+  const createdAt = '2026-11-24T00:00:00.000Z';
+
+  it('is the record encodeRecord writes, outputs copied as bytes, for a message with outputs', () => {
+    const bytes = encodeCompletionMessageWithEncodedOutputs(message, encodeTensorMap(outputs));
+    const record = encodeRecordFromCompletionMessage(bytes, { createdAt });
+    expect(decodeRecord(record, 'msgpack')).toEqual(
+      decodeRecord(encodeRecord({ ...message, createdAt, outputs }, 'msgpack'), 'msgpack'),
+    );
+  });
+
+  it('adds the metadata, and writes a failed request without outputs the same way', () => {
+    const failed = {
+      ...message,
+      status: 'failed' as const,
+      error: { code: 'inference_failed', message: 'boom' },
+    };
+    const metadata = { user: 'u-1', attempt: 2, tags: ['a', 'b'] };
+    const record = encodeRecordFromCompletionMessage(encodeCompletionMessage(failed), {
+      createdAt,
+      metadata,
+    });
+    expect(decodeRecord(record, 'msgpack')).toEqual({ ...failed, createdAt, metadata });
   });
 });

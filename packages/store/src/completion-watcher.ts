@@ -1,5 +1,6 @@
 import {
   type CompletionMessage,
+  decodeCompletionHead,
   decodeCompletionMessage,
   REQUEST_STATUSES,
   type RequestStatus,
@@ -8,6 +9,12 @@ import type { Redis } from 'ioredis';
 import { Unpackr } from 'msgpackr';
 import { closeConnection } from './connection.ts';
 import { type Keys, keysFor } from './keys.ts';
+
+/** A completion message's fields, its outputs left undecoded (they stay in its bytes). */
+export type CompletionHead = Omit<CompletionMessage, 'outputs'>;
+
+/** Receives the end of a request awaited with `expect`: the message's head and its bytes. */
+export type ExpectedListener = (head: CompletionHead, message: Buffer) => void;
 
 /** `completion` is the decoded message of the done channel; status changes come without one. */
 type Listener = (status: RequestStatus, completion?: CompletionMessage) => void;
@@ -41,7 +48,7 @@ export class CompletionWatcher {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly notifyChannel: string | undefined;
   /** Request id -> the listener `expect` registered for it. */
-  private readonly expected = new Map<string, (completion: CompletionMessage) => void>();
+  private readonly expected = new Map<string, ExpectedListener>();
   private readonly notifyLive: Promise<void>;
   #notifyReady = false;
 
@@ -79,9 +86,10 @@ export class CompletionWatcher {
 
   /**
    * Calls `listener` once with the completion message of request `id` if it arrives on this
-   * process's notify channel, until the returned function is called. Sends nothing to Redis.
+   * process's notify channel, until the returned function is called: its fields but the outputs,
+   * and its bytes (which hold the outputs). Sends nothing to Redis.
    */
-  expect(id: string, listener: (completion: CompletionMessage) => void): () => void {
+  expect(id: string, listener: ExpectedListener): () => void {
     if (this.notifyChannel === undefined) throw new Error('this watcher has no notify channel (instance)');
     this.expected.set(id, listener);
     return () => {
@@ -199,17 +207,17 @@ export class CompletionWatcher {
   }
 
   private dispatchExpected(message: Buffer): void {
-    let completion: CompletionMessage;
+    let head: CompletionHead;
     try {
-      completion = decodeCompletionMessage(message);
+      head = decodeCompletionHead(message);
     } catch {
       return;
     }
-    if (typeof completion.status !== 'string' || !STATUSES.has(completion.status)) return;
-    const listener = this.expected.get(completion.id);
+    if (typeof head.status !== 'string' || !STATUSES.has(head.status)) return;
+    const listener = this.expected.get(head.id);
     if (listener === undefined) return;
-    this.expected.delete(completion.id);
-    listener(completion);
+    this.expected.delete(head.id);
+    listener(head, message);
   }
 }
 

@@ -1,4 +1,9 @@
-export { CompletionWatcher } from './completion-watcher.ts';
+export {
+  type CompletionHead,
+  CompletionWatcher,
+  type CompletionWatcherOptions,
+  type ExpectedListener,
+} from './completion-watcher.ts';
 export { closeConnection, createRedisConnection, type RedisRole } from './connection.ts';
 export { DEADLINE_SWEEP_MS, type DeadlineSweeperOptions, startDeadlineSweeper } from './deadline-sweeper.ts';
 export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
