@@ -72,26 +72,10 @@ export function createServer(deps: ServerDeps): express.Express {
 
   app.use(httpMetrics(metrics));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  app.get('/readyz', async (_req, res) => {
-    const readiness = await service.readiness(deps.redisHealthy);
-    if (!readiness.ready) res.status(503).set('Retry-After', String(READY_RETRY_AFTER_SECONDS));
-    res.json({ status: readiness.ready ? 'ready' : 'unavailable', ...readiness });
-  });
-
-  app.get('/metrics', async (_req, res) => {
-    const text = await metrics.registry.metrics();
-    res.set('Content-Type', metrics.registry.contentType).send(text);
-  });
-
-  app.use('/v1', (req, res, next) => {
+  const authenticate: RequestHandler = (req, res, next) => {
     res.locals.tenant = auth.tenantOf(req.get('authorization'));
     next();
-  });
-
+  };
   const readBody = readRawBody(config.maxBodyBytes);
 
   const infer: RequestHandler = async (req, res) => {
@@ -131,12 +115,33 @@ export function createServer(deps: ServerDeps): express.Express {
     });
     sendValue(res, 202, result, negotiateResponseFormat(req.get('accept'), format));
   };
-  // The content type is checked before the body is read: a 415 should not cost reading 16 MiB.
-  app.post('/v1/models/:model/infer', checkContentType, readBody, infer);
-  app.post('/v1/models/:model/versions/:version/infer', checkContentType, readBody, infer);
+
+  // The submit routes come first: every request walks the routes in order until one matches, and
+  // these are the hot ones. The content type is checked before the body is read: a 415 should not
+  // cost reading 16 MiB.
+  const submitChain = [authenticate, checkContentType, readBody];
+  app.post('/v1/models/:model/infer', ...submitChain, infer);
+  app.post('/v1/models/:model/versions/:version/infer', ...submitChain, infer);
   // `\\:` is a literal colon for Express's path syntax (otherwise `:bulk` would be a parameter).
-  app.post('/v1/models/:model/infer\\:bulk', checkContentType, readBody, inferBulk);
-  app.post('/v1/models/:model/versions/:version/infer\\:bulk', checkContentType, readBody, inferBulk);
+  app.post('/v1/models/:model/infer\\:bulk', ...submitChain, inferBulk);
+  app.post('/v1/models/:model/versions/:version/infer\\:bulk', ...submitChain, inferBulk);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const readiness = await service.readiness(deps.redisHealthy);
+    if (!readiness.ready) res.status(503).set('Retry-After', String(READY_RETRY_AFTER_SECONDS));
+    res.json({ status: readiness.ready ? 'ready' : 'unavailable', ...readiness });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    const text = await metrics.registry.metrics();
+    res.set('Content-Type', metrics.registry.contentType).send(text);
+  });
+
+  app.use('/v1', authenticate);
 
   app.get('/v1/requests/:id', async (req, res) => {
     const id = requestId(req);
@@ -276,10 +281,12 @@ function sendValue(res: Response, status: number, value: object, format: WireFor
 function sendBytes(res: Response, status: number, bytes: Uint8Array, format: WireFormat): void {
   // Straight to Node's response: Express's send() re-derives what is already known here (type,
   // charset, freshness), and this is on every request's path.
-  res.statusCode = status;
-  res.setHeader('Content-Type', contentTypeOf(format));
-  res.vary('Accept');
-  res.setHeader('Content-Length', bytes.byteLength);
+  // The answer depends on Accept (negotiated), and nothing else sets Vary on these routes.
+  res.writeHead(status, {
+    'Content-Type': contentTypeOf(format),
+    Vary: 'Accept',
+    'Content-Length': bytes.byteLength,
+  });
   res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
