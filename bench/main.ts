@@ -10,7 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDirect } from './contenders/direct.ts';
 import { type InferqDeployment, startAllInOne, startSplit } from './contenders/inferq.ts';
-import { NAIVE_WORKER_CONCURRENCY, type NaiveDeployment, startNaive } from './contenders/naive.ts';
+import {
+  measureBullmqReference,
+  NAIVE_WORKER_CONCURRENCY,
+  type NaiveDeployment,
+  startNaive,
+} from './contenders/naive.ts';
 import { ApiClient } from './lib/http.ts';
 import { DistinctInputs } from './lib/inputs.ts';
 import { type BenchModel, loadBenchModel, powersOfTwoUpTo } from './lib/models.ts';
@@ -255,6 +260,17 @@ async function main(): Promise<number> {
       `naive: BullMQ worker process (concurrency ${NAIVE_WORKER_CONCURRENCY}), one job per inference, ${cls.name}`,
     );
     results.naive = { workerConcurrency: NAIVE_WORKER_CONCURRENCY };
+    await attempt('naive reference loop', async () => {
+      progress.stage(
+        `reference: bare BullMQ add → waitUntilFinished, one at a time, ${profile.overheadRequests} jobs`,
+      );
+      const reference = await measureBullmqReference(
+        profile.overheadWarmupRequests,
+        profile.overheadRequests,
+      );
+      if (results.naive !== undefined) results.naive.referenceLoop = reference;
+      progress.stage(`  reference loop p50 ${formatMs(reference.p50Ms)}, p99 ${formatMs(reference.p99Ms)}`);
+    });
     let naive: NaiveDeployment | undefined;
     await attempt('naive', async () => {
       naive = await startNaive(cls, inputsFor(cls), workerScript);

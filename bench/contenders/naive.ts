@@ -1,6 +1,8 @@
-import { Queue, QueueEvents } from 'bullmq';
+import { performance } from 'node:perf_hooks';
+import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { DistinctInputs } from '../lib/inputs.ts';
+import { LatencyHistogram, type LatencySummary } from '../lib/latency.ts';
 import type { Outcome } from '../lib/load.ts';
 import type { BenchModel } from '../lib/models.ts';
 import { ManagedProcess, type RedisServer, startRedisServer } from '../lib/processes.ts';
@@ -89,4 +91,35 @@ export async function startNaive(
     }
   };
   return { send, stop };
+}
+
+/**
+ * TARGETS.md's reference figure, measured here and now: a bare BullMQ `add` → `waitUntilFinished`
+ * loop, one job at a time, an empty processor, client and worker in this process, a redis-server of
+ * its own. It says how fast this machine is today against the one TARGETS.md was measured on
+ * (p50 0.8 ms), since P1's budget is absolute.
+ */
+export async function measureBullmqReference(warmup: number, measured: number): Promise<LatencySummary> {
+  const redis: RedisServer = await startRedisServer();
+  const name = 'reference-loop';
+  const connection = { url: redis.url, maxRetriesPerRequest: null };
+  const queue = new Queue(name, { connection });
+  const events = new QueueEvents(name, { connection });
+  const worker = new Worker(name, async () => undefined, { connection, concurrency: 1 });
+  try {
+    await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
+    const latency = new LatencyHistogram();
+    for (let i = 0; i < warmup + measured; i++) {
+      const started = performance.now();
+      const job = await queue.add('noop', { i }, { removeOnComplete: { count: 100 }, removeOnFail: true });
+      await job.waitUntilFinished(events, WAIT_TIMEOUT_MS);
+      if (i >= warmup) latency.record(performance.now() - started);
+    }
+    return latency.summary();
+  } finally {
+    await worker.close().catch(() => undefined);
+    await events.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    await redis.stop();
+  }
 }

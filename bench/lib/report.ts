@@ -309,7 +309,11 @@ export function renderMarkdown(results: BenchResults): string {
     `Machine: ${m.cpus} cores (\`nproc\` ${m.cpus}), ${m.cpuModel}, ${m.memoryGiB} GiB; Node ${m.node}; ` +
       `onnxruntime-node ${m.onnxruntimeNode}; redis-server ${m.redisServer}. ` +
       `Profile \`${results.profile}\`, run ${results.startedAt}, ${Math.round(results.wallSeconds)} s. ` +
-      'Load generator, API, worker(s) and Redis share these cores.',
+      'Load generator, API, worker(s) and Redis share these cores.' +
+      (results.naive?.referenceLoop === undefined
+        ? ''
+        : ` This machine's bare BullMQ add → waitUntilFinished loop (one job at a time, empty job) took ` +
+          `p50 ${formatMs(results.naive.referenceLoop.p50Ms)} in this run; TARGETS.md's reference machine: 0.8 ms.`),
   );
   out.push('');
   out.push(
@@ -411,6 +415,15 @@ export function renderMarkdown(results: BenchResults): string {
   if (inferq.overhead !== undefined || inferq.cache !== undefined) {
     out.push('', '### Low-load latency', '');
     const rows: string[][] = [];
+    const reference = results.naive?.referenceLoop;
+    if (reference !== undefined) {
+      rows.push([
+        'reference: bare BullMQ add → waitUntilFinished (empty job, 1 client)',
+        formatMs(reference.p50Ms),
+        formatMs(reference.p99Ms),
+        formatMs(reference.maxMs),
+      ]);
+    }
     const o = inferq.overhead;
     if (o !== undefined) {
       rows.push([

@@ -105,6 +105,8 @@ export interface BenchResults {
   direct?: DirectResult;
   naive?: {
     workerConcurrency: number;
+    /** TARGETS.md's reference: a bare BullMQ add → waitUntilFinished loop, one job at a time. */
+    referenceLoop?: LatencySummary;
     saturation?: SaturationResult;
     curve?: CurvePoint[];
   };

@@ -231,6 +231,39 @@ describe('queue depth (MAX_QUEUE_DEPTH)', () => {
     await accepted(await d.post(body([3, 3, 3, 3])));
   });
 
+  it('refuses, within one infer:bulk body, the requests past the limit, and only them', async () => {
+    const d = await deploy({ MAX_QUEUE_DEPTH: '2' });
+    const bulk = (values: number[][]): Promise<Response> =>
+      d.post({ requests: values.map((v) => body(v)) }, {}, '/v1/models/affine/infer:bulk');
+    // The third request is a twin of the first: it needs no run of its own, so it passes.
+    const answer = await bulk([
+      [1, 1, 1, 1],
+      [2, 2, 2, 2],
+      [1, 1, 1, 1],
+      [3, 3, 3, 3],
+    ]);
+    expect(answer.status).toBe(202);
+    const { ids, rejected } = (await answer.json()) as {
+      ids: (string | null)[];
+      rejected: { index: number; status: number; type: string; retryAfterSeconds: number }[];
+    };
+    expect(ids.map((id) => id !== null)).toEqual([true, true, true, false]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        index: 3,
+        status: 429,
+        type: `${PROBLEM_BASE}queue-full`,
+        retryAfterSeconds: 1,
+      }),
+    ]);
+    expect(await recordOf(d, ids[2]!)).toMatchObject({ status: 'queued', coalesced: true });
+    expect((await d.store.queueCounts('affine', 1)).waiting).toBe(2);
+    // Every request of a body refused: the answer is the refusal itself.
+    const refused = await bulk([[4, 4, 4, 4]]);
+    expect(refused.status).toBe(429);
+    expect(await problemOf(refused)).toMatchObject({ type: `${PROBLEM_BASE}queue-full` });
+  });
+
   it('drops an entry whose request ended behind the scripts back instead of counting it for ever', async () => {
     const d = await deploy({ MAX_QUEUE_DEPTH: '1' });
     // A queued-set entry with no queued record behind it (as a request ended by hand would leave).

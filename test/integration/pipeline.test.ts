@@ -351,6 +351,29 @@ describe('infer:bulk', () => {
     expect(((await empty.json()) as { detail: string }).detail).toBe('"requests" is empty');
   });
 
+  it('answers a bulk body whose payloads are too large to travel inside their queue entries', async () => {
+    await stopWorker();
+    // 300 rows of 4 float32 values: 4,800 bytes of tensor each, over INLINE_PAYLOAD_BYTES.
+    const big = (seed: number): number[] => Array.from({ length: 1200 }, (_, i) => seed + i);
+    const requests = [big(0), big(5000), big(0)].map((values) => affineRequest(values));
+    const res = await submitBulk(requests);
+    expect(res.status).toBe(202);
+    const { ids } = (await res.json()) as { ids: string[] };
+    const [firstId, secondId] = ids as [string, string, string];
+    expect(await probe.exists(`${prefix}:payload:${firstId}`, `${prefix}:payload:${secondId}`)).toBe(2);
+    startWorker();
+    const records = await Promise.all(ids.map(waitRecord));
+    expect(records.map((r) => [r.status, r.coalesced === true])).toEqual([
+      ['succeeded', false],
+      ['succeeded', false],
+      ['succeeded', true],
+    ]);
+    expect((records[1]!.outputs as { y: { data: number[] } }).y.data).toEqual(affine(big(5000)));
+    expect((records[2]!.outputs as { y: { data: number[] } }).y.data).toEqual(affine(big(0)));
+    // The payload keys go with their requests' ends.
+    expect(await probe.exists(`${prefix}:payload:${firstId}`, `${prefix}:payload:${secondId}`)).toBe(0);
+  });
+
   it('serves a cached input of a bulk body from the cache', async () => {
     const values = [41, 42, 43, 44];
     const first = await submit(values, { prefer: 'wait=10' });

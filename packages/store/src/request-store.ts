@@ -23,7 +23,7 @@ import resumeLua from './lua/resume-1.lua?raw';
 import retryLua from './lua/retry-0.lua?raw';
 import startLua from './lua/start-0.lua?raw';
 import submitLua from './lua/submit-0.lua?raw';
-import { packForLua } from './lua-args.ts';
+import { type LuaValue, packForLua } from './lua-args.ts';
 import type {
   CancelOutcome,
   Completion,
@@ -63,6 +63,16 @@ const PROMOTE_BATCH = 500;
 type Arg = string | Buffer | number;
 
 type SubmitReply = [Buffer, ...(Buffer | Buffer[] | number)[]];
+
+/** One request ready for submit-0.lua. */
+interface PreparedSubmit {
+  params: SubmitParams;
+  payloadKey: string;
+  payload: Buffer;
+  /** The payload travels inside the queue entry (else under its key, written before the script). */
+  inline: boolean;
+  request: LuaValue;
+}
 
 interface ScriptedRedis extends Redis {
   inferqSubmitBuffer(...args: Arg[]): Promise<SubmitReply>;
@@ -125,6 +135,46 @@ export class RequestStore {
   }
 
   async submit(p: SubmitParams): Promise<SubmitOutcome> {
+    const prepared = this.prepareSubmit(p);
+    // The first submit of a tick leaves at once; the others of the same tick join the connection's
+    // pipeline, sent in one write at the tick's end. Alone (low load) a request waits for no
+    // pipeline (about 60 µs per round trip on the bench machine); under load the writes still merge.
+    const alone = !this.submittedThisTick;
+    if (alone) {
+      this.submittedThisTick = true;
+      setImmediate(() => {
+        this.submittedThisTick = false;
+      });
+    }
+    const written = this.writeLargePayloads([prepared]);
+    const argument = packForLua(prepared.request);
+    const submitted = alone
+      ? this.scripts.inferqSubmitNowBuffer(argument)
+      : this.scripts.inferqSubmitBuffer(argument);
+    // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
+    const [, reply] = await Promise.all([written, submitted]);
+    return this.outcomeOf(reply, prepared);
+  }
+
+  /**
+   * Submits many requests of one model version (infer:bulk) in one script call, in order: the cost
+   * of a call (the client's and Redis's) is paid once for the body instead of once per request.
+   * Outcomes are in the order of `params`.
+   */
+  async submitBulk(params: SubmitParams[]): Promise<SubmitOutcome[]> {
+    if (params.length === 0) return [];
+    const prepared = params.map((p) => this.prepareSubmit(p));
+    const written = this.writeLargePayloads(prepared);
+    const submitted = this.scripts.inferqSubmitBuffer(
+      packForLua(prepared.map((one) => one.request)),
+      'many',
+    ) as unknown as Promise<SubmitReply[]>;
+    const [, replies] = await Promise.all([written, submitted]);
+    return replies.map((reply, index) => this.outcomeOf(reply, prepared[index]!));
+  }
+
+  /** What submit-0.lua needs for one request: [keys, arguments, record fields]. */
+  private prepareSubmit(p: SubmitParams): PreparedSubmit {
     const k = this.keys;
     const fields: string[] = [
       'id',
@@ -154,61 +204,60 @@ export class RequestStore {
     const payloadKey = k.payload(p.id);
     const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
     const inline = payload.byteLength <= INLINE_PAYLOAD_BYTES;
-    // One argument for the script (submit-0.lua): every argument costs the client real time.
-    const request = packForLua([
-      [
-        k.cache(p.cacheKey),
-        k.inflight(p.cacheKey),
-        k.request(p.id),
-        payloadKey,
-        ...admissionKeys(k, p),
-        stream,
-        queue.paused,
-        queue.held(stream),
+    return {
+      params: p,
+      payloadKey,
+      payload,
+      inline,
+      request: [
+        [
+          k.cache(p.cacheKey),
+          k.inflight(p.cacheKey),
+          k.request(p.id),
+          payloadKey,
+          ...admissionKeys(k, p),
+          stream,
+          queue.paused,
+          queue.held(stream),
+        ],
+        [
+          p.id,
+          String(p.now),
+          p.useCache ? '1' : '0',
+          String(this.resultTtlSeconds),
+          inline ? payload : '',
+          k.prefix,
+          ...admissionArgs(p).map(String),
+        ],
+        fields,
       ],
-      [
-        p.id,
-        String(p.now),
-        p.useCache ? '1' : '0',
-        String(this.resultTtlSeconds),
-        inline ? payload : '',
-        k.prefix,
-        ...admissionArgs(p).map(String),
-      ],
-      fields,
-    ]);
-    // The first submit of a tick leaves at once; the others of the same tick join the connection's
-    // pipeline, sent in one write at the tick's end. Alone (low load) a request waits for no
-    // pipeline (about 60 µs per round trip on the bench machine); under load the writes still merge.
-    const alone = !this.submittedThisTick;
-    if (alone) {
-      this.submittedThisTick = true;
-      setImmediate(() => {
-        this.submittedThisTick = false;
-      });
-    }
-    // A large payload goes as a plain SET just before the script, on the same connection (so Redis
-    // runs it first): passed to the script, it would be copied into Lua and into the stream. The
-    // SET is never pipelined (the connection leaves `set` out of its auto-pipelining): a pipeline
-    // would copy the payload once more into the write of the whole tick. Its TTL only matters
-    // should the script never run; the script keeps it for a queued request, and any other outcome
-    // deletes it.
-    const written = inline
-      ? undefined
-      : this.redis.set(payloadKey, payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS);
-    const submitted = alone
-      ? this.scripts.inferqSubmitNowBuffer(request)
-      : this.scripts.inferqSubmitBuffer(request);
-    // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
-    const [, reply] = await Promise.all([written, submitted]);
+    };
+  }
+
+  /**
+   * A large payload goes as a plain SET just before the script, on the same connection (so Redis
+   * runs it first): passed to the script, it would be copied into Lua and into the stream. The SET is
+   * never pipelined (the connection leaves `set` out of its auto-pipelining): a pipeline would copy
+   * the payload once more into the write of the whole tick. Its TTL only matters should the script
+   * never run; the script keeps it for a queued request, and any other outcome deletes it.
+   */
+  private writeLargePayloads(prepared: readonly PreparedSubmit[]): Promise<unknown> {
+    const large = prepared.filter((one) => !one.inline);
+    if (large.length === 0) return Promise.resolve();
+    return Promise.all(
+      large.map((one) => this.redis.set(one.payloadKey, one.payload, 'EX', PAYLOAD_PENDING_TTL_SECONDS)),
+    );
+  }
+
+  private outcomeOf(reply: SubmitReply, prepared: PreparedSubmit): SubmitOutcome {
     const [kind, extra] = reply;
     const outcome = kind.toString();
-    if (outcome !== 'queued' && !inline) this.redis.del(payloadKey).catch(() => undefined);
+    if (outcome !== 'queued' && !prepared.inline) this.redis.del(prepared.payloadKey).catch(() => undefined);
     switch (outcome) {
       case 'replayed':
         return { kind: 'replayed', record: toStoredRecord(hashOf(extra as Buffer[])) };
       case 'rejected':
-        return { kind: 'rejected', rejection: rejectionOf(reply, p) };
+        return { kind: 'rejected', rejection: rejectionOf(reply, prepared.params) };
       case 'cached':
         return { kind: 'cached', record: toStoredRecord(hashOf(extra as Buffer[])) };
       case 'coalesced':
@@ -218,14 +267,6 @@ export class RequestStore {
       default:
         throw new Error(`submit script answered ${outcome}`);
     }
-  }
-
-  /**
-   * Submits many requests of one model version. Their submit scripts leave in one write (the
-   * command connection pipelines what is sent in one tick). Outcomes are in the order of `params`.
-   */
-  submitBulk(params: SubmitParams[]): Promise<SubmitOutcome[]> {
-    return Promise.all(params.map((p) => this.submit(p)));
   }
 
   /**

@@ -6,7 +6,9 @@
 
   ARGV[1] is one MessagePack array [K, A, fields]: the keys K, the arguments A and the record
   fields (one argument where there would be dozens: a client pays for each argument it sends).
-  Every value is a string, as in KEYS and ARGV; the payload a binary string.
+  Every value is a string, as in KEYS and ARGV; the payload a binary string. With ARGV[2] "many",
+  ARGV[1] is an array of such requests (infer:bulk), submitted in order in this one call, and the
+  reply is the array of their replies.
 
   K[1]  cache key           <prefix>:cache:<cacheKey>
   K[2]  in-flight key       <prefix>:inflight:<cacheKey>
@@ -44,114 +46,120 @@
   A rejection writes nothing: no token is taken, no key is remembered. Any outcome but "queued"
   leaves K[4] to the caller, which deletes it.
 ]]
-local request = cmsgpack.unpack(ARGV[1])
-local K, A, fields = request[1], request[2], request[3]
-local id, now, useCache, resultTtl, payload, prefix = A[1], tonumber(A[2]), A[3], A[4], A[5], A[6]
-local maxDepth, ratePerSecond, burst = tonumber(A[7]), tonumber(A[8]), tonumber(A[9])
-local fingerprint, idempotencyTtl, deadline = A[10], A[11], tonumber(A[12])
-local deadlines = prefix .. ':deadlines'
-
 -- How many of the oldest queued-set entries a full queue re-checks: an entry whose record is no
 -- longer queued (its request ended by a path that bypasses our scripts) would otherwise hold a slot
 -- for ever. Stale entries drift to the front as live ones are claimed, so the front is where to look.
 local PRUNE_BATCH = 16
 local QUEUE_FULL_RETRY_AFTER_SECONDS = 1
 
-if fingerprint ~= '' then
-  local entry = redis.call('GET', K[6])
-  if entry then
-    local space = string.find(entry, ' ', 1, true)
-    if string.sub(entry, 1, space - 1) ~= fingerprint then return { 'rejected', 'idempotency-key-reused' } end
-    local record = redis.call('HGETALL', prefix .. ':req:' .. string.sub(entry, space + 1))
-    if #record > 0 then return { 'replayed', record } end
-    -- The record outlived its result TTL: the key no longer names anything, so this is a new request.
-  end
-end
+local function submit(K, A, fields)
+  local id, now, useCache, resultTtl, payload, prefix = A[1], tonumber(A[2]), A[3], A[4], A[5], A[6]
+  local maxDepth, ratePerSecond, burst = tonumber(A[7]), tonumber(A[8]), tonumber(A[9])
+  local fingerprint, idempotencyTtl, deadline = A[10], A[11], tonumber(A[12])
+  local deadlines = prefix .. ':deadlines'
 
--- The bucket is read now but charged only once the request is accepted.
-local tokensLeft, bucketAt
-if ratePerSecond > 0 then
-  local bucket = redis.call('HMGET', K[7], 'tokens', 'at')
-  local level = tonumber(bucket[1]) or burst
-  bucketAt = tonumber(bucket[2]) or now
-  -- API processes' clocks may disagree a little: time never runs backwards for a bucket.
-  level = math.min(burst, level + math.max(0, now - bucketAt) * ratePerSecond / 1000)
-  if level < 1 then return { 'rejected', 'rate-limited', math.ceil((1 - level) / ratePerSecond) } end
-  tokensLeft = level - 1
-  bucketAt = math.max(bucketAt, now)
-end
-
-local function accept()
-  if tokensLeft then
-    redis.call('HSET', K[7], 'tokens', string.format('%.6f', tokensLeft), 'at', string.format('%d', bucketAt))
-    -- Once it would be full again the bucket is worth nothing: let it go (absent means full).
-    redis.call('PEXPIRE', K[7], math.ceil(burst / ratePerSecond * 1000) + 1000)
-  end
-  if fingerprint ~= '' then redis.call('SET', K[6], fingerprint .. ' ' .. id, 'EX', idempotencyTtl) end
-end
-
-if useCache == '1' then
-  local hit = redis.call('GET', K[1])
-  if hit then
-    redis.call('HSET', K[3], 'status', 'succeeded', 'cached', '1', 'coalesced', '0', 'outputs', hit,
-      'startedAt', A[2], 'finishedAt', A[2], 'queueMs', '0', 'batchWaitMs', '0', 'inferMs', '0',
-      'totalMs', '0', unpack(fields))
-    redis.call('EXPIRE', K[3], resultTtl)
-    accept()
-    -- A cache hit ends the request at once: its webhook is due now (packages/webhooks).
-    if redis.call('HEXISTS', K[3], 'callbackUrl') == 1 then redis.call('ZADD', prefix .. ':webhooks', now, id) end
-    return { 'cached', redis.call('HGETALL', K[3]) }
-  end
-  local leader = redis.call('GET', K[2])
-  if leader then
-    local leaderState = redis.call('HMGET', prefix .. ':req:' .. leader, 'status', 'startedAt')
-    local status = 'queued'
-    if leaderState[1] == 'running' then status = 'running' end
-    redis.call('HSET', K[3], 'status', status, 'cached', '0', 'coalesced', '1', 'leader', leader, unpack(fields))
-    if leaderState[2] then redis.call('HSET', K[3], 'startedAt', leaderState[2]) end
-    redis.call('RPUSH', prefix .. ':followers:' .. leader, id)
-    -- A follower waits on its leader's job but keeps its own deadline (while it is still queued).
-    if status == 'queued' and deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end
-    accept()
-    return { 'coalesced', leader }
-  end
-end
-
--- Only a request that needs a model run of its own counts against, and is refused by, a full queue.
-if maxDepth > 0 then
-  local depth = redis.call('ZCARD', K[5])
-  if depth >= maxDepth then
-    for _, queuedId in ipairs(redis.call('ZRANGE', K[5], 0, PRUNE_BATCH - 1)) do
-      if redis.call('HGET', prefix .. ':req:' .. queuedId, 'status') ~= 'queued' then
-        redis.call('ZREM', K[5], queuedId)
-        depth = depth - 1
-      end
+  if fingerprint ~= '' then
+    local entry = redis.call('GET', K[6])
+    if entry then
+      local space = string.find(entry, ' ', 1, true)
+      if string.sub(entry, 1, space - 1) ~= fingerprint then return { 'rejected', 'idempotency-key-reused' } end
+      local record = redis.call('HGETALL', prefix .. ':req:' .. string.sub(entry, space + 1))
+      if #record > 0 then return { 'replayed', record } end
+      -- The record outlived its result TTL: the key no longer names anything, so this is a new request.
     end
-    if depth >= maxDepth then return { 'rejected', 'queue-full', QUEUE_FULL_RETRY_AFTER_SECONDS, depth } end
   end
+
+  -- The bucket is read now but charged only once the request is accepted.
+  local tokensLeft, bucketAt
+  if ratePerSecond > 0 then
+    local bucket = redis.call('HMGET', K[7], 'tokens', 'at')
+    local level = tonumber(bucket[1]) or burst
+    bucketAt = tonumber(bucket[2]) or now
+    -- API processes' clocks may disagree a little: time never runs backwards for a bucket.
+    level = math.min(burst, level + math.max(0, now - bucketAt) * ratePerSecond / 1000)
+    if level < 1 then return { 'rejected', 'rate-limited', math.ceil((1 - level) / ratePerSecond) } end
+    tokensLeft = level - 1
+    bucketAt = math.max(bucketAt, now)
+  end
+
+  local function accept()
+    if tokensLeft then
+      redis.call('HSET', K[7], 'tokens', string.format('%.6f', tokensLeft), 'at', string.format('%d', bucketAt))
+      -- Once it would be full again the bucket is worth nothing: let it go (absent means full).
+      redis.call('PEXPIRE', K[7], math.ceil(burst / ratePerSecond * 1000) + 1000)
+    end
+    if fingerprint ~= '' then redis.call('SET', K[6], fingerprint .. ' ' .. id, 'EX', idempotencyTtl) end
+  end
+
+  if useCache == '1' then
+    local hit = redis.call('GET', K[1])
+    if hit then
+      redis.call('HSET', K[3], 'status', 'succeeded', 'cached', '1', 'coalesced', '0', 'outputs', hit,
+        'startedAt', A[2], 'finishedAt', A[2], 'queueMs', '0', 'batchWaitMs', '0', 'inferMs', '0',
+        'totalMs', '0', unpack(fields))
+      redis.call('EXPIRE', K[3], resultTtl)
+      accept()
+      -- A cache hit ends the request at once: its webhook is due now (packages/webhooks).
+      if redis.call('HEXISTS', K[3], 'callbackUrl') == 1 then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+      return { 'cached', redis.call('HGETALL', K[3]) }
+    end
+    local leader = redis.call('GET', K[2])
+    if leader then
+      local leaderState = redis.call('HMGET', prefix .. ':req:' .. leader, 'status', 'startedAt')
+      local status = 'queued'
+      if leaderState[1] == 'running' then status = 'running' end
+      redis.call('HSET', K[3], 'status', status, 'cached', '0', 'coalesced', '1', 'leader', leader, unpack(fields))
+      if leaderState[2] then redis.call('HSET', K[3], 'startedAt', leaderState[2]) end
+      redis.call('RPUSH', prefix .. ':followers:' .. leader, id)
+      -- A follower waits on its leader's job but keeps its own deadline (while it is still queued).
+      if status == 'queued' and deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end
+      accept()
+      return { 'coalesced', leader }
+    end
+  end
+
+  -- Only a request that needs a model run of its own counts against, and is refused by, a full queue.
+  if maxDepth > 0 then
+    local depth = redis.call('ZCARD', K[5])
+    if depth >= maxDepth then
+      for _, queuedId in ipairs(redis.call('ZRANGE', K[5], 0, PRUNE_BATCH - 1)) do
+        if redis.call('HGET', prefix .. ':req:' .. queuedId, 'status') ~= 'queued' then
+          redis.call('ZREM', K[5], queuedId)
+          depth = depth - 1
+        end
+      end
+      if depth >= maxDepth then return { 'rejected', 'queue-full', QUEUE_FULL_RETRY_AFTER_SECONDS, depth } end
+    end
+  end
+
+  if useCache == '1' then redis.call('SET', K[2], id) end
+  local entryId = ''
+  if redis.call('EXISTS', K[9]) == 1 then
+    -- Paused: the request waits in the held list, its payload under its own key, until resume.
+    if payload == '' then redis.call('PERSIST', K[4]) else redis.call('SET', K[4], payload) end
+    redis.call('RPUSH', K[10], id)
+  else
+    local entry = { 'i', id, 't', A[2] }
+    if deadline > 0 then entry[#entry + 1] = 'd'; entry[#entry + 1] = A[12] end
+    if payload == '' then
+      -- Written by the caller just before this script with a short TTL, in case the script never ran.
+      redis.call('PERSIST', K[4])
+    else
+      entry[#entry + 1] = 'p'
+      entry[#entry + 1] = payload
+    end
+    entryId = redis.call('XADD', K[8], '*', unpack(entry))
+  end
+  redis.call('HSET', K[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', 'q', K[8], 'entry', entryId,
+    unpack(fields))
+  redis.call('ZADD', K[5], A[2], id)
+  if deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end
+  accept()
+  return { 'queued' }
 end
 
-if useCache == '1' then redis.call('SET', K[2], id) end
-local entryId = ''
-if redis.call('EXISTS', K[9]) == 1 then
-  -- Paused: the request waits in the held list, its payload under its own key, until resume.
-  if payload == '' then redis.call('PERSIST', K[4]) else redis.call('SET', K[4], payload) end
-  redis.call('RPUSH', K[10], id)
-else
-  local entry = { 'i', id, 't', A[2] }
-  if deadline > 0 then entry[#entry + 1] = 'd'; entry[#entry + 1] = A[12] end
-  if payload == '' then
-    -- Written by the caller just before this script with a short TTL, in case the script never ran.
-    redis.call('PERSIST', K[4])
-  else
-    entry[#entry + 1] = 'p'
-    entry[#entry + 1] = payload
-  end
-  entryId = redis.call('XADD', K[8], '*', unpack(entry))
-end
-redis.call('HSET', K[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', 'q', K[8], 'entry', entryId,
-  unpack(fields))
-redis.call('ZADD', K[5], A[2], id)
-if deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end
-accept()
-return { 'queued' }
+local request = cmsgpack.unpack(ARGV[1])
+if ARGV[2] ~= 'many' then return submit(request[1], request[2], request[3]) end
+local replies = {}
+for i, r in ipairs(request) do replies[i] = submit(r[1], r[2], r[3]) end
+return replies
