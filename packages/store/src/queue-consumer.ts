@@ -57,49 +57,44 @@ export class QueueConsumer {
       await this.ensureGroups();
       deliveries = await this.readOnce(count, blockMs);
     }
-    this.backlog = deliveries.length >= count;
+    this.#backlog = deliveries.length >= count;
     return deliveries;
   }
 
   /** The last read took as many entries as it asked for: more are likely waiting. */
-  backlog = true;
+  get backlog(): boolean {
+    return this.#backlog;
+  }
+
+  #backlog = true;
 
   private async readOnce(count: number, blockMs: number): Promise<Delivery[]> {
     const { normal, background } = this.queue;
-    if (this.backlog) {
+    if (this.#backlog) {
       for (const stream of [normal, background]) {
-        const reply = await this.blocking.callBuffer(
-          'XREADGROUP',
-          'GROUP',
-          CONSUMER_GROUP,
-          this.consumer,
-          'COUNT',
-          count,
-          'STREAMS',
-          stream,
-          '>',
-        );
-        const deliveries = parseStreams(reply, false);
+        const deliveries = parseStreams(await this.readGroup(count, undefined, [stream]), false);
         if (deliveries.length > 0) return deliveries;
       }
     }
-    const reply = await this.blocking.callBuffer(
+    const reply = await this.readGroup(count, blockMs, [normal, background]);
+    // Both bands can answer at once (entries reached both since the last read); normal ones first.
+    return parseStreams(reply, false);
+  }
+
+  /** XREADGROUP of new entries (`>`) from `streams`, waiting up to `blockMs` when given. */
+  private readGroup(count: number, blockMs: number | undefined, streams: string[]): Promise<unknown> {
+    return this.blocking.callBuffer(
       'XREADGROUP',
       'GROUP',
       CONSUMER_GROUP,
       this.consumer,
       'COUNT',
       count,
-      'BLOCK',
-      blockMs,
+      ...(blockMs === undefined ? [] : ['BLOCK', blockMs]),
       'STREAMS',
-      normal,
-      background,
-      '>',
-      '>',
+      ...streams,
+      ...streams.map(() => '>'),
     );
-    // Both bands can answer at once (entries reached both since the last read); normal ones first.
-    return parseStreams(reply, false);
   }
 
   /**
