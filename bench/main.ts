@@ -346,6 +346,15 @@ async function main(): Promise<number> {
             `  overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)} (end-to-end p50 ${formatMs(o.endToEnd.p50Ms)})`,
           );
         });
+        await attempt('overhead (noop cache hits)', async () => {
+          const floor = await measureCache(d, noop, noopInputs, profile.cacheRequests, (line) =>
+            progress.update(line),
+          );
+          inferq.noopCache = floor;
+          progress.stage(
+            `  noop cache hit p50 ${formatMs(floor.latency.p50Ms)} (HTTP and one script, no queue: the floor under P1)`,
+          );
+        });
       }
       if (want('cache')) {
         progress.stage(`cache (P4): ${profile.cacheRequests} repeated ${cls.name} inputs`);

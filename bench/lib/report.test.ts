@@ -191,6 +191,26 @@ describe('renderMarkdown', () => {
     expect(markdown).toContain('| inferq | 70% | 700 req/s | 700 req/s | 5.00 ms | 20.0 ms |');
   });
 
+  it('puts the no-op cache hits, the floor under P1, in the low-load table and not among the targets', () => {
+    const results = fullResults();
+    if (results.inferq !== undefined) {
+      results.inferq.noopCache = {
+        model: 'noop',
+        requests: 1000,
+        latency: latency(0.9, 3),
+        cachedAnswers: 1000,
+        queueEventsAdded: 0,
+        modelRuns: 0,
+        cachedCounter: 1000,
+      };
+    }
+    const markdown = renderMarkdown(results);
+    expect(markdown).toContain(
+      '| cache hit end-to-end (noop, 1000 hits): HTTP and one script, no queue | 0.90 ms | 3.00 ms |',
+    );
+    expect(evaluateTargets(results).filter((r) => r.id === 'P4')[0]?.measured).toBe('0.80 ms');
+  });
+
   it('escapes pipes inside table cells and lists failed scenarios', () => {
     const results = fullResults();
     if (results.inferq?.single) results.inferq.single.method = 'POST a|b';

@@ -445,6 +445,15 @@ export function renderMarkdown(results: BenchResults): string {
         formatMs(o.inference.maxMs),
       ]);
     }
+    const floor = inferq.noopCache;
+    if (floor !== undefined) {
+      rows.push([
+        `cache hit end-to-end (${floor.model}, ${floor.cachedAnswers} hits): HTTP and one script, no queue`,
+        formatMs(floor.latency.p50Ms),
+        formatMs(floor.latency.p99Ms),
+        formatMs(floor.latency.maxMs),
+      ]);
+    }
     const c = inferq.cache;
     if (c !== undefined) {
       rows.push([

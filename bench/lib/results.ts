@@ -112,6 +112,11 @@ export interface BenchResults {
   };
   inferq?: {
     overhead?: OverheadResult;
+    /**
+     * The same measurement as P4 on the no-op model, run with P1: an answer from the cache is HTTP
+     * and one script with no queue in the path, the floor under P1 on the same machine.
+     */
+    noopCache?: CacheResult;
     cache?: CacheResult;
     coalescing?: CoalescingResult;
     single?: ThroughputResult;

@@ -1,5 +1,5 @@
 /**
- * The API's Express app on an ephemeral port over a real Redis, with its own key prefix, for
+ * The API's HTTP server on an ephemeral port over a real Redis, with its own key prefix, for
  * integration tests that talk real HTTP (hostile input, tenant isolation, caps).
  */
 import { randomBytes } from 'node:crypto';
@@ -54,7 +54,7 @@ export async function startTestApi(options: {
   await Promise.all([ready(redis), ready(subscriber)]);
   const store = new RequestStore({ redis, prefix, resultTtlSeconds: config.resultTtlSeconds });
   const watcher = new CompletionWatcher({ subscriber, prefix, instance: randomBytes(6).toString('hex') });
-  const app = createServer({
+  const api = createServer({
     config,
     store,
     watcher,
@@ -64,7 +64,7 @@ export async function startTestApi(options: {
     redisHealthy: () => redis.status === 'ready',
   });
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = api.listen(0, '127.0.0.1', () => resolve(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {

@@ -53,7 +53,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
   const workerStore = new RequestStore({ redis: workerRedis, prefix, resultTtlSeconds: 60 });
   const watcher = new CompletionWatcher({ subscriber, prefix });
   const workerMetrics = createMetrics('worker');
-  const app = createServer({
+  const api = createServer({
     config,
     store,
     watcher,
@@ -62,7 +62,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
     logger: createLogger(config, 'api'),
   });
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = api.listen(0, '127.0.0.1', () => resolve(s));
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let worker: TestModelWorker | undefined;

@@ -1,6 +1,6 @@
 /**
  * The core pipeline in one process, over real HTTP, a real redis-server and real onnxruntime-node:
- * the API's Express app and a ModelWorker serving a generated affine model (y = 2x + 1), whose
+ * the API's HTTP server and a ModelWorker serving a generated affine model (y = 2x + 1), whose
  * outputs are known exactly.
  */
 import { randomBytes } from 'node:crypto';
@@ -119,7 +119,7 @@ beforeAll(async () => {
   apiStore = new RequestStore({ redis: apiRedis, prefix, resultTtlSeconds: 60 });
   workerStore = new RequestStore({ redis: workerRedis, prefix, resultTtlSeconds: 60 });
   workerMetrics = createMetrics('worker');
-  const app = createServer({
+  const api = createServer({
     config,
     store: apiStore,
     watcher: new CompletionWatcher({ subscriber, prefix, instance: 'pipeline' }),
@@ -127,7 +127,7 @@ beforeAll(async () => {
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
   });
-  server = app.listen(0, '127.0.0.1');
+  server = api.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });

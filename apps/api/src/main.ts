@@ -50,7 +50,7 @@ const watcher = new CompletionWatcher({
 const metrics = createMetrics('api');
 const stopping = new AbortController();
 
-const app = createServer({
+const server = createServer({
   config,
   store,
   watcher,
@@ -67,7 +67,7 @@ const deadlineSweeper = startDeadlineSweeper(store, {
   onError: (error) => logger.debug({ err: error }, 'deadline sweep failed'),
 });
 
-const server = app.listen(config.port, config.host);
+server.listen(config.port, config.host);
 server.on('listening', () => {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
