@@ -650,8 +650,9 @@ export function encodeRecordFromCompletionMessage(
   const added: Record<string, unknown> = { createdAt: extra.createdAt };
   if (extra.metadata !== undefined) added.metadata = withoutUndefined(extra.metadata);
   const entries = Object.keys(added).length;
-  // A fixmap with room for the extra entries: the message has at most 11 entries.
-  if (header < 0x80 || (header & 0x0f) + entries > 0x0f) {
+  // Spliced only into a fixmap with room for the extra entries (a message has at most 11 entries);
+  // any other header is decoded and encoded again.
+  if ((header & 0xf0) !== 0x80 || (header & 0x0f) + entries > 0x0f) {
     const { outputs, ...head } = decodeCompletionMessage(message);
     return encodeRecord(
       {

@@ -62,6 +62,17 @@ describe('encodeRecordFromCompletionMessage', () => {
     );
   });
 
+  it('writes the same record for a message whose map is not a fixmap (decoded and encoded again)', () => {
+    const fixmap = encodeCompletionMessageWithEncodedOutputs(message, encodeTensorMap(outputs));
+    // The same map behind a map16 header: 0xde and a 16-bit count instead of 0x8N.
+    const map16 = new Uint8Array(fixmap.byteLength + 2);
+    map16.set([0xde, 0x00, (fixmap[0] ?? 0) & 0x0f], 0);
+    map16.set(fixmap.subarray(1), 3);
+    expect(decodeRecord(encodeRecordFromCompletionMessage(map16, { createdAt }), 'msgpack')).toEqual(
+      decodeRecord(encodeRecordFromCompletionMessage(fixmap, { createdAt }), 'msgpack'),
+    );
+  });
+
   it('adds the metadata, and writes a failed request without outputs the same way', () => {
     const failed = {
       ...message,
