@@ -1,3 +1,4 @@
+import type { LatencySummary } from './latency.ts';
 import type { BenchResults, CurvePoint, ThroughputResult } from './results.ts';
 
 export type Verdict = 'PASS' | 'MISS' | 'INFO' | 'NOT RUN' | 'ERROR';
@@ -415,54 +416,28 @@ export function renderMarkdown(results: BenchResults): string {
   if (inferq.overhead !== undefined || inferq.cache !== undefined) {
     out.push('', '### Low-load latency', '');
     const rows: string[][] = [];
+    const row = (series: string, latency: LatencySummary): void => {
+      rows.push([series, formatMs(latency.p50Ms), formatMs(latency.p99Ms), formatMs(latency.maxMs)]);
+    };
     const reference = results.naive?.referenceLoop;
     if (reference !== undefined) {
-      rows.push([
-        'reference: bare BullMQ add → waitUntilFinished (empty job, 1 client)',
-        formatMs(reference.p50Ms),
-        formatMs(reference.p99Ms),
-        formatMs(reference.maxMs),
-      ]);
+      row('reference: bare BullMQ add → waitUntilFinished (empty job, 1 client)', reference);
     }
     const o = inferq.overhead;
     if (o !== undefined) {
-      rows.push([
-        `overhead (${o.model}, ${o.requests} requests)`,
-        formatMs(o.overhead.p50Ms),
-        formatMs(o.overhead.p99Ms),
-        formatMs(o.overhead.maxMs),
-      ]);
-      rows.push([
-        `end-to-end (${o.model})`,
-        formatMs(o.endToEnd.p50Ms),
-        formatMs(o.endToEnd.p99Ms),
-        formatMs(o.endToEnd.maxMs),
-      ]);
-      rows.push([
-        `inferMs reported (${o.model})`,
-        formatMs(o.inference.p50Ms),
-        formatMs(o.inference.p99Ms),
-        formatMs(o.inference.maxMs),
-      ]);
+      row(`overhead (${o.model}, ${o.requests} requests)`, o.overhead);
+      row(`end-to-end (${o.model})`, o.endToEnd);
+      row(`inferMs reported (${o.model})`, o.inference);
     }
     const floor = inferq.noopCache;
     if (floor !== undefined) {
-      rows.push([
+      row(
         `cache hit end-to-end (${floor.model}, ${floor.cachedAnswers} hits): HTTP and one script, no queue`,
-        formatMs(floor.latency.p50Ms),
-        formatMs(floor.latency.p99Ms),
-        formatMs(floor.latency.maxMs),
-      ]);
+        floor.latency,
+      );
     }
     const c = inferq.cache;
-    if (c !== undefined) {
-      rows.push([
-        `cache hit end-to-end (${c.model}, ${c.cachedAnswers} hits)`,
-        formatMs(c.latency.p50Ms),
-        formatMs(c.latency.p99Ms),
-        formatMs(c.latency.maxMs),
-      ]);
-    }
+    if (c !== undefined) row(`cache hit end-to-end (${c.model}, ${c.cachedAnswers} hits)`, c.latency);
     out.push(table(['series', 'p50', 'p99', 'max'], rows));
   }
 

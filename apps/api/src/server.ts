@@ -208,13 +208,7 @@ export function createServer(deps: ServerDeps): Server {
       app(req, res);
       return;
     }
-    const start = process.hrtime.bigint();
-    res.on('close', () => {
-      metrics.httpRequestDuration.observe(
-        { method: 'POST', route: route.template, status: String(res.statusCode) },
-        Number(process.hrtime.bigint() - start) / 1e9,
-      );
-    });
+    timeRequest(metrics, 'POST', res, () => route.template);
     submit(route, req, res).catch((error: unknown) => sendProblem(error, req, res, logger));
   });
 }
@@ -278,21 +272,26 @@ function abortOnClose(res: ServerResponse): AbortController {
 
 function httpMetrics(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
-    const start = process.hrtime.bigint();
-    res.on('close', () => {
-      // The route template, never the raw path: ids and model names would explode the label set.
+    timeRequest(metrics, req.method, res, () => {
       const template = (req.route as { path?: unknown } | undefined)?.path;
-      metrics.httpRequestDuration.observe(
-        {
-          method: req.method,
-          route: typeof template === 'string' ? template : 'unmatched',
-          status: String(res.statusCode),
-        },
-        Number(process.hrtime.bigint() - start) / 1e9,
-      );
+      return typeof template === 'string' ? template : 'unmatched';
     });
     next();
   };
+}
+
+/**
+ * Observes a request's duration once its answer is done (or its client left), labelled with its
+ * route template, never the raw path: ids and model names would explode the label set.
+ */
+function timeRequest(metrics: Metrics, method: string, res: ServerResponse, route: () => string): void {
+  const start = process.hrtime.bigint();
+  res.on('close', () => {
+    metrics.httpRequestDuration.observe(
+      { method, route: route(), status: String(res.statusCode) },
+      Number(process.hrtime.bigint() - start) / 1e9,
+    );
+  });
 }
 
 function problemHandler(logger: Logger): ErrorRequestHandler {
