@@ -115,7 +115,10 @@ class LoadGenerator {
   inFlight = 0;
   behind = 0;
   private next = 0;
-  readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  // `timeout` makes the agent honour the API's `Keep-Alive: timeout=5` hint (it drops an idle socket
+  // after 4 s); without it a socket idle for 6 s, when the server closes it, can still be picked for
+  // a submit by a busy event loop that has not read the FIN yet, and that submit fails ECONNRESET.
+  readonly agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 60_000 });
 
   constructor(
     private readonly base: string,

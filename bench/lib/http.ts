@@ -37,7 +37,14 @@ export class ApiClient {
     connections: number,
   ) {
     this.base = new URL(origin);
-    this.agent = new Agent({ keepAlive: true, maxSockets: connections, keepAliveMsecs: 60_000 });
+    // `timeout` makes the agent honour the server's `Keep-Alive: timeout=5` hint: an idle socket is
+    // dropped after 4 s instead of being reused into the server's close (ECONNRESET under load).
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: connections,
+      keepAliveMsecs: 60_000,
+      timeout: 60_000,
+    });
   }
 
   post(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
