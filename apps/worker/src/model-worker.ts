@@ -374,7 +374,8 @@ export class ModelWorker {
   /** Requests that cannot share one session run: different non-batch dims, or a model without a batch axis. */
   private partition(runnable: Runnable[]): Runnable[][] {
     const { maxBatchSize } = this.version.config;
-    if (maxBatchSize === 0) return runnable.map((r) => [r]);
+    // One request is one group whatever its shapes (the usual case at low load: no key to build).
+    if (maxBatchSize === 0 || runnable.length === 1) return runnable.map((r) => [r]);
     const groups = new Map<string, Runnable[][]>();
     for (const r of runnable) {
       const key = batchGroupKey(r.inputs, this.version.config.pad);

@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { cacheKey } from './cache-key.ts';
 import { decodeInferRequest } from './codec.ts';
@@ -108,5 +109,87 @@ describe('different requests give different keys', () => {
   test('all distinct', () => {
     const keys = variants.map(([, parts]) => cacheKey(parts));
     expect(new Set([...keys, baseKey]).size).toBe(keys.length + 1);
+  });
+});
+
+describe('the hashed layout', () => {
+  const u64 = (value: number): Buffer => {
+    const out = Buffer.alloc(8);
+    out.writeBigUInt64LE(BigInt(value));
+    return out;
+  };
+  const text = (value: string): Buffer => Buffer.concat([u64(Buffer.byteLength(value)), Buffer.from(value)]);
+
+  test('is SHA-256 of the length-prefixed fields, in the documented order', () => {
+    const floats = new Float32Array([1.5, -2]);
+    const parts = {
+      tenant: 'acme',
+      model: 'ppocr-cls',
+      version: 2,
+      outputs: ['b', 'a'],
+      inputs: {
+        x: { dtype: 'float32', shape: [1, 2], data: floats },
+        words: { dtype: 'string', shape: [2], data: ['héllo', ''] },
+      } as TensorMap,
+    };
+    const layout = Buffer.concat([
+      text('inferq/cache-key/v2'),
+      u64(1),
+      text('acme'),
+      text('ppocr-cls'),
+      u64(2),
+      // outputs present, sorted and deduplicated
+      u64(1),
+      u64(2),
+      text('a'),
+      text('b'),
+      // inputs in sorted name order
+      u64(2),
+      text('words'),
+      text('string'),
+      u64(1),
+      u64(2),
+      u64(2),
+      text('héllo'),
+      text(''),
+      text('x'),
+      text('float32'),
+      u64(2),
+      u64(1),
+      u64(2),
+      u64(8),
+      Buffer.from(floats.buffer),
+    ]);
+    const key = cacheKey(parts);
+    expect(key).toBe(createHash('sha256').update(layout).digest('hex'));
+    // Pinned: a change to the layout must come with a new CACHE_KEY_DOMAIN.
+    expect(key).toBe('009ebd784074788332bdc40864a210e765291abce2bb03aa435fce4555adde7c');
+  });
+
+  test('hashes data of any length the same way, whether gathered or fed directly', () => {
+    for (const length of [0, 1, 4095, 4096, 4097, 10_000]) {
+      const data = new Uint8Array(length).map((_, index) => index % 251);
+      const name = `n${'é'.repeat(Math.floor(length / 2))}`;
+      const layout = Buffer.concat([
+        text('inferq/cache-key/v2'),
+        u64(0),
+        text('m'),
+        u64(1),
+        u64(0),
+        u64(1),
+        text(name),
+        text('uint8'),
+        u64(1),
+        u64(length),
+        u64(length),
+        Buffer.from(data),
+      ]);
+      const key = cacheKey({
+        model: 'm',
+        version: 1,
+        inputs: { [name]: { dtype: 'uint8', shape: [length], data } },
+      });
+      expect(key).toBe(createHash('sha256').update(layout).digest('hex'));
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { tensorDataBytes } from './tensor.ts';
 import type { TensorData, TensorMap } from './types.ts';
@@ -65,29 +66,68 @@ export function cacheKey(parts: CacheKeyParts): string {
   return hasher.digest();
 }
 
+/** Data at least this long goes to the hash as it is; shorter fields are gathered and hashed at once. */
+const DIRECT_UPDATE_BYTES = 4096;
+
+/**
+ * Feeds the length-prefixed layout to SHA-256. The small fields are written into one scratch buffer
+ * and hashed together: one `update` per field (a call into C++ each) cost more than the hashing
+ * itself for a typical request.
+ */
 class LengthPrefixedHasher {
   readonly #hash: Hash = createHash('sha256');
-  readonly #number = new DataView(new ArrayBuffer(8));
-  readonly #encoder = new TextEncoder();
+  #scratch = Buffer.allocUnsafe(512);
+  #used = 0;
 
   unsigned(value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new RangeError(`cache key fields must be non-negative integers, got ${value}`);
     }
-    this.#number.setBigUint64(0, BigInt(value), true);
-    this.#hash.update(new Uint8Array(this.#number.buffer));
+    this.#reserve(8);
+    // Little-endian u64 from two u32 halves: a safe integer fits in 53 bits.
+    this.#scratch.writeUInt32LE(value % 0x1_0000_0000, this.#used);
+    this.#scratch.writeUInt32LE(Math.floor(value / 0x1_0000_0000), this.#used + 4);
+    this.#used += 8;
   }
 
   bytes(value: Uint8Array): void {
     this.unsigned(value.byteLength);
-    this.#hash.update(value);
+    if (value.byteLength >= DIRECT_UPDATE_BYTES) {
+      this.#flush();
+      this.#hash.update(value);
+      return;
+    }
+    this.#reserve(value.byteLength);
+    this.#scratch.set(value, this.#used);
+    this.#used += value.byteLength;
   }
 
   text(value: string): void {
-    this.bytes(this.#encoder.encode(value));
+    const length = Buffer.byteLength(value);
+    if (length >= DIRECT_UPDATE_BYTES) {
+      this.bytes(Buffer.from(value));
+      return;
+    }
+    this.unsigned(length);
+    this.#reserve(length);
+    this.#used += this.#scratch.write(value, this.#used, 'utf8');
   }
 
   digest(): string {
+    this.#flush();
     return this.#hash.digest('hex');
+  }
+
+  #reserve(bytes: number): void {
+    if (this.#used + bytes <= this.#scratch.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, this.#used + bytes));
+    this.#scratch.copy(grown, 0, 0, this.#used);
+    this.#scratch = grown;
+  }
+
+  #flush(): void {
+    if (this.#used === 0) return;
+    this.#hash.update(this.#scratch.subarray(0, this.#used));
+    this.#used = 0;
   }
 }

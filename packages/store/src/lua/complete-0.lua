@@ -25,11 +25,14 @@
 local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local written = 0
 
-local function finish(rid, status, outputs, errorJson, timings, startedAt, msg)
-  local rk = prefix .. ':req:' .. rid
-  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'callbackChannel', 'callbackUrl', 'notify', 'model', 'version',
-    'deadline')
+-- One HMGET reads everything either the record's end or the leader's own bookkeeping needs.
+local FIELDS = { 'status', 'createdAt', 'callbackChannel', 'callbackUrl', 'notify', 'model', 'version', 'deadline',
+  'cacheKey', 'cacheTtl', 'q', 'entry' }
+
+-- Ends request `rid` (its fields `rec`, read with FIELDS) with the batch's result; returns nothing.
+local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, msg)
   if not rec[1] or TERMINAL[rec[1]] then return end
+  local rk = prefix .. ':req:' .. rid
   local deadline = tonumber(rec[8]) or 0
   if rec[1] == 'queued' and deadline > 0 and (tonumber(startedAt) or now) > deadline then
     -- Past its own deadline when the batch started (a follower the start was not announced to): it
@@ -39,17 +42,19 @@ local function finish(rid, status, outputs, errorJson, timings, startedAt, msg)
     redis.call('ZREM', prefix .. ':deadlines', rid)
     return
   end
+  local createdAt = tonumber(rec[2]) or now
+  -- One HSET for every field written: each call from Lua costs Redis more than the fields it sets.
+  local fields = { 'status', status, 'finishedAt', tostring(now), 'queueMs', timings[1], 'batchWaitMs', timings[2],
+    'inferMs', timings[3], 'totalMs', tostring(now - createdAt), 'batchSize', timings[4] }
   if rec[1] == 'queued' then
     -- Mirrors keys.ts: queued(queueName(model, version)).
     if rec[6] and rec[7] then redis.call('ZREM', prefix .. ':queued:' .. rec[6] .. '.v' .. rec[7], rid) end
-    if (tonumber(rec[8]) or 0) > 0 then redis.call('ZREM', prefix .. ':deadlines', rid) end
-    if startedAt ~= '' then redis.call('HSET', rk, 'startedAt', startedAt) end
+    if deadline > 0 then redis.call('ZREM', prefix .. ':deadlines', rid) end
+    if startedAt ~= '' then fields[#fields + 1] = 'startedAt'; fields[#fields + 1] = startedAt end
   end
-  local createdAt = tonumber(rec[2]) or now
-  redis.call('HSET', rk, 'status', status, 'finishedAt', tostring(now), 'queueMs', timings[1], 'batchWaitMs', timings[2],
-    'inferMs', timings[3], 'totalMs', tostring(now - createdAt), 'batchSize', timings[4])
-  if outputs ~= '' then redis.call('HSET', rk, 'outputs', outputs) end
-  if errorJson ~= '' then redis.call('HSET', rk, 'error', errorJson) end
+  if outputs ~= '' then fields[#fields + 1] = 'outputs'; fields[#fields + 1] = outputs end
+  if errorJson ~= '' then fields[#fields + 1] = 'error'; fields[#fields + 1] = errorJson end
+  redis.call('HSET', rk, unpack(fields))
   redis.call('EXPIRE', rk, resultTtl)
   announceEnd(prefix, rid, rec[3], rec[5], msg)
   -- Due now for the webhook dispatcher (packages/webhooks), which POSTs the record to callback.url.
@@ -57,14 +62,18 @@ local function finish(rid, status, outputs, errorJson, timings, startedAt, msg)
   written = written + 1
 end
 
+local function fieldsOf(rid)
+  return redis.call('HMGET', prefix .. ':req:' .. rid, unpack(FIELDS))
+end
+
 for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
   local id, stream, entry, status, outputs, errorJson = row[1], row[2], row[3], row[4], row[5], row[6]
   local timings = { row[7], row[8], row[9], row[10] }
   local startedAt, message, idOffset = row[11], row[12], tonumber(row[13])
-  finish(id, status, outputs, errorJson, timings, startedAt, message)
+  local rec = fieldsOf(id)
+  finish(id, rec, status, outputs, errorJson, timings, startedAt, message)
 
-  local meta = redis.call('HMGET', prefix .. ':req:' .. id, 'cacheKey', 'cacheTtl', 'q', 'entry')
-  local cacheKey, cacheTtl = meta[1], tonumber(meta[2]) or 0
+  local cacheKey, cacheTtl = rec[9], tonumber(rec[10]) or 0
   redis.call('DEL', prefix .. ':payload:' .. id)
   if cacheKey and cacheKey ~= '' then
     if status == 'succeeded' and cacheTtl > 0 then
@@ -81,11 +90,11 @@ for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
     redis.call('DEL', followersKey)
     local before, after = string.sub(message, 1, idOffset), string.sub(message, idOffset + #id + 1)
     for _, f in ipairs(followers) do
-      finish(f, status, outputs, errorJson, timings, startedAt, before .. f .. after)
+      finish(f, fieldsOf(f), status, outputs, errorJson, timings, startedAt, before .. f .. after)
     end
   end
   -- The entry the worker names, else the one the record names (a caller that did not take it itself).
-  if entry == '' then stream, entry = meta[3], meta[4] end
+  if entry == '' then stream, entry = rec[11], rec[12] end
   dropEntry(stream, entry)
 end
 return written

@@ -92,7 +92,9 @@ local function submit(K, A, fields)
   end
 
   if useCache == '1' then
-    local hit = redis.call('GET', K[1])
+    -- The cache entry and the in-flight leader in one call: a call from Lua costs more than a key.
+    local found = redis.call('MGET', K[1], K[2])
+    local hit, leader = found[1], found[2]
     if hit then
       redis.call('HSET', K[3], 'status', 'succeeded', 'cached', '1', 'coalesced', '0', 'outputs', hit,
         'startedAt', A[2], 'finishedAt', A[2], 'queueMs', '0', 'batchWaitMs', '0', 'inferMs', '0',
@@ -100,10 +102,11 @@ local function submit(K, A, fields)
       redis.call('EXPIRE', K[3], resultTtl)
       accept()
       -- A cache hit ends the request at once: its webhook is due now (packages/webhooks).
-      if redis.call('HEXISTS', K[3], 'callbackUrl') == 1 then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+      for i = 1, #fields, 2 do
+        if fields[i] == 'callbackUrl' then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+      end
       return { 'cached', redis.call('HGETALL', K[3]) }
     end
-    local leader = redis.call('GET', K[2])
     if leader then
       local leaderState = redis.call('HMGET', prefix .. ':req:' .. leader, 'status', 'startedAt')
       local status = 'queued'
