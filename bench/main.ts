@@ -16,7 +16,7 @@ import {
   type NaiveDeployment,
   startNaive,
 } from './contenders/naive.ts';
-import { ApiClient } from './lib/http.ts';
+import { ApiClient, NodeHttpClient } from './lib/http.ts';
 import { DistinctInputs } from './lib/inputs.ts';
 import { type BenchModel, loadBenchModel, powersOfTwoUpTo } from './lib/models.ts';
 import { ContenderStartError } from './lib/processes.ts';
@@ -344,6 +344,20 @@ async function main(): Promise<number> {
           if (o.requests === 0) throw new Error(`no request succeeded: ${JSON.stringify(o.errors)}`);
           progress.stage(
             `  overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)} (end-to-end p50 ${formatMs(o.endToEnd.p50Ms)})`,
+          );
+        });
+        await attempt("overhead (node:http's client)", async () => {
+          const o = await measureOverhead(
+            d,
+            noop,
+            noopInputs,
+            { warmup: profile.overheadWarmupRequests, measured: profile.cacheRequests },
+            (line) => progress.update(line),
+            new NodeHttpClient(d.apiUrl),
+          );
+          inferq.overheadNodeHttp = o;
+          progress.stage(
+            `  through node:http's client: overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)}`,
           );
         });
         await attempt('overhead (noop cache hits)', async () => {

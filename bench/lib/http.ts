@@ -1,11 +1,9 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { unpackStandard } from '@inferq/protocol';
+import { Http1Pool, type HttpAnswer } from './http1.ts';
 import type { Outcome } from './load.ts';
 
-export interface HttpAnswer {
-  status: number;
-  body: Buffer;
-}
+export type { HttpAnswer } from './http1.ts';
 
 /** The fields of a request record the bench reads. */
 export interface RecordView {
@@ -21,56 +19,75 @@ export interface RecordView {
 const MSGPACK = 'application/msgpack';
 
 /**
- * HTTP to the inferq API over a keep-alive pool of `connections` sockets (node:http): MessagePack
- * bodies both ways. A request waits in the agent's queue when every socket is busy, and that wait
- * counts in its latency.
- *
- * node:http with a keep-alive agent: the client most Node services use, and no dependency beyond
- * Node itself for the load generator.
+ * HTTP to the inferq API over `connections` keep-alive sockets (Http1Pool, the bench's lean HTTP/1.1
+ * client): MessagePack bodies both ways.
  */
-export class ApiClient {
-  private readonly agent: Agent;
-  private readonly base: URL;
+export class ApiClient implements InferClient {
+  private readonly pool: Http1Pool;
 
   constructor(
     readonly origin: string,
     connections: number,
   ) {
-    this.base = new URL(origin);
-    // `timeout` makes the agent honour the server's `Keep-Alive: timeout=5` hint: an idle socket is
-    // dropped after 4 s instead of being reused into the server's close (ECONNRESET under load).
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: connections,
-      keepAliveMsecs: 60_000,
-      timeout: 60_000,
-    });
+    const url = new URL(origin);
+    if (url.protocol !== 'http:')
+      throw new Error(`the bench speaks plain HTTP, not ${url.protocol} (${origin})`);
+    this.pool = new Http1Pool(url.hostname, Number(url.port || 80), connections);
   }
 
   post(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
-    return this.send('POST', path, { 'content-type': MSGPACK, accept: MSGPACK, ...headers }, body);
+    return this.pool.exchange('POST', path, { 'content-type': MSGPACK, accept: MSGPACK, ...headers }, body);
   }
 
   get(path: string, headers: Record<string, string> = { accept: MSGPACK }): Promise<HttpAnswer> {
-    return this.send('GET', path, headers, undefined);
+    return this.pool.exchange('GET', path, headers);
   }
 
-  private send(
-    method: string,
-    path: string,
-    headers: Record<string, string>,
-    body: Buffer | undefined,
-  ): Promise<HttpAnswer> {
+  /** `POST /v1/models/{model}/infer`, with `Prefer: wait=N` when `waitSeconds` > 0. */
+  infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer> {
+    return this.post(
+      `/v1/models/${encodeURIComponent(model)}/infer`,
+      body,
+      waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {},
+    );
+  }
+
+  close(): Promise<void> {
+    this.pool.close();
+    return Promise.resolve();
+  }
+}
+
+/** What the single-client latency scenarios need of a client. */
+export interface InferClient {
+  infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer>;
+  close(): Promise<void>;
+}
+
+/**
+ * The same requests through node:http's client and a keep-alive Agent, the client most Node services
+ * would use: measured next to P1 to show what such a client adds of its own.
+ */
+export class NodeHttpClient implements InferClient {
+  // `timeout` makes the agent honour the server's `Keep-Alive: timeout=5` hint: an idle socket is
+  // dropped after 4 s instead of being reused into the server's close (ECONNRESET under load).
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 1, timeout: 60_000 });
+
+  constructor(readonly origin: string) {}
+
+  infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
       const request = httpRequest(
+        `${this.origin}/v1/models/${encodeURIComponent(model)}/infer`,
         {
-          protocol: this.base.protocol,
-          hostname: this.base.hostname,
-          port: this.base.port,
-          path,
-          method,
+          method: 'POST',
           agent: this.agent,
-          headers: body === undefined ? headers : { ...headers, 'content-length': String(body.byteLength) },
+          headers: {
+            'content-type': MSGPACK,
+            accept: MSGPACK,
+            'content-length': String(body.byteLength),
+            ...(waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {}),
+          },
         },
         (response) => {
           const chunks: Buffer[] = [];
@@ -84,15 +101,6 @@ export class ApiClient {
       request.on('error', reject);
       request.end(body);
     });
-  }
-
-  /** `POST /v1/models/{model}/infer`, with `Prefer: wait=N` when `waitSeconds` > 0. */
-  infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer> {
-    return this.post(
-      `/v1/models/${encodeURIComponent(model)}/infer`,
-      body,
-      waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {},
-    );
   }
 
   close(): Promise<void> {

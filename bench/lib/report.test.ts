@@ -211,6 +211,26 @@ describe('renderMarkdown', () => {
     expect(evaluateTargets(results).filter((r) => r.id === 'P4')[0]?.measured).toBe('0.80 ms');
   });
 
+  it("puts P1 through node:http's client in the low-load table, while P1 stays the bench client's figure", () => {
+    const results = fullResults();
+    const p1Before = evaluateTargets(results).filter((r) => r.id === 'P1')[0]?.measured;
+    if (results.inferq !== undefined) {
+      results.inferq.overheadNodeHttp = {
+        model: 'noop',
+        requests: 1000,
+        overhead: latency(1.7, 6),
+        endToEnd: latency(1.8, 6.1),
+        inference: latency(0.1, 0.2),
+        errors: {},
+      };
+    }
+    const markdown = renderMarkdown(results);
+    expect(markdown).toContain(
+      "| overhead through node:http's client (noop, 1000 requests) | 1.70 ms | 6.00 ms |",
+    );
+    expect(evaluateTargets(results).filter((r) => r.id === 'P1')[0]?.measured).toBe(p1Before);
+  });
+
   it('escapes pipes inside table cells and lists failed scenarios', () => {
     const results = fullResults();
     if (results.inferq?.single) results.inferq.single.method = 'POST a|b';

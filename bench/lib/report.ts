@@ -429,6 +429,13 @@ export function renderMarkdown(results: BenchResults): string {
       row(`end-to-end (${o.model})`, o.endToEnd);
       row(`inferMs reported (${o.model})`, o.inference);
     }
+    const viaNode = inferq.overheadNodeHttp;
+    if (viaNode !== undefined) {
+      row(
+        `overhead through node:http's client (${viaNode.model}, ${viaNode.requests} requests)`,
+        viaNode.overhead,
+      );
+    }
     const floor = inferq.noopCache;
     if (floor !== undefined) {
       row(

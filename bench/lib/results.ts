@@ -112,6 +112,8 @@ export interface BenchResults {
   };
   inferq?: {
     overhead?: OverheadResult;
+    /** P1's measurement through node:http's client instead of the bench's lean one (fewer requests). */
+    overheadNodeHttp?: OverheadResult;
     /**
      * The same measurement as P4 on the no-op model, run with P1: an answer from the cache is HTTP
      * and one script with no queue in the path, the floor under P1 on the same machine.

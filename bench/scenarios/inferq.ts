@@ -4,7 +4,14 @@ import { unpackStandard } from '@inferq/protocol';
 import { RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import type { InferqDeployment } from '../contenders/inferq.ts';
-import { ApiClient, describeRefusal, type HttpAnswer, readRecord, waitedOutcome } from '../lib/http.ts';
+import {
+  ApiClient,
+  describeRefusal,
+  type HttpAnswer,
+  type InferClient,
+  readRecord,
+  waitedOutcome,
+} from '../lib/http.ts';
 import type { DistinctInputs } from '../lib/inputs.ts';
 import { LatencyHistogram } from '../lib/latency.ts';
 import type { ProgressSink } from '../lib/load.ts';
@@ -76,8 +83,8 @@ export async function measureOverhead(
   inputs: DistinctInputs,
   counts: { warmup: number; measured: number },
   progress: ProgressSink,
+  client: InferClient = new ApiClient(deployment.apiUrl, 1),
 ): Promise<OverheadResult> {
-  const client = new ApiClient(deployment.apiUrl, 1);
   const overhead = new LatencyHistogram();
   const endToEnd = new LatencyHistogram();
   const inference = new LatencyHistogram();
