@@ -42,11 +42,9 @@ export class Http1Pool {
     for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
     if (body !== undefined) head += `content-length: ${body.byteLength}\r\n`;
     head += '\r\n';
-    const request =
-      body === undefined ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body]);
     const connection = await this.acquire();
     try {
-      return await connection.exchange(request);
+      return await connection.exchange(Buffer.from(head, 'latin1'), body);
     } finally {
       this.release(connection);
     }
@@ -110,11 +108,15 @@ class Connection {
     this.socket.on('close', () => this.fail(connectionReset()));
   }
 
-  exchange(request: Buffer): Promise<HttpAnswer> {
+  /** Sends `head` and `body` in one writev: a large body is not copied behind its head. */
+  exchange(head: Buffer, body: Buffer | undefined): Promise<HttpAnswer> {
     if (this.gone) return Promise.reject(connectionReset());
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
-      this.socket.write(request);
+      this.socket.cork();
+      this.socket.write(head);
+      if (body !== undefined) this.socket.write(body);
+      this.socket.uncork();
     });
   }
 
