@@ -243,8 +243,11 @@ export async function measureCoalescing(
   }
 }
 
-/** One submission: the ids it got accepted, or why it was refused. */
-type SubmitOutcome = { ids: string[] } | { error: string };
+/**
+ * One submission: the ids it got accepted (and, for a bulk body accepted in part, why each of the
+ * others was refused), or why it was refused as a whole.
+ */
+export type SubmitOutcome = { ids: string[]; refused?: string[] } | { error: string };
 
 /**
  * P6: `connections` clients submit without waiting for as long as the window lasts; a Redis
@@ -306,6 +309,7 @@ async function measureTerminalThroughput(
           await delay(10);
           continue;
         }
+        for (const why of outcome.refused ?? []) countError(errors, why);
         for (const id of outcome.ids) {
           accepted.add(id);
           const entry = finished.get(id);
@@ -348,14 +352,35 @@ async function measureTerminalThroughput(
   }
 }
 
-function acceptedIds(answer: HttpAnswer, expected: number): SubmitOutcome {
+/**
+ * The ids a submit answer accepted. A bulk answer has one entry per request of the body: an id, or
+ * null for one that admission control refused (queue full, rate limit), whose problem is in
+ * `rejected` under the same index.
+ */
+export function acceptedIds(answer: HttpAnswer, expected: number): SubmitOutcome {
   if (answer.status !== 202 && answer.status !== 200) return { error: describeRefusal(answer) };
-  const value = unpackStandard(answer.body) as { id?: unknown; ids?: unknown };
+  const value = unpackStandard(answer.body) as { id?: unknown; ids?: unknown; rejected?: unknown };
   const ids = expected === 1 && typeof value.id === 'string' ? [value.id] : value.ids;
-  if (!Array.isArray(ids) || ids.length !== expected || !ids.every((id) => typeof id === 'string')) {
+  if (
+    !Array.isArray(ids) ||
+    ids.length !== expected ||
+    !ids.every((id) => typeof id === 'string' || id === null)
+  ) {
     return { error: `HTTP ${answer.status} without ${expected === 1 ? 'an id' : `${expected} ids`}` };
   }
-  return { ids: ids as string[] };
+  const taken = ids.filter((id): id is string => typeof id === 'string');
+  if (taken.length === ids.length) return { ids: taken };
+  const problems = new Map<number, string>();
+  for (const entry of Array.isArray(value.rejected) ? value.rejected : []) {
+    const { index, status, detail, title } = entry as Record<string, unknown>;
+    const why = typeof detail === 'string' ? detail : typeof title === 'string' ? title : 'refused';
+    if (typeof index === 'number')
+      problems.set(index, `HTTP ${String(status)} in a bulk answer: ${why.slice(0, 120)}`);
+  }
+  const refused = ids.flatMap((id, index) =>
+    id === null ? [problems.get(index) ?? 'refused in a bulk answer, without a problem'] : [],
+  );
+  return { ids: taken, refused };
 }
 
 /** P6, single submits: `POST /v1/models/{model}/infer` without waiting, over `connections` keep-alive connections. */
