@@ -358,6 +358,28 @@ describe('POST /v1/models/{model}/infer', () => {
   });
 });
 
+describe('keep-alive', () => {
+  it("announces Node's 5 s by default and KEEP_ALIVE_TIMEOUT_MS when set, on Express's routes and the submit routes", async () => {
+    const byDefault = await startApi();
+    const longer = await startApi({ KEEP_ALIVE_TIMEOUT_MS: '65000' });
+    const hints = [];
+    for (const api of [byDefault, longer]) {
+      const health = await api.fetch('/healthz');
+      const submit = await api.fetch('/v1/models/affine/infer', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(affineBody()),
+      });
+      expect([health.status, submit.status]).toEqual([200, 202]);
+      hints.push([health.headers.get('keep-alive'), submit.headers.get('keep-alive')]);
+    }
+    expect(hints).toEqual([
+      ['timeout=5', 'timeout=5'],
+      ['timeout=65', 'timeout=65'],
+    ]);
+  });
+});
+
 describe('requests', () => {
   it('answers 404 for an unknown request id, well-formed or not', async () => {
     const api = await startApi();

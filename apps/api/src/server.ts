@@ -202,7 +202,7 @@ export function createServer(deps: ServerDeps): Server {
 
   app.use(problemHandler(logger));
 
-  return createHttpServer((req, res) => {
+  const server = createHttpServer((req, res) => {
     const route = matchSubmitRoute(req.method, req.url);
     if (route === undefined) {
       app(req, res);
@@ -211,6 +211,9 @@ export function createServer(deps: ServerDeps): Server {
     timeRequest(metrics, 'POST', res, () => route.template);
     submit(route, req, res).catch((error: unknown) => sendProblem(error, req, res, logger));
   });
+  // Announced in every answer as `Keep-Alive: timeout=N`; Node closes an idle connection 1 s later.
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  return server;
 }
 
 function requestFormat(contentType: string | undefined): WireFormat {

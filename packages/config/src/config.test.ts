@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       resultTtlSeconds: 86400,
       maxWaitSeconds: 60,
       shutdownGraceMs: 10_000,
+      keepAliveTimeoutMs: 5_000,
       jobAttempts: 3,
       limits: {
         maxQueueDepth: 10_000,
@@ -87,6 +88,7 @@ describe('loadConfig', () => {
       RESULT_TTL_SECONDS: '60',
       MAX_WAIT_SECONDS: '5',
       SHUTDOWN_GRACE_MS: '250',
+      KEEP_ALIVE_TIMEOUT_MS: '65000',
       JOB_ATTEMPTS: '1',
       MAX_QUEUE_DEPTH: '0',
       RATE_LIMIT_PER_SECOND: ' 2.5 ',
@@ -118,6 +120,7 @@ describe('loadConfig', () => {
       resultTtlSeconds: 60,
       maxWaitSeconds: 5,
       shutdownGraceMs: 250,
+      keepAliveTimeoutMs: 65_000,
       jobAttempts: 1,
       limits: { maxQueueDepth: 0, rateLimitPerSecond: 2.5, rateLimitBurst: 7, idempotencyTtlSeconds: 600 },
       webhooks: {
@@ -153,6 +156,8 @@ describe('loadConfig', () => {
     ['RESULT_TTL_SECONDS', '0'],
     ['MAX_WAIT_SECONDS', '-5'],
     ['SHUTDOWN_GRACE_MS', 'soon'],
+    ['KEEP_ALIVE_TIMEOUT_MS', '500'],
+    ['KEEP_ALIVE_TIMEOUT_MS', '65s'],
     ['JOB_ATTEMPTS', '0'],
     ['MAX_QUEUE_DEPTH', '-1'],
     ['MAX_QUEUE_DEPTH', '10k'],

@@ -34,6 +34,11 @@ export interface Config {
   maxWaitSeconds: number;
   /** How long a stopping process lets open requests and running batches finish. */
   shutdownGraceMs: number;
+  /**
+   * How long the API keeps an idle HTTP connection open (Node's `keepAliveTimeout`, announced as
+   * `Keep-Alive: timeout=N`). Behind a load balancer it must exceed the balancer's idle timeout.
+   */
+  keepAliveTimeoutMs: number;
   /** Tries per job before a request ends `failed`. */
   jobAttempts: number;
   /** Backpressure and idempotency of submissions (apps/api/README.md). */
@@ -308,6 +313,7 @@ const EnvSchema = z.object({
   RESULT_TTL_SECONDS: integer(1, 365 * 86400, 86400),
   MAX_WAIT_SECONDS: integer(0, 3600, 60),
   SHUTDOWN_GRACE_MS: integer(0, 3_600_000, 10_000),
+  KEEP_ALIVE_TIMEOUT_MS: integer(1_000, 3_600_000, 5_000),
   JOB_ATTEMPTS: integer(1, 100, 3),
   MAX_QUEUE_DEPTH: integer(0, 100_000_000, 10_000),
   RATE_LIMIT_PER_SECOND: decimal(0, 1_000_000, 0),
@@ -381,6 +387,7 @@ export function loadConfig(
     resultTtlSeconds: e.RESULT_TTL_SECONDS,
     maxWaitSeconds: e.MAX_WAIT_SECONDS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     jobAttempts: e.JOB_ATTEMPTS,
     limits: {
       maxQueueDepth: e.MAX_QUEUE_DEPTH,
@@ -435,6 +442,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     resultTtlSeconds: config.resultTtlSeconds,
     maxWaitSeconds: config.maxWaitSeconds,
     shutdownGraceMs: config.shutdownGraceMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
     jobAttempts: config.jobAttempts,
     limits: config.limits,
     webhooks: {
