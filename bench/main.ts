@@ -16,14 +16,14 @@ import {
   type NaiveDeployment,
   startNaive,
 } from './contenders/naive.ts';
-import { ApiClient, NodeHttpClient } from './lib/http.ts';
+import { ApiClient, type InferClient, NodeHttpClient } from './lib/http.ts';
 import { DistinctInputs } from './lib/inputs.ts';
 import { type BenchModel, loadBenchModel, powersOfTwoUpTo } from './lib/models.ts';
 import { ContenderStartError } from './lib/processes.ts';
 import { PROFILES, type Profile } from './lib/profile.ts';
 import { Progress } from './lib/progress.ts';
 import { formatMs, formatRate, renderMarkdown } from './lib/report.ts';
-import type { BenchResults, CurvePoint, MachineInfo } from './lib/results.ts';
+import type { BenchResults, CurvePoint, MachineInfo, OverheadResult } from './lib/results.ts';
 import { renderLinePlot } from './lib/svg.ts';
 import {
   inferqLoadTarget,
@@ -332,29 +332,29 @@ async function main(): Promise<number> {
         progress.stage(
           `overhead (P1): ${profile.overheadRequests} noop requests, one at a time, Prefer: wait=5`,
         );
-        await attempt('overhead', async () => {
+        // P1's measurement, through the bench's client or another one; a run where no request
+        // succeeded is a failed scenario, not a figure.
+        const overheadOf = async (measured: number, client?: InferClient): Promise<OverheadResult> => {
           const o = await measureOverhead(
             d,
             noop,
             noopInputs,
-            { warmup: profile.overheadWarmupRequests, measured: profile.overheadRequests },
+            { warmup: profile.overheadWarmupRequests, measured },
             (line) => progress.update(line),
+            client,
           );
-          inferq.overhead = o;
           if (o.requests === 0) throw new Error(`no request succeeded: ${JSON.stringify(o.errors)}`);
+          return o;
+        };
+        await attempt('overhead', async () => {
+          const o = await overheadOf(profile.overheadRequests);
+          inferq.overhead = o;
           progress.stage(
             `  overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)} (end-to-end p50 ${formatMs(o.endToEnd.p50Ms)})`,
           );
         });
         await attempt("overhead (node:http's client)", async () => {
-          const o = await measureOverhead(
-            d,
-            noop,
-            noopInputs,
-            { warmup: profile.overheadWarmupRequests, measured: profile.cacheRequests },
-            (line) => progress.update(line),
-            new NodeHttpClient(d.apiUrl),
-          );
+          const o = await overheadOf(profile.cacheRequests, new NodeHttpClient(d.apiUrl));
           inferq.overheadNodeHttp = o;
           progress.stage(
             `  through node:http's client: overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)}`,

@@ -43,19 +43,27 @@ export class ApiClient implements InferClient {
     return this.pool.exchange('GET', path, headers);
   }
 
-  /** `POST /v1/models/{model}/infer`, with `Prefer: wait=N` when `waitSeconds` > 0. */
   infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer> {
-    return this.post(
-      `/v1/models/${encodeURIComponent(model)}/infer`,
-      body,
-      waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {},
-    );
+    const { path, headers } = inferRequest(model, waitSeconds);
+    return this.pool.exchange('POST', path, headers, body);
   }
 
   close(): Promise<void> {
     this.pool.close();
     return Promise.resolve();
   }
+}
+
+/** `POST /v1/models/{model}/infer` in MessagePack, with `Prefer: wait=N` when `waitSeconds` > 0. */
+function inferRequest(model: string, waitSeconds: number): { path: string; headers: Record<string, string> } {
+  return {
+    path: `/v1/models/${encodeURIComponent(model)}/infer`,
+    headers: {
+      'content-type': MSGPACK,
+      accept: MSGPACK,
+      ...(waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {}),
+    },
+  };
 }
 
 /** What the single-client latency scenarios need of a client. */
@@ -76,18 +84,14 @@ export class NodeHttpClient implements InferClient {
   constructor(readonly origin: string) {}
 
   infer(model: string, body: Buffer, waitSeconds: number): Promise<HttpAnswer> {
+    const { path, headers } = inferRequest(model, waitSeconds);
     return new Promise((resolve, reject) => {
       const request = httpRequest(
-        `${this.origin}/v1/models/${encodeURIComponent(model)}/infer`,
+        `${this.origin}${path}`,
         {
           method: 'POST',
           agent: this.agent,
-          headers: {
-            'content-type': MSGPACK,
-            accept: MSGPACK,
-            'content-length': String(body.byteLength),
-            ...(waitSeconds > 0 ? { prefer: `wait=${waitSeconds}` } : {}),
-          },
+          headers: { ...headers, 'content-length': String(body.byteLength) },
         },
         (response) => {
           const chunks: Buffer[] = [];
