@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { type Config, loadConfig } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { encodeTensorMap } from '@inferq/protocol';
-import type { ModelRepository } from '@inferq/runtime';
+import type { ModelRepository } from '@inferq/repository';
 import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
 import { expect } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';

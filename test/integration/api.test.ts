@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { newRequestId, packStandard, unpackStandard } from '@inferq/protocol';
-import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
+import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import type { RequestStore } from '@inferq/store';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodePayload, packStandard } from '@inferq/protocol';
-import { loadModelRepository, type ModelRepository } from '@inferq/runtime';
+import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {

@@ -7,12 +7,10 @@ import type { DType, NumericDType, Tensor, TensorData, TensorMap } from '@inferq
 import {
   loadModelRepository,
   type ModelRepository,
-  ModelSession,
   type ModelVersion,
   type SessionPlacement,
-  splitOutputs,
-  stackInputs,
-} from '@inferq/runtime';
+} from '@inferq/repository';
+import { ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { writeSlowIdentityModel } from '../faults/models.ts';
 import {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { describeConfig, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics, type Logger } from '@inferq/observability';
-import { loadModelRepository } from '@inferq/runtime';
+import { loadModelRepository } from '@inferq/repository';
 import {
   CompletionWatcher,
   closeConnection,

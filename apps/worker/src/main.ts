@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
-import { loadModelRepository, ModelSession } from '@inferq/runtime';
+import { loadModelRepository } from '@inferq/repository';
+import { ModelSession } from '@inferq/runtime';
 import {
   closeConnection,
   createRedisConnection,

@@ -1,14 +1,8 @@
 import { BatchFormer } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
-import {
-  batchGroupKey,
-  batchRows,
-  type ModelSession,
-  type ModelVersion,
-  splitOutputs,
-  stackInputs,
-} from '@inferq/runtime';
+import type { ModelVersion } from '@inferq/repository';
+import { batchGroupKey, batchRows, type ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
 import type { Completion, Delivery, QueueConsumer, RequestStore, StartOutcome } from '@inferq/store';
 import { bisectFailedRun } from './bisect.ts';
 

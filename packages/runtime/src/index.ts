@@ -1,30 +1,7 @@
 export {
-  DEFAULT_MAX_BATCH_SIZE,
-  EXECUTION_PROVIDERS,
-  type ExecutionProviderName,
-  inferMaxBatchSize,
-  type ModelConfig,
-  ModelConfigError,
-  type ModelConfigFile,
-  ModelConfigFileSchema,
-  type PadSpec,
-  resolveModelConfig,
-  SESSION_PLACEMENTS,
-  type SessionPlacement,
-} from './config.ts';
-export {
-  CONFIG_FILE,
-  loadModelRepository,
-  MODEL_FILE,
-  type ModelInfo,
-  type ModelRepository,
-  type ModelVersion,
-} from './repository.ts';
-export {
   MAIN_THREAD_MAX_RUN_MS,
   ModelSession,
   type ModelSessionOptions,
   type SessionRunResult,
 } from './session.ts';
-export { readModelSignature } from './signature.ts';
 export { batchGroupKey, batchRows, splitOutputs, stackInputs } from './stacking.ts';

@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Tensor, TensorMap } from '@inferq/protocol';
+import type { ModelVersion, SessionPlacement } from '@inferq/repository';
 import type { InferenceSession } from 'onnxruntime-node';
-import type { SessionPlacement } from './config.ts';
 import { elementsOf } from './dtypes.ts';
 import { errorMessage, type OrtSessionSettings, openOrtSession, runOrtSession } from './ort-session.mjs';
-import type { ModelVersion } from './repository.ts';
 import { allocateOwned, isExclusivelyOwned } from './stacking.ts';
 
 /**

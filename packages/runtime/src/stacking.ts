@@ -1,5 +1,5 @@
 import type { Tensor, TensorData, TensorMap } from '@inferq/protocol';
-import type { PadSpec } from './config.ts';
+import type { PadSpec } from '@inferq/repository';
 import { allocate, elementsOf, elementValue, isNumericData } from './dtypes.ts';
 
 /**

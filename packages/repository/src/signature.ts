@@ -1,0 +1,91 @@
+import { readFile } from 'node:fs/promises';
+import type { DType, ModelSignature, TensorSpec } from '@inferq/protocol';
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+const ElementType = onnx.TensorProto.DataType;
+
+/** ONNX element types that inferq carries; any other (bfloat16, complex, float8…) is not served. */
+const DTYPE_OF_ELEMENT: ReadonlyMap<number, DType> = new Map([
+  [ElementType.FLOAT, 'float32'],
+  [ElementType.DOUBLE, 'float64'],
+  [ElementType.FLOAT16, 'float16'],
+  [ElementType.INT8, 'int8'],
+  [ElementType.INT16, 'int16'],
+  [ElementType.INT32, 'int32'],
+  [ElementType.INT64, 'int64'],
+  [ElementType.UINT8, 'uint8'],
+  [ElementType.UINT16, 'uint16'],
+  [ElementType.UINT32, 'uint32'],
+  [ElementType.UINT64, 'uint64'],
+  [ElementType.BOOL, 'bool'],
+  [ElementType.STRING, 'string'],
+] as [number, DType][]);
+
+/** A model file whose declared inputs or outputs inferq cannot serve; the message says why. */
+export class SignatureError extends Error {
+  override readonly name = 'SignatureError';
+}
+
+function elementTypeName(elemType: number): string {
+  return (ElementType as unknown as Record<number, string>)[elemType] ?? `element type ${elemType}`;
+}
+
+function kindOf(type: onnxProto.onnx.ITypeProto | null | undefined): string {
+  if (type?.sequenceType) return 'a sequence';
+  if (type?.mapType) return 'a map';
+  if ((type as { optionalType?: unknown } | null | undefined)?.optionalType) return 'an optional';
+  return 'not a tensor';
+}
+
+function toSpec(value: onnxProto.onnx.IValueInfoProto, modelPath: string): TensorSpec {
+  const name = value.name ?? '';
+  const tensorType = value.type?.tensorType;
+  if (!tensorType) {
+    throw new SignatureError(
+      `${modelPath}: '${name}' is ${kindOf(value.type)}; only tensor inputs and outputs are served`,
+    );
+  }
+  const elemType = tensorType.elemType ?? 0;
+  const dtype = DTYPE_OF_ELEMENT.get(elemType);
+  if (dtype === undefined) {
+    throw new SignatureError(
+      `${modelPath}: '${name}' has element type ${elementTypeName(elemType)}, which is not served`,
+    );
+  }
+  // A missing shape is an unknown rank: callers see no dims and validate the rank they are sent.
+  const dims = tensorType.shape?.dim ?? [];
+  const shape = dims.map((dim) => {
+    const value = dim.dimValue;
+    if (value === null || value === undefined || dim.dimParam) return -1;
+    const size = Number(value);
+    return Number.isSafeInteger(size) && size >= 0 ? size : -1;
+  });
+  return { name, dtype, shape };
+}
+
+/**
+ * Names, dtypes and shapes (-1 = dynamic) of a model's inputs and outputs, read from the ONNX file's
+ * graph without onnxruntime: whoever only needs the signature (the API) opens no session and holds no
+ * weights. Graph inputs that are also initializers have defaults inside the model, so they are not
+ * inputs a client sends (onnxruntime lists them apart, as overridable initializers).
+ */
+export async function readModelSignature(modelPath: string): Promise<ModelSignature> {
+  let model: onnxProto.onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(await readFile(modelPath));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== undefined) throw error;
+    throw new SignatureError(`${modelPath}: not an ONNX model (${(error as Error).message})`);
+  }
+  const graph = model.graph;
+  if (!graph) throw new SignatureError(`${modelPath}: the ONNX model has no graph`);
+  const initialized = new Set((graph.initializer ?? []).map((tensor) => tensor.name));
+  for (const sparse of graph.sparseInitializer ?? []) initialized.add(sparse.values?.name ?? '');
+  return {
+    inputs: (graph.input ?? [])
+      .filter((value) => !initialized.has(value.name ?? ''))
+      .map((value) => toSpec(value, modelPath)),
+    outputs: (graph.output ?? []).map((value) => toSpec(value, modelPath)),
+  };
+}
