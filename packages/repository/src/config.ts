@@ -16,6 +16,21 @@ export type ExecutionProviderName = (typeof EXECUTION_PROVIDERS)[number];
 export const SESSION_PLACEMENTS = ['auto', 'thread', 'main'] as const;
 export type SessionPlacement = (typeof SESSION_PLACEMENTS)[number];
 
+/**
+ * Which version folders are served, as Triton's `version_policy`: the newest N, all, or a list.
+ * Versions on disk that the policy leaves out are `retired`.
+ */
+const VersionPolicySchema = z.union([
+  z.strictObject({ latest: z.strictObject({ numVersions: z.int().min(1) }) }),
+  z.strictObject({ all: z.strictObject({}) }),
+  z.strictObject({ specific: z.strictObject({ versions: z.array(z.int().min(1)).min(1) }) }),
+]);
+
+export type VersionPolicy = z.infer<typeof VersionPolicySchema>;
+
+/** inferq serves every version by default (a request may pin an older one); Triton's default is latest 1. */
+export const DEFAULT_VERSION_POLICY: VersionPolicy = { all: {} };
+
 const PadSchema = z.strictObject({
   /** Axis 0 is the batch axis: it is stacked, never padded. */
   axis: z.int().min(1),
@@ -39,6 +54,7 @@ export const ModelConfigFileSchema = z.strictObject({
     .default({ enabled: true, ttlSeconds: 3600 }),
   warmup: z.boolean().default(true),
   pad: z.record(z.string(), PadSchema).default({}),
+  versionPolicy: VersionPolicySchema.default(DEFAULT_VERSION_POLICY),
 });
 
 export type ModelConfigFile = z.input<typeof ModelConfigFileSchema>;
@@ -84,6 +100,39 @@ export class ModelConfigError extends Error {
   }
 }
 
+function configError(file: string, error: z.ZodError): ModelConfigError {
+  const issue = error.issues[0]!;
+  const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+  const field = [...issue.path, ...keys].map(String).join('.') || '(root)';
+  const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+  return new ModelConfigError(file, field, detail);
+}
+
+/**
+ * The `versionPolicy` of a parsed `config.json` (undefined when the file is absent), read on its own:
+ * the policy decides which versions exist for the service, while the other fields are checked per
+ * version against its signature. Throws ModelConfigError naming the field.
+ */
+export function readVersionPolicy(raw: unknown, file: string): VersionPolicy {
+  if (raw === undefined) return DEFAULT_VERSION_POLICY;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ModelConfigError(file, '(root)', 'expected a JSON object');
+  }
+  const parsed = z
+    .object({ versionPolicy: VersionPolicySchema.default(DEFAULT_VERSION_POLICY) })
+    .safeParse(raw);
+  if (!parsed.success) throw configError(file, parsed.error);
+  return parsed.data.versionPolicy;
+}
+
+/** The versions (of those on disk) that a policy serves. */
+export function servedVersions(policy: VersionPolicy, onDisk: readonly number[]): ReadonlySet<number> {
+  if ('latest' in policy)
+    return new Set([...onDisk].sort((a, b) => b - a).slice(0, policy.latest.numVersions));
+  if ('specific' in policy) return new Set(onDisk.filter((v) => policy.specific.versions.includes(v)));
+  return new Set(onDisk);
+}
+
 /** The batch cap a model gets when its config does not say: batching needs a batch axis everywhere. */
 export function inferMaxBatchSize(signature: ModelSignature): number {
   const specs = [...signature.inputs, ...signature.outputs];
@@ -97,13 +146,7 @@ export function inferMaxBatchSize(signature: ModelSignature): number {
  */
 export function resolveModelConfig(raw: unknown, file: string, signature: ModelSignature): ModelConfig {
   const parsed = ModelConfigFileSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-    const field = [...issue.path, ...keys].map(String).join('.') || '(root)';
-    const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
-    throw new ModelConfigError(file, field, detail);
-  }
+  if (!parsed.success) throw configError(file, parsed.error);
   const fileConfig = parsed.data;
 
   const maxBatchSize = fileConfig.maxBatchSize ?? inferMaxBatchSize(signature);
