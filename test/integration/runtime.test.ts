@@ -121,6 +121,7 @@ describe('loadModelRepository', () => {
       cache: { enabled: true, ttlSeconds: 3600 },
       warmup: true,
       pad: {},
+      crop: {},
     });
     expect(repository.get('affine', 1)?.path).toBe(model(repo, 'affine', 1));
     expect(repository.get('affine', 2)).toBeUndefined();
@@ -416,7 +417,11 @@ describe('PP-OCR models', () => {
       mkdirSync(join(repo, name, '1'), { recursive: true });
       symlinkSync(join(OCR_ASSETS, file), model(repo, name, 1));
     }
-    writeConfig(repo, 'ppocr-rec', { maxBatchSize: 8, pad: { x: { axis: 3, value: 0 } } });
+    writeConfig(repo, 'ppocr-rec', {
+      maxBatchSize: 8,
+      pad: { x: { axis: 3, value: 0 } },
+      crop: { 'softmax_11.tmp_0': [{ axis: 1, input: 'x', offset: 3, divisor: 8, min: 1 }] },
+    });
     repository = await loadModelRepository(repo);
   });
 

@@ -6,6 +6,7 @@
 import type { Config } from '@inferq/config';
 import type { Logger, Metrics } from '@inferq/observability';
 import {
+  batchShapeOf,
   CallbackRefusedError,
   type CompletionMessage,
   ConflictError,
@@ -18,6 +19,7 @@ import {
   encodePayload,
   encodeRecord,
   encodeRecordFromCompletionMessage,
+  formatBatchShape,
   type InferqError,
   type InferRequestBody,
   type InputLimits,
@@ -163,9 +165,11 @@ export class InferenceService {
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
     let body: ReturnType<typeof decodeInferRequest>;
+    let batchShape: string | undefined;
     try {
       body = decodeInferRequest(input.body, input.format, this.inputLimits);
       validateInputs(body, model.signature);
+      batchShape = batchShapeFor(body, model);
       this.checkCallbackUrl(body);
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' });
@@ -188,6 +192,7 @@ export class InferenceService {
           body,
           input.tenant,
           now,
+          batchShape,
           input.format === 'msgpack' ? input.body : undefined,
         ),
         ...(waiter?.notify !== undefined ? { notify: waiter.notify } : {}),
@@ -258,22 +263,24 @@ export class InferenceService {
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
     let bodies: InferRequestBody[];
+    let batchShapes: (string | undefined)[];
     try {
       bodies = decodeBulkInferRequest(input.body, input.format, this.inputLimits, this.maxBulkRequests);
-      bodies.forEach((body, index) => {
+      batchShapes = bodies.map((body, index) =>
         checkBulkRequest(index, () => {
           validateInputs(body, model.signature);
           this.checkCallbackUrl(body);
-        });
-      });
+          return batchShapeFor(body, model);
+        }),
+      );
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' }, 1);
       throw error;
     }
     const now = this.now();
     const admission = this.admission({ ...input, waitSeconds: 0 });
-    const params = bodies.map((body) => ({
-      ...submitParams(newRequestId(), model, body, input.tenant, now),
+    const params = bodies.map((body, index) => ({
+      ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
       admission,
     }));
     const outcomes = await store.submitBulk(params);
@@ -681,6 +688,15 @@ function usesCache(body: InferRequestBody, model: ServedModel): boolean {
   return body.cache !== false && model.config.cache.enabled;
 }
 
+/**
+ * The rows and non-batch dims of validated inputs, for the worker's batcher (none for a model that
+ * does not batch). Throws a 422 when the inputs disagree on their batch axis.
+ */
+function batchShapeFor(body: InferRequestBody, model: ServedModel): string | undefined {
+  if (model.config.maxBatchSize === 0) return undefined;
+  return formatBatchShape(batchShapeOf(body.inputs, model.signature));
+}
+
 /** What the store needs for one validated request, before admission control. */
 function submitParams(
   id: string,
@@ -688,6 +704,7 @@ function submitParams(
   body: InferRequestBody,
   tenant: string,
   now: number,
+  batchShape: string | undefined,
   encodedPayload?: Uint8Array,
 ): SubmitParams {
   return {
@@ -705,6 +722,7 @@ function submitParams(
     useCache: usesCache(body, model),
     cacheTtlSeconds: model.config.cache.ttlSeconds,
     payload: encodedPayload ?? encodePayload({ inputs: body.inputs, outputs: body.outputs }),
+    batchShape,
     priority: body.priority,
     deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
     callbackChannel: body.callback?.channel,

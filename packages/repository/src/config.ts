@@ -37,6 +37,21 @@ const PadSchema = z.strictObject({
   value: z.number().default(0),
 });
 
+/**
+ * How one axis of a padded batch's output is cut back to a request's own size, from the size of a
+ * padded input's padded axis in that request: max(min, floor((size × multiplier + offset) / divisor)).
+ */
+const CropRuleSchema = z.strictObject({
+  /** Axis of the output; axis 0 is the batch axis, split by rows and never cropped. */
+  axis: z.int().min(1),
+  /** A padded input (a key of `pad`): its padded axis is the size the rule reads. */
+  input: z.string().min(1),
+  multiplier: z.int().min(1).default(1),
+  offset: z.int().default(0),
+  divisor: z.int().min(1).default(1),
+  min: z.int().min(0).default(0),
+});
+
 /** The `config.json` of a model folder as written by its author; every field is optional. */
 export const ModelConfigFileSchema = z.strictObject({
   maxBatchSize: z.int().min(0).max(65_536).optional(),
@@ -54,6 +69,8 @@ export const ModelConfigFileSchema = z.strictObject({
     .default({ enabled: true, ttlSeconds: 3600 }),
   warmup: z.boolean().default(true),
   pad: z.record(z.string(), PadSchema).default({}),
+  /** Output name -> the rules that crop it; required for every output as soon as `pad` is set. */
+  crop: z.record(z.string(), z.array(CropRuleSchema)).default({}),
   versionPolicy: VersionPolicySchema.default(DEFAULT_VERSION_POLICY),
 });
 
@@ -62,6 +79,25 @@ export type ModelConfigFile = z.input<typeof ModelConfigFileSchema>;
 export interface PadSpec {
   axis: number;
   value: number;
+}
+
+/**
+ * One axis of an output that follows a padded input: in a padded batch it has the size the rule gives
+ * for the padded size, and each request gets the size the rule gives for its own input,
+ * max(min, floor((size × multiplier + offset) / divisor)).
+ */
+export interface CropRule {
+  axis: number;
+  input: string;
+  multiplier: number;
+  offset: number;
+  divisor: number;
+  min: number;
+}
+
+/** The size of a cropped axis for an input whose padded axis is `inputSize` (CropRule). */
+export function croppedSize(rule: CropRule, inputSize: number): number {
+  return Math.max(rule.min, Math.floor((inputSize * rule.multiplier + rule.offset) / rule.divisor));
 }
 
 /** A model version's configuration with every default resolved. */
@@ -85,6 +121,11 @@ export interface ModelConfig {
   warmup: boolean;
   /** Input name -> the axis padded to the largest in the batch (ragged batching). */
   pad: Record<string, PadSpec>;
+  /**
+   * Output name -> how its padded axes are cut back to each request's own size; with `pad` set, every
+   * output has an entry (an empty list: it has no axis that follows a padded input).
+   */
+  crop: Record<string, CropRule[]>;
 }
 
 /** A `config.json` that cannot be used; the message names the file and the field. */
@@ -201,6 +242,8 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     }
   }
 
+  checkCropRules(fileConfig.crop, fileConfig.pad, file, signature);
+
   return {
     maxBatchSize,
     maxBatchDelayMs: fileConfig.maxBatchDelayMs,
@@ -212,5 +255,83 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     cache: fileConfig.cache,
     warmup: fileConfig.warmup,
     pad: fileConfig.pad,
+    crop: fileConfig.crop,
   };
+}
+
+/**
+ * A padded batch answers every request at the batch's padded size: each output must say how it is cut
+ * back to the request's own size, or a request's result would depend on its companions.
+ */
+function checkCropRules(
+  crop: Record<string, CropRule[]>,
+  pad: Record<string, PadSpec>,
+  file: string,
+  signature: ModelSignature,
+): void {
+  const padded = Object.keys(pad);
+  if (padded.length === 0) {
+    const first = Object.keys(crop)[0];
+    if (first !== undefined) {
+      throw new ModelConfigError(
+        file,
+        `crop.${first}`,
+        'crop rules undo padding, but no input is padded (pad)',
+      );
+    }
+    return;
+  }
+  const outputNames = signature.outputs.map((output) => `'${output.name}'`).join(', ');
+  for (const name of Object.keys(crop)) {
+    if (!signature.outputs.some((output) => output.name === name)) {
+      throw new ModelConfigError(
+        file,
+        `crop.${name}`,
+        `the model has no output '${name}' (outputs: ${outputNames})`,
+      );
+    }
+  }
+  for (const output of signature.outputs) {
+    const rules = crop[output.name];
+    if (rules === undefined) {
+      throw new ModelConfigError(
+        file,
+        `crop.${output.name}`,
+        `inputs are padded (pad.${padded.join(', pad.')}), so every output needs a crop rule saying how it is cut back to each request's own size; [] for an output with no axis that follows a padded input`,
+      );
+    }
+    const seen = new Set<number>();
+    rules.forEach((rule, index) => {
+      const field = `crop.${output.name}.${index}`;
+      if (pad[rule.input] === undefined) {
+        throw new ModelConfigError(
+          file,
+          `${field}.input`,
+          `'${rule.input}' is not a padded input (padded: ${padded.map((name) => `'${name}'`).join(', ')})`,
+        );
+      }
+      if (rule.axis >= output.shape.length) {
+        throw new ModelConfigError(
+          file,
+          `${field}.axis`,
+          `${rule.axis} is out of range for '${output.name}' of rank ${output.shape.length}`,
+        );
+      }
+      if (output.shape[rule.axis] !== -1) {
+        throw new ModelConfigError(
+          file,
+          `${field}.axis`,
+          `axis ${rule.axis} of '${output.name}' is fixed (${output.shape[rule.axis]}); only a dynamic axis can follow a padded input`,
+        );
+      }
+      if (seen.has(rule.axis)) {
+        throw new ModelConfigError(
+          file,
+          `${field}.axis`,
+          `axis ${rule.axis} of '${output.name}' has two rules`,
+        );
+      }
+      seen.add(rule.axis);
+    });
+  }
 }

@@ -1,4 +1,6 @@
 export {
+  type CropRule,
+  croppedSize,
   DEFAULT_MAX_BATCH_SIZE,
   DEFAULT_VERSION_POLICY,
   EXECUTION_PROVIDERS,

@@ -64,7 +64,8 @@ export const CONSUMER_GROUP = 'workers';
  * One model version's queue. Requests wait in one of two streams (bands): `normal` for requests
  * without a priority, `background` for `priority > 0`, which a worker reads only when `normal` has
  * nothing for it. Each entry carries the request id (`i`), its acceptance time (`t`), its deadline
- * (`d`, when it has one), its failed runs so far (`a`, after a retry) and, when small enough, the
+ * (`d`, when it has one), its failed runs so far (`a`, after a retry), its rows and non-batch dims
+ * (`b`, `SubmitParams.batchShape`, which the worker's batcher groups by) and, when small enough, the
  * payload itself (`p`).
  */
 export interface QueueKeys {

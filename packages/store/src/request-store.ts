@@ -194,6 +194,8 @@ export class RequestStore {
     if (p.callbackUrl) fields.push('callbackUrl', p.callbackUrl);
     if (p.metadata) fields.push('metadata', JSON.stringify(p.metadata));
     if (p.notify) fields.push('notify', p.notify);
+    // On the record too: entries made again later (resume, retry, hand-back) carry it from there.
+    if (p.batchShape) fields.push('batch', p.batchShape);
 
     const queue = this.queueKeys(p.model, p.version);
     const stream = streamFor(queue, p.priority);
@@ -224,6 +226,7 @@ export class RequestStore {
           inline ? payload : '',
           k.prefix,
           ...admissionArgs(p).map(String),
+          p.batchShape ?? '',
         ],
         fields,
       ],
