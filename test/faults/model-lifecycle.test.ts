@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import type { ModelDescription } from '@inferq/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeAffineModel, writeModel } from '../helpers/onnx-models.ts';
 import { type AllInOne, startAllInOne } from '../helpers/processes.ts';
@@ -50,25 +51,10 @@ function writeWarmupFailingModel(path: string): void {
   });
 }
 
-interface VersionStatus {
-  version: number;
-  state: string;
-  reason?: string;
-  liveWorkers: number;
-  providers: string[];
-  accepting: boolean;
-  loadMs?: number;
-  warmupMs?: number;
-}
-
-interface Described {
-  name: string;
-  defaultVersion: number;
-  versions: number[];
-  ready: boolean;
-  executionProvider: string | null;
-  versionStates: VersionStatus[];
-}
+type Described = Pick<
+  ModelDescription,
+  'name' | 'defaultVersion' | 'versions' | 'ready' | 'executionProvider' | 'versionStates'
+>;
 
 async function models(base: string): Promise<Described[]> {
   const response = await fetch(`${base}/v1/models`);

