@@ -85,7 +85,13 @@ function spawnApp(name: string, script: string, env: Record<string, string>): Ap
   };
 }
 
-/** Starts `node apps/api/dist/main.js` on a free port; resolves once /healthz answers. */
+/**
+ * Starts `node apps/api/dist/main.js` on a free port; resolves once /healthz answers. The fault tests
+ * stop, kill and start workers under load, so their API accepts requests while no worker is live
+ * (WAIT_FOR_CAPACITY=true, as an elastic deployment runs): what they check is that such requests
+ * wait durably and end once a worker returns. Refusal without capacity is tested in model-lifecycle
+ * and the e2e suite.
+ */
 export async function startApi(options: AppOptions): Promise<ApiProcess> {
   const port = await freePort();
   const app = spawnApp('api', 'apps/api/dist/main.js', {
@@ -93,6 +99,7 @@ export async function startApi(options: AppOptions): Promise<ApiProcess> {
     MODEL_REPOSITORY: options.modelRepository,
     HOST: '127.0.0.1',
     PORT: String(port),
+    WAIT_FOR_CAPACITY: 'true',
     ...options.env,
   });
   const base = `http://127.0.0.1:${port}`;

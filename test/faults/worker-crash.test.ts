@@ -164,8 +164,17 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
       60_000,
       5,
     );
+    // Frozen first, so the batch seen running cannot finish before the kill lands; then, once Redis
+    // has dropped the dead worker's connections, it has run every command the worker sent: the
+    // statuses read below are final.
+    victim.signal('SIGSTOP');
     victim.signal('SIGKILL');
     await victim.exited;
+    await waitFor(
+      async () => !String(await inspector.call('CLIENT', 'LIST')).includes('name=inferq-worker'),
+      "Redis dropping the dead worker's connections",
+      30_000,
+    );
     const held = await takenRequestIds(inspector, 'slow');
     expect(held.length).toBeGreaterThan(0);
     // The ones it had started: as if two workers had already died running them, this stall is one

@@ -44,6 +44,11 @@ interface Runnable {
   inputs: TensorMap;
   outputs: string[] | undefined;
   rows: number;
+  /**
+   * Its batch ran without the start script (a main-thread model): the record is still `queued`,
+   * so a path other than the completion script must start it first (failOrRetry does).
+   */
+  startSkipped: boolean;
 }
 
 /** Lease timings; the defaults are what the worker runs with (docs/design.md, crash recovery). */
@@ -343,6 +348,7 @@ export class ModelWorker {
           inputs: payload.inputs,
           outputs: payload.outputs,
           rows: this.version.config.maxBatchSize === 0 ? 1 : batchRows(payload.inputs),
+          startSkipped: skipStart,
         });
       } catch (error) {
         logger.error({ err: error, id: delivery.id }, 'cannot read the payload of a request');
@@ -517,7 +523,25 @@ export class ModelWorker {
     if (outcomes === undefined) return;
     const mine = group.filter((r) => outcomes.get(r.taken.delivery.id)?.state === 'run');
     const final = mine.filter((r) => r.taken.delivery.attempts + 1 >= jobAttempts);
-    const again = mine.filter((r) => !final.includes(r));
+    let again = mine.filter((r) => !final.includes(r));
+    const unstarted = again.filter((r) => r.startSkipped);
+    if (unstarted.length > 0) {
+      // The retry script acts on started requests only (its delayed set, promote and the stall count
+      // all assume `running`): start these now, as the completion script would have.
+      const takens = unstarted.map((r) => r.taken);
+      const started = await this.outcomesOf(
+        store.start(
+          takens.map((t) => t.delivery),
+          startedAt,
+        ),
+        takens,
+      );
+      // Not started (the script failed: all let go, their leases lapse; or it dropped a request that
+      // was cancelled or expired meanwhile, its entry with it): no retry to schedule.
+      const dropped = new Set(unstarted.filter((r) => started?.get(r.taken.delivery.id)?.state !== 'run'));
+      for (const r of dropped) this.letGo(r.taken);
+      again = again.filter((r) => !dropped.has(r));
+    }
     if (again.length > 0) {
       const now = Date.now();
       const due = (r: Runnable): number => now + RETRY_BASE_MS * 2 ** r.taken.delivery.attempts;
