@@ -318,6 +318,9 @@ export class ServedModels {
           ),
       );
       if (servedElsewhere) return;
+      // Most unavailable versions never had a request: no connection, no consumer group for those.
+      const counts = await store.queueCounts(model, version);
+      if (counts.waiting + counts.taken + counts.delayed === 0) return;
       const blocking = this.options.connect();
       try {
         const ended = await endQueued({
