@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type { Logger, Metrics } from '@inferq/observability';
 import type { RequestError } from '@inferq/protocol';
-import type { ModelRepository, ModelVersion } from '@inferq/repository';
+import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
 import {
   closeConnection,
@@ -132,25 +132,13 @@ export class ServedModels {
 
   private async reconcileNow(repository: ModelRepository): Promise<void> {
     if (this.closed) return;
-    const wanted = new Map<
-      string,
-      ModelVersion | { problem: string; fingerprint: string; name: string; version: number }
-    >();
+    const wanted = new Map<string, RepositoryVersion>();
     for (const model of repository.models()) {
       for (const entry of model.versions) {
-        if (entry.retired) continue;
-        wanted.set(
-          slotKey(entry.name, entry.version),
-          entry.model ?? {
-            name: entry.name,
-            version: entry.version,
-            fingerprint: entry.fingerprint,
-            problem: entry.problem ?? 'cannot be served',
-          },
-        );
+        if (!entry.retired) wanted.set(slotKey(entry.name, entry.version), entry);
       }
     }
-    // Retire first: a version that left frees its memory before new ones load.
+    // Versions that left start retiring now; they drain while the new ones load.
     const retiring: Promise<void>[] = [];
     for (const [key, slot] of this.slots) {
       if (!wanted.has(key) && slot.state !== 'retired') retiring.push(this.retire(slot));
@@ -161,22 +149,20 @@ export class ServedModels {
       const slot = this.slots.get(key);
       if (slot !== undefined && slot.fingerprint === want.fingerprint && slot.state !== 'retired') continue;
       if (slot !== undefined) await this.stop(slot);
-      if ('problem' in want) {
+      if (want.model === undefined) {
+        const reason = want.problem ?? 'cannot be served';
         this.slots.set(key, {
           model: want.name,
           version: want.version,
           state: 'unavailable',
-          reason: want.problem,
+          reason,
           fingerprint: want.fingerprint,
         });
         this.options.logger.warn(
-          { model: want.name, version: want.version, reason: want.problem },
+          { model: want.name, version: want.version, reason },
           'model version unavailable',
         );
-        void this.endIfNobodyServes(want.name, want.version, {
-          code: MODEL_UNAVAILABLE,
-          message: want.problem,
-        });
+        void this.endIfNobodyServes(want.name, want.version, { code: MODEL_UNAVAILABLE, message: reason });
         continue;
       }
       this.slots.set(key, {
@@ -185,7 +171,7 @@ export class ServedModels {
         state: 'loading',
         fingerprint: want.fingerprint,
       });
-      toLoad.push(want);
+      toLoad.push(want.model);
     }
     this.onChange?.();
     // One version at a time: loading is CPU- and memory-heavy, and the first ones serve sooner.
