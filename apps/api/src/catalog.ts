@@ -43,6 +43,8 @@ export class ModelCatalog {
   private served = new Map<string, ServedVersion[]>();
   private timer: NodeJS.Timeout | undefined;
   private fleetError: unknown;
+  /** Views per model, computed once per repository read and fleet refresh: submit reads them. */
+  private viewCache = new Map<string, VersionView[]>();
 
   constructor(options: ModelCatalogOptions) {
     this.options = options;
@@ -64,6 +66,7 @@ export class ModelCatalog {
   /** A new read of the model repository (hot reload). */
   setRepository(repository: ModelRepository): void {
     this.repository = repository;
+    this.viewCache.clear();
   }
 
   /** Reads the live workers' reports; a failed read keeps the last view (Redis may be restarting). */
@@ -91,9 +94,14 @@ export class ModelCatalog {
 
   /** Every version of a model on disk, with its state; undefined when the model has no served version. */
   versions(name: string): VersionView[] | undefined {
+    const cached = this.viewCache.get(name);
+    if (cached !== undefined) return cached;
+    // Only names of the repository are cached: a client cannot grow the map with made-up ones.
     const entry = this.repository.model(name);
     if (entry === undefined || entry.versions.every((v) => v.retired)) return undefined;
-    return entry.versions.map((v) => this.view(v));
+    const views = entry.versions.map((v) => this.view(v));
+    this.viewCache.set(name, views);
+    return views;
   }
 
   /**
@@ -151,6 +159,7 @@ export class ModelCatalog {
     }
     this.reports = reports;
     this.served = served;
+    this.viewCache.clear();
   }
 
   private view(entry: RepositoryVersion): VersionView {
