@@ -58,6 +58,8 @@ export async function startTestApi(options: {
   repository: ModelRepository;
   modelRepository: string;
   env?: Record<string, string>;
+  /** How often waiters re-read their record (the API's default: 15 s). */
+  recheckIntervalMs?: number;
 }): Promise<TestApi> {
   const { redisUrl, repository } = options;
   const prefix = `{t-${randomBytes(4).toString('hex')}}`;
@@ -88,6 +90,7 @@ export async function startTestApi(options: {
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
     redisHealthy: () => redis.status === 'ready',
+    ...(options.recheckIntervalMs === undefined ? {} : { recheckIntervalMs: options.recheckIntervalMs }),
   });
   const server: Server = await new Promise((resolve) => {
     const s = api.listen(0, '127.0.0.1', () => resolve(s));

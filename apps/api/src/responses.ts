@@ -3,7 +3,9 @@ import type { Logger } from '@inferq/observability';
 import {
   contentTypeOf,
   encodeRecord,
+  encodeRecordJsonPieces,
   InferqError,
+  outputElements,
   packStandard,
   type RequestRecord,
   toProblem,
@@ -22,13 +24,51 @@ export function sendBytes(res: ServerResponse, status: number, bytes: Uint8Array
   res.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
-export function sendRecord(
+/**
+ * Outputs of more elements than this are sent in JSON piece by piece (`encodeRecordJsonPieces`): in
+ * one go, the text of a 16 MB float32 result blocked the event loop for about a second.
+ */
+const JSON_STREAM_ELEMENTS = 65_536;
+
+/**
+ * A record as the answer. MessagePack copies the outputs' bytes (fast whatever their size); JSON
+ * writes a number per element, so a large result is written in pieces with the event loop free
+ * between them (chunked, no Content-Length), each piece after the socket took the one before.
+ */
+export async function sendRecord(
   res: ServerResponse,
   status: number,
   record: RequestRecord,
   format: WireFormat,
-): void {
-  sendBytes(res, status, encodeRecord(record, format), format);
+): Promise<void> {
+  if (format !== 'json' || outputElements(record) <= JSON_STREAM_ELEMENTS) {
+    sendBytes(res, status, encodeRecord(record, format), format);
+    return;
+  }
+  res.writeHead(status, { 'Content-Type': contentTypeOf(format), Vary: 'Accept' });
+  await writePieces(res, encodeRecordJsonPieces(record));
+  res.end();
+}
+
+/** Writes each piece once the loop had a turn and the socket took the last one; stops if it closes. */
+export async function writePieces(res: ServerResponse, pieces: Iterable<string>): Promise<void> {
+  for (const piece of pieces) {
+    if (res.destroyed) return;
+    const drained = res.write(piece);
+    await new Promise<void>((resolve) => {
+      if (drained) {
+        setImmediate(resolve);
+        return;
+      }
+      const done = (): void => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
 }
 
 export function sendValue(res: ServerResponse, status: number, value: object, format: WireFormat): void {

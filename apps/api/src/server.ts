@@ -8,11 +8,12 @@ import type { Config } from '@inferq/config';
 import type { Logger, Metrics } from '@inferq/observability';
 import {
   BadRequestError,
-  encodeRecord,
+  encodeRecordJsonPieces,
   formatFromContentType,
   isRequestId,
   NotFoundError,
   negotiateResponseFormat,
+  toProblem,
   UnsupportedMediaTypeError,
   type WireFormat,
 } from '@inferq/protocol';
@@ -21,8 +22,9 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import { ApiKeyAuthenticator } from './auth.ts';
 import { readRawBody } from './body.ts';
 import type { ModelCatalog } from './catalog.ts';
+import { normalizeError } from './errors.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
-import { sendBytes, sendProblem, sendRecord, sendValue } from './responses.ts';
+import { sendBytes, sendProblem, sendRecord, sendValue, writePieces } from './responses.ts';
 import { InferenceService, type StatusEvent } from './service.ts';
 import { matchSubmitRoute, type SubmitRoute } from './submit-route.ts';
 
@@ -38,6 +40,8 @@ export interface ServerDeps {
   redisHealthy?: () => boolean;
   /** Aborted when the process begins to stop: long-polls answer at once and event streams end. */
   shutdownSignal?: AbortSignal;
+  /** How often waiters re-read the record they wait on (default 15 s; tests shorten it). */
+  recheckIntervalMs?: number;
 }
 
 /** Seconds a client should wait before asking /readyz again. */
@@ -68,6 +72,7 @@ export function createServer(deps: ServerDeps): Server {
     shutdownSignal: deps.shutdownSignal,
     inputLimits: config.caps,
     maxBulkRequests: config.caps.maxBulkRequests,
+    ...(deps.recheckIntervalMs === undefined ? {} : { recheckIntervalMs: deps.recheckIntervalMs }),
   });
   metrics.setQueueDepthSource(
     () => service.queueDepths(),
@@ -113,7 +118,7 @@ export function createServer(deps: ServerDeps): Server {
       idempotencyKey: parseIdempotencyKey(header(req, 'idempotency-key')),
     });
     if (result.kind === 'finished') {
-      sendRecord(res, 200, result.record, responseFormat);
+      await sendRecord(res, 200, result.record, responseFormat);
       return;
     }
     if (result.kind === 'announced') {
@@ -145,19 +150,19 @@ export function createServer(deps: ServerDeps): Server {
     const id = requestId(req);
     const abort = abortOnClose(res);
     const record = await service.getRecord(id, tenantOf(res), queryWaitSeconds(req.query.wait), abort.signal);
-    sendRecord(res, 200, record, getFormat(req));
+    await sendRecord(res, 200, record, getFormat(req));
   });
 
   app.delete('/v1/requests/:id', async (req, res) => {
     const record = await service.cancel(requestId(req), tenantOf(res));
-    sendRecord(res, 200, record, getFormat(req));
+    await sendRecord(res, 200, record, getFormat(req));
   });
 
   app.get('/v1/requests/:id/events', async (req, res) => {
     const id = requestId(req);
     const abort = abortOnClose(res);
     let heartbeat: NodeJS.Timeout | undefined;
-    const emit = (event: StatusEvent): void => {
+    const emit = async (event: StatusEvent): Promise<void> => {
       if (res.destroyed || res.writableEnded) return;
       if (!res.headersSent) {
         res.status(200).set({
@@ -172,19 +177,23 @@ export function createServer(deps: ServerDeps): Server {
           if (!res.destroyed) res.write(': keep-alive\n\n');
         }, SSE_HEARTBEAT_MS);
       }
-      const data =
-        event.kind === 'terminal'
-          ? Buffer.from(encodeRecord(event.record, 'json')).toString('utf8')
-          : JSON.stringify({ id: event.id, status: event.status });
-      res.write(`event: status\ndata: ${data}\n\n`);
+      if (event.kind === 'terminal') {
+        // The record's JSON in pieces, as GET writes a large one (one line: JSON holds no newline).
+        await writePieces(res, ['event: status\ndata: ', ...encodeRecordJsonPieces(event.record), '\n\n']);
+        return;
+      }
+      res.write(`event: status\ndata: ${JSON.stringify({ id: event.id, status: event.status })}\n\n`);
     };
     try {
       await service.followStatus(id, tenantOf(res), emit, abort.signal);
     } catch (error: unknown) {
-      // Before the first event the error is an ordinary problem response; after it the stream just
-      // ends, and the client recovers with GET /v1/requests/{id}.
+      // Before the first event the error is an ordinary problem response; after it the stream ends
+      // with an `error` event holding that problem (a request whose record is gone: its 404).
       if (!res.headersSent) throw error;
-      logger.warn({ err: error, id }, 'status stream ended early');
+      const problem = toProblem(normalizeError(error));
+      if (problem.status !== 404) logger.warn({ err: error, id }, 'status stream ended early');
+      if (!res.destroyed && !res.writableEnded)
+        res.write(`event: error\ndata: ${JSON.stringify(problem)}\n\n`);
     } finally {
       clearInterval(heartbeat);
     }

@@ -66,7 +66,10 @@ export interface InferenceServiceDeps {
   /** Requests in one `infer:bulk` body; default: no cap. */
   maxBulkRequests?: number;
   now?: () => number;
-  /** How often a status stream re-reads the record, in case a pub/sub message was lost. */
+  /**
+   * How often a waiter (status stream, long-poll, `Prefer: wait`) re-reads the record, in case a
+   * pub/sub message was lost or the record itself is gone.
+   */
   recheckIntervalMs?: number;
 }
 
@@ -235,16 +238,24 @@ export class InferenceService {
           if (early !== undefined && TERMINAL_STATUSES.has(early.status))
             return { kind: 'finished', record: early };
         }
-        await waiter.wakeup.wait(waitMs, this.withShutdown(input.signal));
+        const rechecked = await this.awaitAnnouncement(id, waiter, waitMs, input.signal);
+        if (rechecked !== undefined) return { kind: 'finished', record: rechecked };
         const done = waiter.completion();
-        if (outcome.kind === 'queued' && done?.head.finishedAt !== undefined) {
+        // A message without its outputs (too large for pub/sub, `outputsOmitted`) sends us to the record.
+        if (
+          outcome.kind === 'queued' &&
+          done?.head.finishedAt !== undefined &&
+          done.head.outputsOmitted !== true
+        ) {
           // Everything else on the record is what this call just wrote: no need to read it back.
           const known = { tenant: input.tenant, createdAt: now, metadata: body.metadata };
           return answerFromCompletion(done, known);
         }
         const record = await this.deps.store.get(id);
-        if (record !== undefined && TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
-        if (record !== undefined) status = record.status;
+        // Gone (Redis restarted without AOF, flushed): 404, as a GET of it would answer.
+        if (record === undefined) throw notFoundRequest(id);
+        if (TERMINAL_STATUSES.has(record.status)) return { kind: 'finished', record };
+        status = record.status;
       } finally {
         waiter.release();
       }
@@ -355,23 +366,28 @@ export class InferenceService {
   async followStatus(
     id: string,
     tenant: string,
-    emit: (event: StatusEvent) => void,
+    emit: (event: StatusEvent) => void | Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
-    const { watcher, store } = this.deps;
+    const { watcher } = this.deps;
     const abort = this.withShutdown(signal);
     const changes: RequestStatus[] = [];
     const wakeup = new Wakeup();
+    let resynced = false;
     // Subscribe before the first read: a change between the two is then queued, not lost.
     const unsubscribe = await watcher.watch(id, (status) => {
       changes.push(status);
+      wakeup.wake();
+    });
+    const stopResync = watcher.onResync(() => {
+      resynced = true;
       wakeup.wake();
     });
     try {
       let record = await this.readOwn(id, tenant);
       let last = record.status;
       if (TERMINAL_STATUSES.has(last)) {
-        emit({ kind: 'terminal', record });
+        await emit({ kind: 'terminal', record });
         return;
       }
       emit({ kind: 'status', id, status: last });
@@ -380,15 +396,17 @@ export class InferenceService {
         const outcome = await wakeup.wait(this.untilDeadline(record, recheckMs), abort);
         if (outcome === 'aborted') return;
         const statuses = outcome === 'woken' ? changes.splice(0) : [];
-        if (outcome === 'timeout') {
-          // Pub/sub is at-most-once: the record is the source of truth.
-          record = (await store.get(id)) ?? record;
+        if (outcome === 'timeout' || resynced) {
+          resynced = false;
+          // Pub/sub is at-most-once (and lost while the subscriber reconnects): the record is the
+          // source of truth, and a record that is gone ends the stream.
+          record = await this.readAgain(id);
           statuses.push(record.status);
         }
         for (const status of statuses) {
           if (TERMINAL_STATUSES.has(status)) {
-            const final = (await store.get(id)) ?? record;
-            emit(
+            const final = await this.readAgain(id);
+            await emit(
               TERMINAL_STATUSES.has(final.status)
                 ? { kind: 'terminal', record: final }
                 : { kind: 'status', id, status },
@@ -402,6 +420,7 @@ export class InferenceService {
         }
       }
     } finally {
+      stopResync();
       await this.quietly(unsubscribe, id);
     }
   }
@@ -523,17 +542,54 @@ export class InferenceService {
       while (!TERMINAL_STATUSES.has(record.status)) {
         const left = until - this.now();
         if (left <= 0) break;
+        // Woken by the message, the subscriber's reconnect, the deadline or the recheck: each time
+        // the record is read again (a message can be lost, and so can the record).
         const outcome = await subscription.wakeup.wait(
-          this.untilDeadline(record, left),
+          this.untilDeadline(record, Math.min(left, this.recheckMs)),
           this.withShutdown(signal),
         );
-        record = (await this.deps.store.get(id)) ?? record;
-        if (outcome !== 'timeout') break;
+        record = await this.readAgain(id);
+        if (outcome === 'aborted') break;
       }
       return record;
     } finally {
       subscription.release();
     }
+  }
+
+  /**
+   * Waits for the `Prefer: wait` submit's end to be announced, `waitMs`, or an abort. Every
+   * `recheckIntervalMs`, and when the subscriber is back from a lost connection, it reads the record
+   * instead: the finished record when it ended unannounced (undefined otherwise, the announcement
+   * being in `waiter.completion()`); NotFoundError when it is gone.
+   */
+  private async awaitAnnouncement(
+    id: string,
+    waiter: TerminalSubscription,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredRecord | undefined> {
+    const until = this.now() + waitMs;
+    for (;;) {
+      const left = until - this.now();
+      if (left <= 0) return undefined;
+      const outcome = await waiter.wakeup.wait(Math.min(left, this.recheckMs), this.withShutdown(signal));
+      if (waiter.completion() !== undefined || outcome === 'aborted') return undefined;
+      if (outcome === 'timeout' && this.now() >= until) return undefined;
+      const record = await this.readAgain(id);
+      if (TERMINAL_STATUSES.has(record.status)) return record;
+    }
+  }
+
+  private get recheckMs(): number {
+    return this.deps.recheckIntervalMs ?? DEFAULT_RECHECK_INTERVAL_MS;
+  }
+
+  /** A record being waited on, read again: 404 once it is gone, so no wait outlives it. */
+  private async readAgain(id: string): Promise<StoredRecord> {
+    const record = await this.deps.store.get(id);
+    if (record === undefined) throw notFoundRequest(id);
+    return record;
   }
 
   /**
@@ -602,16 +658,20 @@ export class InferenceService {
     }
     const wakeup = new Wakeup();
     let terminal: Announcement | undefined;
-    const release = watcher.expect(id, (head, message) => {
+    const stopExpecting = watcher.expect(id, (head, message) => {
       if (!TERMINAL_STATUSES.has(head.status)) return;
       terminal ??= { head, message };
       wakeup.wake();
     });
+    const stopResync = watcher.onResync(() => wakeup.wake());
     return {
       live: Promise.resolve(async () => undefined),
       wakeup,
       completion: () => terminal,
-      release,
+      release: () => {
+        stopExpecting();
+        stopResync();
+      },
       notify: watcher.instance,
       unsure: !watcher.notifyReady,
     };
@@ -636,11 +696,13 @@ export class InferenceService {
     );
     // A failed subscribe surfaces through `live` where it is awaited; this only avoids an unhandled rejection.
     live.catch(() => undefined);
+    const stopResync = this.deps.watcher.onResync(() => wakeup.wake());
     return {
       live,
       wakeup,
       completion: () => terminal,
       release: () => {
+        stopResync();
         live.then(
           (unsubscribe) => this.quietly(unsubscribe, id),
           () => undefined,

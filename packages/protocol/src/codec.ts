@@ -523,6 +523,18 @@ function timingsToWire(timings: Timings): Timings {
  * stored record's server-side fields (tenant, ...) never leak.
  */
 export function encodeRecord(record: RequestRecord, format: WireFormat): Uint8Array {
+  return serialize(recordToWire(record, format), format);
+}
+
+/**
+ * The wire form `encodeRecord` serializes; `outputs`, when given, stands in for the record's
+ * encoded outputs (encodeRecordJsonChunks puts placeholders there).
+ */
+export function recordToWire(
+  record: RequestRecord,
+  format: WireFormat,
+  outputs?: Record<string, unknown>,
+): Record<string, unknown> {
   const wire: Record<string, unknown> = {
     id: record.id,
     model: record.model,
@@ -536,10 +548,11 @@ export function encodeRecord(record: RequestRecord, format: WireFormat): Uint8Ar
   if (record.finishedAt !== undefined) wire.finishedAt = record.finishedAt;
   wire.timings = timingsToWire(record.timings);
   if (record.batchSize !== undefined) wire.batchSize = record.batchSize;
-  if (record.outputs !== undefined) wire.outputs = tensorMapToWire(record.outputs, 'outputs', format);
+  if (outputs !== undefined) wire.outputs = outputs;
+  else if (record.outputs !== undefined) wire.outputs = tensorMapToWire(record.outputs, 'outputs', format);
   if (record.error !== undefined) wire.error = { code: record.error.code, message: record.error.message };
   if (record.metadata !== undefined) wire.metadata = withoutUndefined(record.metadata);
-  return serialize(wire, format);
+  return wire;
 }
 
 /** Inverse of `encodeRecord` (for clients and tests). */
@@ -577,10 +590,34 @@ export function encodeCompletionMessage(
   if (message.startedAt !== undefined) wire.startedAt = message.startedAt;
   if (message.finishedAt !== undefined) wire.finishedAt = message.finishedAt;
   if (message.batchSize !== undefined) wire.batchSize = message.batchSize;
+  if (message.outputsOmitted === true) wire.outputsOmitted = true;
   return serialize(wire, format);
 }
 
 const OUTPUTS_KEY = packStandard('outputs');
+
+/**
+ * Largest encoded outputs a completion message carries; larger ones are left out (`outputsOmitted`)
+ * and waiters read the record. Redis disconnects a subscriber whose unread messages pass 32 MB (8 MB
+ * for a minute): six 16 MB results at once did, and every waiter of that connection lost its wake-up.
+ * At 64 KiB it takes 512 messages unread at once to reach the hard limit, and a result this large
+ * costs its waiter one more read of the record, small beside sending its bytes.
+ */
+export const MESSAGE_OUTPUT_BYTES = 64 * 1024;
+
+/**
+ * The completion message a worker publishes: with the outputs (already MessagePack, as stored) when
+ * they are at most `MESSAGE_OUTPUT_BYTES`, else without them and `outputsOmitted: true`.
+ */
+export function encodeCompletionMessageForOutputs(
+  message: Omit<CompletionMessage, 'outputs' | 'outputsOmitted'>,
+  outputs: Uint8Array | undefined,
+): Uint8Array {
+  if (outputs === undefined) return encodeCompletionMessage(message);
+  if (outputs.byteLength > MESSAGE_OUTPUT_BYTES)
+    return encodeCompletionMessage({ ...message, outputsOmitted: true });
+  return encodeCompletionMessageWithEncodedOutputs(message, outputs);
+}
 
 /**
  * `encodeCompletionMessage` of the message with these outputs, where the outputs are already

@@ -4,10 +4,12 @@ import {
   decodeCompletionMessage,
   decodeRecord,
   encodeCompletionMessage,
+  encodeCompletionMessageForOutputs,
   encodeCompletionMessageWithEncodedOutputs,
   encodeRecord,
   encodeRecordFromCompletionMessage,
   encodeTensorMap,
+  MESSAGE_OUTPUT_BYTES,
   withCompletionMessageId,
 } from './codec.ts';
 import type { CompletionMessage, TensorMap } from './types.ts';
@@ -41,6 +43,28 @@ describe('encodeCompletionMessageWithEncodedOutputs', () => {
     const spliced = encodeCompletionMessageWithEncodedOutputs(message, encodeTensorMap(outputs));
     const follower = withCompletionMessageId(spliced, 'BBBBBBBBBBBBBBBBBBBBBA');
     expect(decodeCompletionMessage(follower)).toEqual({ ...message, id: 'BBBBBBBBBBBBBBBBBBBBBA', outputs });
+  });
+});
+
+describe('encodeCompletionMessageForOutputs', () => {
+  it('carries outputs up to MESSAGE_OUTPUT_BYTES, and leaves larger ones to the record', () => {
+    const small = encodeTensorMap(outputs);
+    expect(decodeCompletionMessage(encodeCompletionMessageForOutputs(message, small))).toEqual({
+      ...message,
+      outputs,
+    });
+    const large = encodeTensorMap({
+      y: {
+        dtype: 'float32',
+        shape: [1, MESSAGE_OUTPUT_BYTES / 4],
+        data: new Float32Array(MESSAGE_OUTPUT_BYTES / 4),
+      },
+    });
+    expect(large.byteLength).toBeGreaterThan(MESSAGE_OUTPUT_BYTES);
+    const bytes = encodeCompletionMessageForOutputs(message, large);
+    expect(decodeCompletionMessage(bytes)).toEqual({ ...message, outputsOmitted: true });
+    expect(bytes.byteLength).toBeLessThan(512);
+    expect(decodeCompletionMessage(encodeCompletionMessageForOutputs(message, undefined))).toEqual(message);
   });
 });
 

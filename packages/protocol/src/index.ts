@@ -5,6 +5,7 @@ export * from './content-type.ts';
 export * from './errors.ts';
 export * from './float16.ts';
 export * from './msgpack.ts';
+export * from './record-json.ts';
 export * from './request-id.ts';
 export * from './tensor.ts';
 export * from './types.ts';

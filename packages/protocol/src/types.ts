@@ -181,6 +181,12 @@ export interface CompletionMessage {
   startedAt?: string;
   finishedAt?: string;
   batchSize?: number;
+  /**
+   * The request has outputs, but they were larger than `MESSAGE_OUTPUT_BYTES` and are left out
+   * (`outputs` absent): read them from the record. Keeps every message small, whatever the results,
+   * so a burst of large ones cannot overflow a subscriber's output buffer in Redis.
+   */
+  outputsOmitted?: boolean;
 }
 
 /**

@@ -51,6 +51,10 @@ export class CompletionWatcher {
   private readonly expected = new Map<string, ExpectedListener>();
   private readonly notifyLive: Promise<void>;
   #notifyReady = false;
+  /** Called once the channels are subscribed again after the connection was lost (`onResync`). */
+  private readonly resyncListeners = new Set<() => void>();
+  /** The connection closed since it was last ready: its next `ready` is a reconnect. */
+  private disconnected = false;
 
   constructor(options: CompletionWatcherOptions) {
     this.keys = keysFor(options.prefix);
@@ -59,6 +63,17 @@ export class CompletionWatcher {
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) =>
       this.dispatch(channel, message),
     );
+    // Redis closes a subscriber that falls too far behind (client-output-buffer-limit pubsub), and a
+    // restart drops every connection: what was published meanwhile is lost, so once the channels
+    // are subscribed again every waiter must read its record.
+    this.subscriber.on('close', () => {
+      this.disconnected = true;
+    });
+    this.subscriber.on('ready', () => {
+      if (!this.disconnected) return;
+      this.disconnected = false;
+      void this.resync();
+    });
     this.notifyChannel =
       options.instance === undefined ? undefined : this.keys.notifyChannel(options.instance);
     this.notifyLive =
@@ -82,6 +97,18 @@ export class CompletionWatcher {
   /** The notify channel has been subscribed (until then, `expect` may miss a message). */
   get notifyReady(): boolean {
     return this.#notifyReady;
+  }
+
+  /**
+   * Calls `listener` each time the subscriber is back after losing its connection, once every channel
+   * it listens on is subscribed again: messages published while it was away are lost, so a waiter
+   * reads its record then. Until the returned function is called.
+   */
+  onResync(listener: () => void): () => void {
+    this.resyncListeners.add(listener);
+    return () => {
+      this.resyncListeners.delete(listener);
+    };
   }
 
   /**
@@ -164,9 +191,27 @@ export class CompletionWatcher {
     if (stale.length > 0) await this.subscriber.unsubscribe(...stale).catch(() => undefined);
   });
 
+  /**
+   * Subscribes again to every channel in use (ioredis does too, but its SUBSCRIBE is not awaited:
+   * this one's reply says they are live), then tells the waiters to read their records. A failure
+   * waits for the next reconnect, which comes back here.
+   */
+  private async resync(): Promise<void> {
+    const channels = [...this.listeners.keys()];
+    if (this.notifyChannel !== undefined) channels.push(this.notifyChannel);
+    try {
+      if (channels.length > 0) await this.subscriber.subscribe(...channels);
+    } catch {
+      return;
+    }
+    if (this.notifyChannel !== undefined) this.#notifyReady = true;
+    for (const listener of [...this.resyncListeners]) listener();
+  }
+
   async close(): Promise<void> {
     this.listeners.clear();
     this.expected.clear();
+    this.resyncListeners.clear();
     await closeConnection(this.subscriber);
   }
 

@@ -2,8 +2,7 @@
 import {
   type CompletionMessage,
   decodeTensorMap,
-  encodeCompletionMessage,
-  encodeCompletionMessageWithEncodedOutputs,
+  encodeCompletionMessageForOutputs,
   REQUEST_STATUSES,
   type RequestError,
   type RequestStatus,
@@ -369,11 +368,8 @@ export class RequestStore {
         finishedAt: new Date(r.now).toISOString(),
         ...(r.batchSize > 0 ? { batchSize: r.batchSize } : {}),
       };
-      const bytes = Buffer.from(
-        r.outputs
-          ? encodeCompletionMessageWithEncodedOutputs(message, r.outputs)
-          : encodeCompletionMessage(message),
-      );
+      // Large outputs stay out of the message (MESSAGE_OUTPUT_BYTES): waiters read them from the record.
+      const bytes = Buffer.from(encodeCompletionMessageForOutputs(message, r.outputs));
       rows.push([
         r.id,
         r.queueEntry?.stream ?? '',

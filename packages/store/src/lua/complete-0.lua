@@ -29,6 +29,21 @@ local written = 0
 local FIELDS = { 'status', 'createdAt', 'callbackChannel', 'callbackUrl', 'notify', 'model', 'version', 'deadline',
   'cacheKey', 'cacheTtl', 'q', 'entry' }
 
+-- The phases of a request created at `createdAt` and ending now, in ms: the run's phases (queue up to
+-- its start, batch wait the end of that, inference from the start) cut to the request's own life, so
+-- none exceeds its total. A leader's are the worker's as measured; a follower that arrived after its
+-- leader does not count the time before it arrived (joined while running: no queue or batch wait, and
+-- only the inference after it). Clamps a skewed clock between API and worker hosts too.
+local function phasesOf(createdAt, timings, startedAt)
+  local total = math.max(0, now - createdAt)
+  local infer = tonumber(timings[3]) or 0
+  local start = tonumber(startedAt) or (now - infer)
+  local queue = math.min(total, math.max(0, start - createdAt))
+  local batchWait = math.min(queue, tonumber(timings[2]) or 0)
+  local inferred = math.min(total, math.max(0, math.min(start + infer, now) - math.max(start, createdAt)))
+  return tostring(queue), tostring(batchWait), tostring(inferred), tostring(total)
+end
+
 -- Ends request `rid` (its fields `rec`, read with FIELDS) with the batch's result; returns nothing.
 local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, msg)
   if not rec[1] or TERMINAL[rec[1]] then return end
@@ -43,14 +58,19 @@ local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, 
     return
   end
   local createdAt = tonumber(rec[2]) or now
+  local queueMs, batchWaitMs, inferMs, totalMs = phasesOf(createdAt, timings, startedAt)
   -- One HSET for every field written: each call from Lua costs Redis more than the fields it sets.
-  local fields = { 'status', status, 'finishedAt', tostring(now), 'queueMs', timings[1], 'batchWaitMs', timings[2],
-    'inferMs', timings[3], 'totalMs', tostring(now - createdAt), 'batchSize', timings[4] }
+  local fields = { 'status', status, 'finishedAt', tostring(now), 'queueMs', queueMs, 'batchWaitMs', batchWaitMs,
+    'inferMs', inferMs, 'totalMs', totalMs, 'batchSize', timings[4] }
   if rec[1] == 'queued' then
     -- Mirrors keys.ts: queued(queueName(model, version)).
     if rec[6] and rec[7] then redis.call('ZREM', prefix .. ':queued:' .. rec[6] .. '.v' .. rec[7], rid) end
     if deadline > 0 then redis.call('ZREM', prefix .. ':deadlines', rid) end
-    if startedAt ~= '' then fields[#fields + 1] = 'startedAt'; fields[#fields + 1] = startedAt end
+    -- A follower that arrived after the run started starts when it arrived.
+    if startedAt ~= '' then
+      fields[#fields + 1] = 'startedAt'
+      fields[#fields + 1] = string.format('%d', math.max(tonumber(startedAt), createdAt))
+    end
   end
   if outputs ~= '' then fields[#fields + 1] = 'outputs'; fields[#fields + 1] = outputs end
   if errorJson ~= '' then fields[#fields + 1] = 'error'; fields[#fields + 1] = errorJson end

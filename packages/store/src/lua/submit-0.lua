@@ -114,7 +114,8 @@ local function submit(K, A, fields)
       local status = 'queued'
       if leaderState[1] == 'running' then status = 'running' end
       redis.call('HSET', K[3], 'status', status, 'cached', '0', 'coalesced', '1', 'leader', leader, unpack(fields))
-      if leaderState[2] then redis.call('HSET', K[3], 'startedAt', leaderState[2]) end
+      -- Joining a running leader, it starts now: a record never starts before it was created.
+      if leaderState[2] then redis.call('HSET', K[3], 'startedAt', string.format('%d', math.max(tonumber(leaderState[2]), now))) end
       redis.call('RPUSH', prefix .. ':followers:' .. leader, id)
       -- A follower waits on its leader's job but keeps its own deadline (while it is still queued).
       if status == 'queued' and deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end
