@@ -46,6 +46,57 @@ describe('normalizeError', () => {
     expect(toProblem(normalized).status).toBe(503);
   });
 
+  it.each([
+    [
+      withFields('unexpected end of file', {
+        code: 'Z_BUF_ERROR',
+        status: 400,
+        statusCode: 400,
+        expose: true,
+      }),
+      400,
+    ],
+    [
+      withFields('Decompression failed', { code: 'ERR__ERROR_FORMAT_DICTIONARY', status: 400, expose: true }),
+      400,
+    ],
+    [withFields('Failed to decode param', { status: 400, expose: true }), 400],
+    [withFields('too large', { statusCode: 413, expose: true }), 413],
+    [withFields('unsupported', { status: 415, expose: true }), 415],
+    [withFields('secret internals', { status: 431, expose: false }), 431],
+  ])('maps an error carrying a client status (%s) to that 4xx', (error, status) => {
+    const problem = toProblem(normalizeError(error));
+    expect(problem.status).toBe(status);
+    if (error.expose === false) expect(problem.detail).not.toContain('secret');
+    else expect(problem.detail).toContain(error.message);
+    if ((error as { code?: string }).code !== undefined)
+      expect(problem.detail).toMatch(/could not be decoded/);
+  });
+
+  it.each([
+    new Error("OOM command not allowed when used memory > 'maxmemory'."),
+    new Error(
+      'MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.',
+    ),
+    new Error('NOREPLICAS Not enough good replicas to write.'),
+    new Error('submit failed', {
+      cause: new Error("OOM command not allowed when used memory > 'maxmemory'."),
+    }),
+  ])('maps Redis refusing writes (%s) to 503 with Retry-After', (error) => {
+    const normalized = normalizeError(error);
+    expect(normalized).toBeInstanceOf(ServiceUnavailableError);
+    expect((normalized as ServiceUnavailableError).retryAfterSeconds).toBe(5);
+    expect(toProblem(normalized)).toMatchObject({
+      status: 503,
+      detail: expect.stringMatching(/Redis refuses new writes/),
+    });
+  });
+
+  it('keeps a 5xx status for the 500 path', () => {
+    const error = withFields('boom', { status: 502, expose: false });
+    expect(normalizeError(error)).toBe(error);
+  });
+
   it('leaves anything else for the 500 path, without its details', () => {
     const error = new TypeError('x is undefined');
     expect(normalizeError(error)).toBe(error);

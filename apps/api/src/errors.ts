@@ -1,5 +1,6 @@
 import {
   BadRequestError,
+  ClientError,
   IdempotencyKeyReusedError,
   InferqError,
   PayloadTooLargeError,
@@ -32,6 +33,25 @@ const UNAVAILABLE_MESSAGES = [
   /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY)\b/,
 ];
 
+/**
+ * Redis replies meaning "reachable, but refusing writes": full at `maxmemory` under `noeviction`
+ * (the policy inferq requires), unable to persist (`MISCONF`), too few replicas (`NOREPLICAS`).
+ */
+const REFUSING_WRITES = /^(OOM|MISCONF|NOREPLICAS)\b/;
+
+/** Seconds a client should wait after Redis refused a write: freeing memory takes an operator or a TTL. */
+export const REDIS_FULL_RETRY_AFTER_SECONDS = 5;
+
+/** True when `error` (or anything in its cause chain) is Redis refusing writes (see REFUSING_WRITES). */
+export function isRedisRefusingWrites(error: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof error !== 'object' || error === null) return false;
+  const e = error as { message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.message === 'string' && REFUSING_WRITES.test(e.message)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isRedisRefusingWrites(inner, depth + 1)))
+    return true;
+  return isRedisRefusingWrites(e.cause, depth + 1);
+}
+
 /** True when `error` (or anything in its cause chain) says Redis is unreachable right now. */
 export function isRedisUnavailable(error: unknown, depth = 0): boolean {
   if (depth > 5 || typeof error !== 'object' || error === null) return false;
@@ -54,8 +74,14 @@ export function isRedisUnavailable(error: unknown, depth = 0): boolean {
  */
 export function normalizeError(error: unknown): unknown {
   if (error instanceof InferqError) return error;
-  const bodyError = fromBodyParser(error);
+  const bodyError = fromBodyParser(error) ?? fromClientStatus(error);
   if (bodyError !== undefined) return bodyError;
+  if (isRedisRefusingWrites(error)) {
+    return new ServiceUnavailableError(
+      'Redis refuses new writes (out of memory at maxmemory, or unable to persist); retry later',
+      { cause: error, retryAfterSeconds: REDIS_FULL_RETRY_AFTER_SECONDS },
+    );
+  }
   if (isRedisUnavailable(error)) {
     return new ServiceUnavailableError('Redis is unreachable; retry shortly', {
       cause: error,
@@ -88,6 +114,35 @@ function fromBodyParser(error: unknown): InferqError | undefined {
       return new BadRequestError('the body length does not match Content-Length', { cause: error });
     default:
       return undefined;
+  }
+}
+
+/**
+ * Any other error that carries a 4xx status (http-errors' `status`/`statusCode`, as body-parser,
+ * Express and its router set them) is the client's: a corrupt gzip/deflate/br body (zlib's error,
+ * given 400 by body-parser), an undecodable path parameter, and whatever they add later.
+ */
+function fromClientStatus(error: unknown): InferqError | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { status, statusCode, expose, code, message } = error as Record<string, unknown>;
+  const value = typeof status === 'number' ? status : statusCode;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 400 || value > 499) return undefined;
+  const said = expose === true && typeof message === 'string' ? message : 'the request was refused';
+  // zlib's and brotli's codes: the body's Content-Encoding did not decode.
+  const detail =
+    typeof code === 'string' && /^(Z_|ERR__|ERR_BROTLI|ERR_ZLIB)/.test(code)
+      ? `the body could not be decoded as its Content-Encoding says: ${said}`
+      : said;
+  const options = { cause: error };
+  switch (value) {
+    case 400:
+      return new BadRequestError(detail, options);
+    case 413:
+      return new PayloadTooLargeError(detail, options);
+    case 415:
+      return new UnsupportedMediaTypeError(detail, options);
+    default:
+      return new ClientError(value, detail, options);
   }
 }
 

@@ -34,6 +34,21 @@ export class BadRequestError extends InferqError {
   readonly title = 'Malformed request';
 }
 
+/**
+ * A client error another layer recognised first (Express, body-parser, Node), with its own 4xx
+ * status: such an error is the client's, so it is never a 500.
+ */
+export class ClientError extends InferqError {
+  readonly status: number;
+  readonly code = 'client-error';
+  readonly title = 'Request refused';
+
+  constructor(status: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
 /** Missing or wrong API key. */
 export class UnauthorizedError extends InferqError {
   readonly status = 401;
