@@ -46,7 +46,7 @@ import type {
 } from '@inferq/store';
 import { CallbackUrlCheck } from '@inferq/webhooks';
 import { type ModelCatalog, NO_LIVE_WORKER, type Servable } from './catalog.ts';
-import { rejectionError } from './errors.ts';
+import { isRedisRefusingWrites, rejectionError } from './errors.ts';
 import { submissionFingerprint } from './idempotency.ts';
 import { Wakeup } from './wakeup.ts';
 
@@ -130,7 +130,8 @@ export type StatusEvent =
 
 export interface Readiness {
   ready: boolean;
-  redis: 'ok' | 'unreachable';
+  /** `refusing-writes`: Redis answers but refuses every submit (full at maxmemory, cannot persist). */
+  redis: 'ok' | 'unreachable' | 'refusing-writes';
   /** Each model's default version and its state. */
   models: { name: string; version: number; state: string; liveWorkers: number }[];
   /** Human-readable reasons the deployment is not ready; empty when ready. */
@@ -438,6 +439,16 @@ export class InferenceService {
     const models: Readiness['models'] = [];
     const missing: string[] = [];
     const unavailable: Readiness['unavailable'] = [];
+    let redis: Readiness['redis'] = 'ok';
+    try {
+      await withTimeout(store.writeProbe(), READINESS_PING_TIMEOUT_MS);
+    } catch (error: unknown) {
+      // Only a refusal says something here; anything else is the next check's (or the next call's) to see.
+      if (isRedisRefusingWrites(error)) {
+        redis = 'refusing-writes';
+        missing.push(`Redis refuses writes: ${(error as Error).message}`);
+      }
+    }
     for (const name of catalog.modelNames()) {
       const versions = catalog.versions(name) ?? [];
       const chosen = catalog.defaultVersion(name);
@@ -458,7 +469,7 @@ export class InferenceService {
       }
     }
     if (models.length === 0) missing.push('the model repository holds no model');
-    return { ready: missing.length === 0, redis: 'ok', models, missing, unavailable };
+    return { ready: missing.length === 0, redis, models, missing, unavailable };
   }
 
   /** Jobs waiting or running per model (all served versions), for `inferq_queue_depth`. */
