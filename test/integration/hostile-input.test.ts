@@ -308,6 +308,68 @@ describe('hostile bodies, each with its exact answer', () => {
       413,
       /MAX_BODY_BYTES/,
     ],
+    [
+      'a string with a NUL (onnxruntime would cut it there)',
+      'strings',
+      'application/json',
+      JSON.stringify({ inputs: { x: { dtype: 'string', shape: [2], data: ['ok', 'abc\u0000def'] } } }),
+      422,
+      /input 'x' element 1 holds a NUL character/,
+    ],
+    [
+      'a MessagePack string with a NUL',
+      'strings',
+      'application/msgpack',
+      packStandard({ inputs: { x: { dtype: 'string', shape: [1], data: ['abc\u0000def'] } } }),
+      422,
+      /input 'x' element 0 holds a NUL character/,
+    ],
+    [
+      'a string with a lone surrogate',
+      'strings',
+      'application/json',
+      JSON.stringify({ inputs: { x: { dtype: 'string', shape: [1], data: ['a\ud800b'] } } }),
+      422,
+      /input 'x' element 0 holds a lone UTF-16 surrogate/,
+    ],
+    [
+      'a MessagePack string that is not UTF-8',
+      'strings',
+      'application/msgpack',
+      Uint8Array.from([
+        ...packStandard({ inputs: { x: { dtype: 'string', shape: [1], data: ['\u00e9'] } } }).slice(0, -2),
+        0xc3,
+        0x28,
+      ]),
+      400,
+      /MessagePack string at byte \d+ is not valid UTF-8/,
+    ],
+    [
+      'inputs that disagree on the batch axis (JSON)',
+      'pair',
+      'application/json',
+      JSON.stringify({
+        inputs: {
+          a: { dtype: 'float32', shape: [1, 3], data: [1, 2, 3] },
+          b: { dtype: 'float32', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] },
+        },
+      }),
+      422,
+      /inputs disagree on the batch axis \(axis 0\): 'b' has 2 rows, the inputs before it 1/,
+    ],
+    [
+      'inputs that disagree on the batch axis (MessagePack)',
+      'pair',
+      'application/msgpack',
+      packStandard({
+        inputs: {
+          a: { dtype: 'float32', shape: [2, 3], data: f32([1, 2, 3, 4, 5, 6]) },
+          b: { dtype: 'float32', shape: [1, 3], data: f32([1, 2, 3]) },
+        },
+      }),
+      422,
+      /'b' has 1 rows, the inputs before it 2/,
+    ],
     ['text/plain', 'affine', 'text/plain', JSON.stringify(valid), 415, /got text\/plain/],
     ['no content type', 'affine', undefined, new Uint8Array([1, 2]), 415, /got none/],
     [
@@ -323,6 +385,35 @@ describe('hostile bodies, each with its exact answer', () => {
   it.each(cases)('%s', async (_name, model, contentType, body, status, detail) => {
     const api = await startApi();
     await expectProblem(await send(api, model, contentType, body), status, detail);
+    await expectStillServing(api);
+  });
+
+  it('refuses a bulk body with one request whose inputs disagree on the batch axis, in both formats, accepting nothing', async () => {
+    const api = await startApi();
+    const agree = { a: [1, 3], b: [1, 3] };
+    const disagree = { a: [1, 3], b: [2, 3] };
+    const tensors = (format: 'json' | 'msgpack', shapes: Record<string, number[]>) =>
+      Object.fromEntries(
+        Object.entries(shapes).map(([name, shape]) => {
+          const values = new Array((shape[0] ?? 0) * 3).fill(1);
+          return [name, { dtype: 'float32', shape, data: format === 'json' ? values : f32(values) }];
+        }),
+      );
+    for (const format of ['json', 'msgpack'] as const) {
+      const requests = [{ inputs: tensors(format, agree) }, { inputs: tensors(format, disagree) }];
+      const before = await api.store.queueDepth('pair', 1);
+      const response = await api.fetch('/v1/models/pair/infer:bulk', {
+        method: 'POST',
+        headers: { 'content-type': `application/${format}` },
+        body: format === 'json' ? JSON.stringify({ requests }) : Buffer.from(packStandard({ requests })),
+      });
+      await expectProblem(
+        response,
+        422,
+        /^requests\[1\]: inputs disagree on the batch axis \(axis 0\): 'b' has 2 rows/,
+      );
+      expect(await api.store.queueDepth('pair', 1)).toBe(before);
+    }
     await expectStillServing(api);
   });
 

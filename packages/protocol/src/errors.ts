@@ -89,6 +89,16 @@ export class UnprocessableError extends InferqError {
   readonly title = 'Inputs do not match the model signature';
 }
 
+/**
+ * Values the model runtime cannot carry as sent: onnxruntime-node cuts a string at its first NUL and
+ * replaces a lone UTF-16 surrogate, so the model would see another input than the client sent.
+ */
+export class UnrepresentableInputError extends InferqError {
+  readonly status = 422;
+  readonly code = 'unrepresentable-input';
+  readonly title = 'Input the model runtime cannot carry';
+}
+
 /** A `callback.url` this deployment will not call: scheme, credentials, private address, or webhooks off. */
 export class CallbackRefusedError extends InferqError {
   readonly status = 422;
