@@ -67,7 +67,7 @@ describe('normalizeError', () => {
   ])('maps an error carrying a client status (%s) to that 4xx', (error, status) => {
     const problem = toProblem(normalizeError(error));
     expect(problem.status).toBe(status);
-    if (error.expose === false) expect(problem.detail).not.toContain('secret');
+    if ((error as { expose?: boolean }).expose === false) expect(problem.detail).not.toContain('secret');
     else expect(problem.detail).toContain(error.message);
     if ((error as { code?: string }).code !== undefined)
       expect(problem.detail).toMatch(/could not be decoded/);

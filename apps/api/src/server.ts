@@ -97,7 +97,14 @@ export function createServer(deps: ServerDeps): Server {
     const version = modelVersion(route.version);
     const responseFormat = negotiateResponseFormat(req.headers.accept, format);
     if (route.bulk) {
-      const result = await service.submitBulk({ model: route.model, version, body, format, tenant });
+      const result = await service.submitBulk({
+        model: route.model,
+        version,
+        body,
+        format,
+        tenant,
+        idempotencyKey: parseIdempotencyKey(header(req, 'idempotency-key')),
+      });
       sendValue(res, 202, result, responseFormat);
       return;
     }

@@ -47,7 +47,7 @@ import type {
 import { CallbackUrlCheck } from '@inferq/webhooks';
 import { type ModelCatalog, NO_LIVE_WORKER, type Servable } from './catalog.ts';
 import { isRedisRefusingWrites, rejectionError } from './errors.ts';
-import { submissionFingerprint } from './idempotency.ts';
+import { bulkIdempotencyKey, submissionFingerprint } from './idempotency.ts';
 import { Wakeup } from './wakeup.ts';
 
 /** One version of a model as the API needs it: the repository's entry. */
@@ -259,7 +259,7 @@ export class InferenceService {
    * request refused by admission control (queue full, rate limit) has `null` in its place and an
    * entry in `rejected`. When every request is refused, the first refusal is thrown (429).
    */
-  async submitBulk(input: Omit<SubmitInput, 'waitSeconds' | 'idempotencyKey'>): Promise<BulkSubmitResult> {
+  async submitBulk(input: Omit<SubmitInput, 'waitSeconds'>): Promise<BulkSubmitResult> {
     const { store, metrics } = this.deps;
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
@@ -279,10 +279,23 @@ export class InferenceService {
       throw error;
     }
     const now = this.now();
-    const admission = this.admission({ ...input, waitSeconds: 0 });
+    const admission = this.admission({ ...input, waitSeconds: 0, idempotencyKey: undefined });
+    // An Idempotency-Key names each request of the body: a retried body answers the same ids.
+    const fingerprint =
+      input.idempotencyKey === undefined ? undefined : submissionFingerprint({ ...input, bulk: true });
     const params = bodies.map((body, index) => ({
       ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
-      admission,
+      admission:
+        input.idempotencyKey === undefined || fingerprint === undefined
+          ? admission
+          : {
+              ...admission,
+              idempotency: {
+                key: bulkIdempotencyKey(input.idempotencyKey, index),
+                fingerprint,
+                ttlSeconds: this.deps.config.limits.idempotencyTtlSeconds,
+              },
+            },
     }));
     const outcomes = await store.submitBulk(params);
     const ids: (string | null)[] = [];
@@ -299,6 +312,11 @@ export class InferenceService {
         metrics.requests.inc({ ...labels, status: outcome.rejection.reason });
         ids.push(null);
         rejected.push({ index, ...toProblem(error), ...retryAfterOf(error) });
+        return;
+      }
+      if (outcome.kind === 'replayed') {
+        metrics.requests.inc({ ...labels, status: 'replayed' });
+        ids.push(outcome.record.id);
         return;
       }
       this.countAccepted(labels, outcome.kind, params[index]!.useCache);

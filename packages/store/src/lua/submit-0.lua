@@ -181,6 +181,20 @@ for _, r in ipairs(requests) do
   end
 end
 if ARGV[2] ~= 'many' then return submit(request[1], request[2], request[3]) end
+-- infer:bulk with an Idempotency-Key: each request has an entry of its own (the key, then the key
+-- and its index). One entry made by another submission refuses the whole body, before any write,
+-- rather than accept some of its requests and refuse the others.
+for i, r in ipairs(request) do
+  local fingerprint = r[2][10]
+  if fingerprint ~= '' then
+    local entry = redis.call('GET', r[1][6])
+    if entry and string.sub(entry, 1, string.find(entry, ' ', 1, true) - 1) ~= fingerprint then
+      local refused = {}
+      for j = 1, #request do refused[j] = { 'rejected', 'idempotency-key-reused' } end
+      return refused
+    end
+  end
+end
 local replies = {}
 for i, r in ipairs(request) do replies[i] = submit(r[1], r[2], r[3]) end
 return replies
