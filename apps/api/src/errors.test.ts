@@ -7,7 +7,7 @@ import {
   UnsupportedMediaTypeError,
 } from '@inferq/protocol';
 import { describe, expect, it } from 'vitest';
-import { isRedisUnavailable, normalizeError } from './errors.ts';
+import { clientErrorResponse, isRedisUnavailable, normalizeError } from './errors.ts';
 
 function withFields(message: string, fields: Record<string, unknown>): Error {
   return Object.assign(new Error(message), fields);
@@ -103,5 +103,19 @@ describe('normalizeError', () => {
     expect(isRedisUnavailable(error)).toBe(false);
     expect(toProblem(normalizeError(error))).toMatchObject({ status: 500 });
     expect(JSON.stringify(toProblem(normalizeError(error)))).not.toContain('x is undefined');
+  });
+});
+
+describe('clientErrorResponse', () => {
+  it.each([
+    ['HPE_HEADER_OVERFLOW', 431, 'Request Header Fields Too Large'],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'Request Timeout'],
+    ['HPE_INVALID_METHOD', 400, 'Bad Request'],
+  ])('answers %s with %i problem+json', (code, status, reason) => {
+    const [head = '', body = ''] = clientErrorResponse({ code }).split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${reason}`);
+    expect(head).toContain('Content-Type: application/problem+json');
+    expect(head).toContain(`Content-Length: ${Buffer.byteLength(body)}`);
+    expect(JSON.parse(body)).toMatchObject({ status, type: 'https://inferq.dev/problems/client-error' });
   });
 });

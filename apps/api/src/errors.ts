@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import {
   BadRequestError,
   ClientError,
@@ -7,6 +8,7 @@ import {
   QueueFullError,
   RateLimitedError,
   ServiceUnavailableError,
+  toProblem,
   UnsupportedMediaTypeError,
 } from '@inferq/protocol';
 import type { SubmitRejection } from '@inferq/store';
@@ -174,4 +176,25 @@ export function rejectionError(
       throw new Error(`unknown rejection ${JSON.stringify(unreachable)}`);
     }
   }
+}
+
+/**
+ * The raw answer to a request Node's HTTP parser refused before any handler saw it (its
+ * `clientError`): Node's own is a bare status line, every other error here is problem+json.
+ * Headers past Node's limit (16 KiB, a long URL included) are 431, a timed-out request 408, any
+ * other malformed request 400.
+ */
+export function clientErrorResponse(error: { code?: string }): string {
+  const [status, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request line and headers are larger than the server accepts (16 KiB)']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in time']
+        : [400, 'the request is not valid HTTP/1.1'];
+  const body = JSON.stringify(toProblem(new ClientError(status, detail)));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+    'Content-Type: application/problem+json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }

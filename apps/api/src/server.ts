@@ -21,6 +21,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import { ApiKeyAuthenticator } from './auth.ts';
 import { readRawBody } from './body.ts';
 import type { ModelCatalog } from './catalog.ts';
+import { clientErrorResponse } from './errors.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import { sendBytes, sendProblem, sendRecord, sendValue } from './responses.ts';
 import { InferenceService, type StatusEvent } from './service.ts';
@@ -220,6 +221,11 @@ export function createServer(deps: ServerDeps): Server {
     }
     timeRequest(metrics, 'POST', res, () => route.template);
     submit(route, req, res).catch((error: unknown) => sendProblem(error, req, res, logger));
+  });
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (error.code === 'ECONNRESET' || !socket.writable || answering === true) socket.destroy();
+    else socket.end(clientErrorResponse(error));
   });
   // Announced in every answer as `Keep-Alive: timeout=N`; Node closes an idle connection 1 s later.
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
