@@ -35,6 +35,8 @@ export interface TestRedisOptions {
   appendonly?: boolean;
   /** `always` fsyncs every write before replying (the setting R2 relies on); default `everysec`. */
   appendfsync?: 'always' | 'everysec';
+  /** `maxmemory` (e.g. `8mb`); default none. The policy is always `noeviction`, as inferq requires. */
+  maxmemory?: string;
 }
 
 export async function startTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
@@ -60,6 +62,7 @@ export async function startTestRedis(options: TestRedisOptions = {}): Promise<Te
         options.appendfsync ?? 'everysec',
         '--maxmemory-policy',
         'noeviction',
+        ...(options.maxmemory === undefined ? [] : ['--maxmemory', options.maxmemory]),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { decodePayload, packStandard } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import fc from 'fast-check';
@@ -20,7 +21,7 @@ import {
   toJson,
   wireValue,
 } from '../../packages/protocol/src/hostile-arbitraries.ts';
-import { writeAffineModel, writeIdentityModel } from '../helpers/onnx-models.ts';
+import { writeAffineModel, writeIdentityModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startAsWorker } from '../helpers/queue.ts';
 import { expectProblem, postJson, startTestApi, type TestApi } from '../helpers/test-api.ts';
 
@@ -67,6 +68,9 @@ beforeAll(async () => {
   modelDir = mkdtempSync(join(tmpdir(), 'inferq-hostile-'));
   writeAffineModel(join(modelDir, 'affine', '1', 'model.onnx'), { scale: 2, bias: 1 });
   writeIdentityModel(join(modelDir, 'ints', '1', 'model.onnx'), 'int32', [4]);
+  writeIdentityModel(join(modelDir, 'bytes', '1', 'model.onnx'), 'uint8', []);
+  writeIdentityModel(join(modelDir, 'strings', '1', 'model.onnx'), 'string', []);
+  writeTwoInputModel(join(modelDir, 'pair', '1', 'model.onnx'));
   repository = await loadModelRepository(modelDir);
 });
 
@@ -304,6 +308,68 @@ describe('hostile bodies, each with its exact answer', () => {
       413,
       /MAX_BODY_BYTES/,
     ],
+    [
+      'a string with a NUL (onnxruntime would cut it there)',
+      'strings',
+      'application/json',
+      JSON.stringify({ inputs: { x: { dtype: 'string', shape: [2], data: ['ok', 'abc\u0000def'] } } }),
+      422,
+      /input 'x' element 1 holds a NUL character/,
+    ],
+    [
+      'a MessagePack string with a NUL',
+      'strings',
+      'application/msgpack',
+      packStandard({ inputs: { x: { dtype: 'string', shape: [1], data: ['abc\u0000def'] } } }),
+      422,
+      /input 'x' element 0 holds a NUL character/,
+    ],
+    [
+      'a string with a lone surrogate',
+      'strings',
+      'application/json',
+      JSON.stringify({ inputs: { x: { dtype: 'string', shape: [1], data: ['a\ud800b'] } } }),
+      422,
+      /input 'x' element 0 holds a lone UTF-16 surrogate/,
+    ],
+    [
+      'a MessagePack string that is not UTF-8',
+      'strings',
+      'application/msgpack',
+      Uint8Array.from([
+        ...packStandard({ inputs: { x: { dtype: 'string', shape: [1], data: ['\u00e9'] } } }).slice(0, -2),
+        0xc3,
+        0x28,
+      ]),
+      400,
+      /MessagePack string at byte \d+ is not valid UTF-8/,
+    ],
+    [
+      'inputs that disagree on the batch axis (JSON)',
+      'pair',
+      'application/json',
+      JSON.stringify({
+        inputs: {
+          a: { dtype: 'float32', shape: [1, 3], data: [1, 2, 3] },
+          b: { dtype: 'float32', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] },
+        },
+      }),
+      422,
+      /inputs disagree on the batch axis \(axis 0\): 'b' has 2 rows, the inputs before it 1/,
+    ],
+    [
+      'inputs that disagree on the batch axis (MessagePack)',
+      'pair',
+      'application/msgpack',
+      packStandard({
+        inputs: {
+          a: { dtype: 'float32', shape: [2, 3], data: f32([1, 2, 3, 4, 5, 6]) },
+          b: { dtype: 'float32', shape: [1, 3], data: f32([1, 2, 3]) },
+        },
+      }),
+      422,
+      /'b' has 1 rows, the inputs before it 2/,
+    ],
     ['text/plain', 'affine', 'text/plain', JSON.stringify(valid), 415, /got text\/plain/],
     ['no content type', 'affine', undefined, new Uint8Array([1, 2]), 415, /got none/],
     [
@@ -319,6 +385,35 @@ describe('hostile bodies, each with its exact answer', () => {
   it.each(cases)('%s', async (_name, model, contentType, body, status, detail) => {
     const api = await startApi();
     await expectProblem(await send(api, model, contentType, body), status, detail);
+    await expectStillServing(api);
+  });
+
+  it('refuses a bulk body with one request whose inputs disagree on the batch axis, in both formats, accepting nothing', async () => {
+    const api = await startApi();
+    const agree = { a: [1, 3], b: [1, 3] };
+    const disagree = { a: [1, 3], b: [2, 3] };
+    const tensors = (format: 'json' | 'msgpack', shapes: Record<string, number[]>) =>
+      Object.fromEntries(
+        Object.entries(shapes).map(([name, shape]) => {
+          const values = new Array((shape[0] ?? 0) * 3).fill(1);
+          return [name, { dtype: 'float32', shape, data: format === 'json' ? values : f32(values) }];
+        }),
+      );
+    for (const format of ['json', 'msgpack'] as const) {
+      const requests = [{ inputs: tensors(format, agree) }, { inputs: tensors(format, disagree) }];
+      const before = await api.store.queueDepth('pair', 1);
+      const response = await api.fetch('/v1/models/pair/infer:bulk', {
+        method: 'POST',
+        headers: { 'content-type': `application/${format}` },
+        body: format === 'json' ? JSON.stringify({ requests }) : Buffer.from(packStandard({ requests })),
+      });
+      await expectProblem(
+        response,
+        422,
+        /^requests\[1\]: inputs disagree on the batch axis \(axis 0\): 'b' has 2 rows/,
+      );
+      expect(await api.store.queueDepth('pair', 1)).toBe(before);
+    }
     await expectStillServing(api);
   });
 
@@ -435,5 +530,205 @@ describe('random bodies over HTTP', () => {
     expect(seen.get(400)).toBeGreaterThan(0);
     expect(seen.get(422)).toBeGreaterThan(0);
     await expectStillServing(api);
+  });
+});
+
+describe('bodies at and around the limits, in every data form and both formats', () => {
+  // The default limits: a body up to 16 MiB, 1 Mi listed elements, 64 KiB per string.
+  const LIMIT = 16 * 1024 * 1024;
+  const LISTED = 1024 * 1024;
+  const STRING_BYTES = 65536;
+
+  /** The JSON body of a uint8 tensor [n] sent as b64, padded with spaces to exactly `size` bytes. */
+  function b64Body(size: number, corrupt = false): string {
+    const skeleton = (n: number, b64: string) =>
+      `{"inputs":{"x":{"dtype":"uint8","shape":[${n}],"data":{"b64":"${b64}"}}}}`;
+    let n = Math.floor(((size - skeleton(0, '').length - 8) * 3) / 4);
+    n -= n % 3;
+    let b64 = Buffer.alloc(n, 7).toString('base64');
+    if (corrupt) b64 = `${b64.slice(0, -1)}*`;
+    const body = skeleton(n, b64);
+    return body + ' '.repeat(size - body.length);
+  }
+
+  /** A MessagePack body of a uint8 tensor [n] as bin, exactly `size` bytes. */
+  function binBody(size: number): Uint8Array {
+    const body = (n: number) =>
+      packStandard({ inputs: { x: { dtype: 'uint8', shape: [n], data: new Uint8Array(n) } } });
+    const overhead = body(LIMIT / 2).byteLength - LIMIT / 2;
+    const bytes = Uint8Array.from(body(size - overhead));
+    expect(bytes.byteLength).toBe(size);
+    return bytes;
+  }
+
+  const zeros = (rows: number) => ({
+    inputs: { x: { dtype: 'float32', shape: [rows, 4], data: new Array(rows * 4).fill(0) } },
+  });
+
+  it('serves b64 up to the body limit and refuses one byte more (413) or a bad character at the end (400)', async () => {
+    const api = await startApi({ MAX_BODY_BYTES: String(LIMIT) });
+    // The reported case: 4 MB of float32 as b64 in a 5.3 MB body answered 500.
+    const floats = Buffer.alloc(4 * 1024 * 1024).toString('base64');
+    const reported = await postJson(api, '/v1/models/affine/infer', {
+      inputs: { x: { dtype: 'float32', shape: [262144, 4], data: { b64: floats } } },
+      cache: false,
+    });
+    expect(reported.status).toBe(202);
+    await reported.arrayBuffer();
+    const atLimit = await send(api, 'bytes', 'application/json', b64Body(LIMIT));
+    expect(atLimit.status).toBe(202);
+    await atLimit.arrayBuffer();
+    await expectProblem(
+      await send(api, 'bytes', 'application/json', b64Body(LIMIT + 1)),
+      413,
+      /16777216 bytes/,
+    );
+    await expectProblem(
+      await send(api, 'bytes', 'application/json', b64Body(LIMIT, true)),
+      400,
+      /inputs\.x\.data\.b64: not valid base64/,
+    );
+    await expectStillServing(api);
+  });
+
+  it('serves MessagePack bin up to the body limit and refuses one byte more (413)', async () => {
+    const api = await startApi({ MAX_BODY_BYTES: String(LIMIT) });
+    const atLimit = await send(api, 'bytes', 'application/msgpack', binBody(LIMIT));
+    expect(atLimit.status).toBe(202);
+    await atLimit.arrayBuffer();
+    await expectProblem(await send(api, 'bytes', 'application/msgpack', binBody(LIMIT + 1)), 413);
+    await expectStillServing(api);
+  });
+
+  it('serves lists up to MAX_LIST_ELEMENTS in both formats, and refuses one row more or a body-sized list (400)', async () => {
+    const api = await startApi({ MAX_BODY_BYTES: String(LIMIT) });
+    const rows = LISTED / 4;
+    for (const [format, encode] of [
+      ['json', (v: unknown) => JSON.stringify(v)],
+      ['msgpack', (v: unknown) => packStandard(v)],
+    ] as const) {
+      const within = await send(
+        api,
+        'affine',
+        `application/${format}`,
+        encode({ ...zeros(rows), cache: false }),
+      );
+      expect(within.status).toBe(202);
+      await within.arrayBuffer();
+      await expectProblem(
+        await send(api, 'affine', `application/${format}`, encode(zeros(rows + 1))),
+        400,
+        /1048580 elements sent as lists, more than the 1048576 allowed/,
+      );
+    }
+    // 16 MiB of "0,": 8 Mi values, refused before anything is built.
+    const huge = `{"inputs":{"x":{"dtype":"float32","shape":[2097152,4],"data":[${'0,'.repeat(LIMIT / 2 - 40)}0]}}}`;
+    expect(huge.length).toBeLessThanOrEqual(LIMIT);
+    await expectProblem(await send(api, 'affine', 'application/json', huge), 400, /refused/);
+    await expectStillServing(api);
+  });
+
+  it('serves strings up to MAX_STRING_BYTES each and the body limit in all, in both formats', async () => {
+    const api = await startApi({ MAX_BODY_BYTES: String(LIMIT) });
+    const long = 'é'.repeat(STRING_BYTES / 2);
+    const strings = (n: number, text: string) => ({
+      inputs: { x: { dtype: 'string', shape: [n], data: new Array(n).fill(text) } },
+    });
+    for (const [format, encode] of [
+      ['json', (v: unknown) => JSON.stringify(v)],
+      ['msgpack', (v: unknown) => packStandard(v)],
+    ] as const) {
+      // 255 strings of 64 KiB: just under 16 MiB.
+      const full = encode(strings(255, long));
+      expect(full.length).toBeLessThanOrEqual(LIMIT);
+      const served = await send(api, 'strings', `application/${format}`, full);
+      expect(served.status).toBe(202);
+      await served.arrayBuffer();
+      await expectProblem(
+        await send(api, 'strings', `application/${format}`, encode(strings(1, `${long}a`))),
+        400,
+        /inputs\.x\.data\[0\]: string longer than 65536 bytes/,
+      );
+      const many = await send(api, 'strings', `application/${format}`, encode(strings(LISTED, '')));
+      expect(many.status).toBe(202);
+      await many.arrayBuffer();
+      await expectProblem(
+        await send(api, 'strings', `application/${format}`, encode(strings(LISTED + 1, ''))),
+        400,
+        /1048577 elements sent as lists/,
+      );
+    }
+    await expectStillServing(api);
+  });
+
+  it('serves a bulk body of b64 requests up to the body limit', async () => {
+    const api = await startApi({ MAX_BODY_BYTES: String(LIMIT) });
+    const each = Buffer.alloc(180_000, 3).toString('base64');
+    const requests = Array.from({ length: 64 }, () => ({
+      inputs: { x: { dtype: 'uint8', shape: [180_000], data: { b64: each } } },
+    }));
+    const body = JSON.stringify({ requests });
+    expect(body.length).toBeLessThanOrEqual(LIMIT);
+    const response = await api.fetch('/v1/models/bytes/infer:bulk', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(response.status).toBe(202);
+    expect(((await response.json()) as { ids: string[] }).ids).toHaveLength(64);
+  });
+});
+
+describe('compressed bodies', () => {
+  const json = Buffer.from(JSON.stringify({ ...valid, cache: false }));
+  const encoded: [string, Buffer][] = [
+    ['gzip', gzipSync(json)],
+    ['deflate', deflateSync(json)],
+    ['br', brotliCompressSync(json)],
+  ];
+
+  function sendEncoded(api: TestApi, encoding: string, body: Uint8Array): Promise<Response> {
+    return api.fetch('/v1/models/affine/infer', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+      body: Buffer.from(body),
+    });
+  }
+
+  it.each(encoded)(
+    'serves a %s body, and answers 400 when it is corrupt or truncated',
+    async (encoding, body) => {
+      const api = await startApi();
+      const served = await sendEncoded(api, encoding, body);
+      expect(served.status).toBe(202);
+      await served.arrayBuffer();
+      const corrupt = Buffer.from(body);
+      corrupt.fill(0x55, 2, Math.min(corrupt.length, 12));
+      await expectProblem(await sendEncoded(api, encoding, corrupt), 400, /could not be decoded/);
+      await expectProblem(
+        await sendEncoded(api, encoding, body.subarray(0, body.length - 6)),
+        400,
+        /could not be decoded/,
+      );
+      await expectProblem(
+        await sendEncoded(api, encoding, Buffer.from('not compressed at all')),
+        400,
+        /could not be decoded/,
+      );
+      await expectStillServing(api);
+    },
+  );
+
+  it('measures a compressed body inflated: up to the limit is served, one byte more is 413', async () => {
+    const api = await startApi();
+    const body = (size: number) => {
+      const text = JSON.stringify({ ...valid, cache: false });
+      return gzipSync(Buffer.from(text + ' '.repeat(size - text.length)));
+    };
+    const atLimit = await sendEncoded(api, 'gzip', body(MAX_BODY_BYTES));
+    expect(atLimit.status).toBe(202);
+    await atLimit.arrayBuffer();
+    await expectProblem(await sendEncoded(api, 'gzip', body(MAX_BODY_BYTES + 1)), 413, /MAX_BODY_BYTES/);
+    await expectProblem(await sendEncoded(api, 'compress', gzipSync(json)), 415, /Content-Encoding/);
   });
 });

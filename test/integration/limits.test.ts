@@ -402,6 +402,88 @@ describe('Idempotency-Key', () => {
     expect(remaining).toBeLessThanOrEqual(120);
   });
 
+  describe('on infer:bulk', () => {
+    const bulk = '/v1/models/affine/infer:bulk';
+    const requests = (...rows: number[][]) => ({
+      requests: rows.map((values) => body(values, { cache: false })),
+    });
+    const idsOf = async (response: Response) => {
+      expect(response.status).toBe(202);
+      return ((await response.json()) as { ids: (string | null)[] }).ids;
+    };
+
+    it('answers the same ids for the same key and body, and enqueues them once', async () => {
+      const d = await deploy();
+      const headers = { 'idempotency-key': 'bulk-retry' };
+      const first = await idsOf(
+        await d.post(requests([1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]), headers, bulk),
+      );
+      expect(first).toHaveLength(3);
+      const again = await idsOf(
+        await d.post(requests([1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]), headers, bulk),
+      );
+      expect(again).toEqual(first);
+      expect(await d.redis.zcard(`${d.prefix}:queued:affine.v1`)).toBe(3);
+      expect((await d.redis.keys(`${d.prefix}:req:*`)).length).toBe(3);
+      // Concurrent retries: still the same three requests.
+      const concurrent = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          d.post(requests([1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]), headers, bulk).then(idsOf),
+        ),
+      );
+      for (const ids of concurrent) expect(ids).toEqual(first);
+      expect((await d.redis.keys(`${d.prefix}:req:*`)).length).toBe(3);
+    });
+
+    it('answers 422 for the same key with another body (fewer, more or other requests) or a single submit, writing nothing', async () => {
+      const d = await deploy();
+      const headers = { 'idempotency-key': 'bulk-k' };
+      await idsOf(await d.post(requests([1, 1, 1, 1], [2, 2, 2, 2]), headers, bulk));
+      const before = (await d.redis.keys(`${d.prefix}:*`)).sort();
+      for (const other of [
+        requests([1, 1, 1, 1]),
+        requests([1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]),
+        requests([1, 1, 1, 1], [2, 2, 2, 5]),
+      ]) {
+        const response = await d.post(other, headers, bulk);
+        expect(response.status).toBe(422);
+        expect(await problemOf(response)).toMatchObject({
+          type: `${PROBLEM_BASE}idempotency-key-reused`,
+          detail:
+            "Idempotency-Key 'bulk-k' was first used with a different request; send a new key for a new request",
+        });
+      }
+      // The bytes of the first request alone, sent to the single route, are another request too.
+      expect((await d.post(body([1, 1, 1, 1], { cache: false }), headers)).status).toBe(422);
+      expect((await d.redis.keys(`${d.prefix}:*`)).sort()).toEqual(before);
+      // And a key first used by a single submit refuses a bulk body.
+      await accepted(await d.post(body([4, 4, 4, 4]), { 'idempotency-key': 'single-k' }));
+      expect((await d.post(requests([4, 4, 4, 4]), { 'idempotency-key': 'single-k' }, bulk)).status).toBe(
+        422,
+      );
+      expect(await d.redis.zcard(`${d.prefix}:queued:affine.v1`)).toBe(3);
+    });
+
+    it('gives requests refused the first time (queue full) another chance on the retry, keeping the others', async () => {
+      const d = await deploy({ MAX_QUEUE_DEPTH: '2' });
+      const headers = { 'idempotency-key': 'bulk-full' };
+      const body3 = requests([1, 1, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]);
+      const first = await idsOf(await d.post(body3, headers, bulk));
+      expect(first[2]).toBeNull();
+      expect((await d.fetch(`/v1/requests/${first[0]}`, { method: 'DELETE' })).status).toBe(200);
+      const again = await idsOf(await d.post(body3, headers, bulk));
+      expect(again.slice(0, 2)).toEqual(first.slice(0, 2));
+      expect(again[2]).toEqual(expect.any(String));
+      expect(await idsOf(await d.post(body3, headers, bulk))).toEqual(again);
+    });
+
+    it('answers 400 for a malformed key', async () => {
+      const d = await deploy();
+      const response = await d.post(requests([1, 1, 1, 1]), { 'idempotency-key': 'has space' }, bulk);
+      expect(response.status).toBe(400);
+    });
+  });
+
   it('answers 400 for a key that is empty, too long or not visible ASCII', async () => {
     const d = await deploy();
     for (const key of ['', 'x'.repeat(256), 'has space', 'caf\u00e9']) {

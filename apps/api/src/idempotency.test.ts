@@ -1,6 +1,6 @@
 import { BadRequestError } from '@inferq/protocol';
 import { describe, expect, it } from 'vitest';
-import { parseIdempotencyKey, submissionFingerprint } from './idempotency.ts';
+import { bulkIdempotencyKey, parseIdempotencyKey, submissionFingerprint } from './idempotency.ts';
 
 describe('parseIdempotencyKey', () => {
   it('is undefined without the header', () => {
@@ -55,5 +55,18 @@ describe('submissionFingerprint', () => {
       submissionFingerprint({ ...base, body: new TextEncoder().encode('{"inputs":{} }') }),
     ];
     expect(new Set([fingerprint, ...others]).size).toBe(5);
+  });
+});
+
+describe('bulkIdempotencyKey', () => {
+  it('names the first request by the key itself and the others by a form no key can take', () => {
+    expect(bulkIdempotencyKey('k', 0)).toBe('k');
+    expect(bulkIdempotencyKey('k', 3)).toBe('k 3');
+    expect(() => parseIdempotencyKey('k 3')).toThrow(/without spaces/);
+  });
+
+  it('fingerprints a bulk body apart from a single submit of the same bytes', () => {
+    const submission = { model: 'm', version: undefined, format: 'json' as const, body: Buffer.from('{}') };
+    expect(submissionFingerprint({ ...submission, bulk: true })).not.toBe(submissionFingerprint(submission));
   });
 });

@@ -33,9 +33,21 @@ export function submissionFingerprint(submission: {
   version: number | undefined;
   format: WireFormat;
   body: Uint8Array;
+  /** An `infer:bulk` body: never the same request as a single submit of the same bytes. */
+  bulk?: boolean;
 }): string {
+  const route = submission.bulk === true ? 'infer:bulk' : 'infer';
   return createHash('sha256')
-    .update(`infer\n${submission.model}\n${submission.version ?? ''}\n${submission.format}\n`)
+    .update(`${route}\n${submission.model}\n${submission.version ?? ''}\n${submission.format}\n`)
     .update(submission.body)
     .digest('hex');
+}
+
+/**
+ * The idempotency entry of request `index` of an `infer:bulk` body sent with `key`: the key itself
+ * for the first (so a single submit reusing it is refused as a different request), the key and the
+ * index after a space (which no key holds) for the others.
+ */
+export function bulkIdempotencyKey(key: string, index: number): string {
+  return index === 0 ? key : `${key} ${index}`;
 }

@@ -22,7 +22,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import { ApiKeyAuthenticator } from './auth.ts';
 import { readRawBody } from './body.ts';
 import type { ModelCatalog } from './catalog.ts';
-import { normalizeError } from './errors.ts';
+import { clientErrorResponse, normalizeError } from './errors.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import { sendBytes, sendProblem, sendRecord, sendValue, writePieces } from './responses.ts';
 import { InferenceService, type StatusEvent } from './service.ts';
@@ -102,7 +102,14 @@ export function createServer(deps: ServerDeps): Server {
     const version = modelVersion(route.version);
     const responseFormat = negotiateResponseFormat(req.headers.accept, format);
     if (route.bulk) {
-      const result = await service.submitBulk({ model: route.model, version, body, format, tenant });
+      const result = await service.submitBulk({
+        model: route.model,
+        version,
+        body,
+        format,
+        tenant,
+        idempotencyKey: parseIdempotencyKey(header(req, 'idempotency-key')),
+      });
       sendValue(res, 202, result, responseFormat);
       return;
     }
@@ -222,6 +229,11 @@ export function createServer(deps: ServerDeps): Server {
     }
     timeRequest(metrics, 'POST', res, () => route.template);
     submit(route, req, res).catch((error: unknown) => sendProblem(error, req, res, logger));
+  });
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (error.code === 'ECONNRESET' || !socket.writable || answering === true) socket.destroy();
+    else socket.end(clientErrorResponse(error));
   });
   // Announced in every answer as `Keep-Alive: timeout=N`; Node closes an idle connection 1 s later.
   server.keepAliveTimeout = config.keepAliveTimeoutMs;

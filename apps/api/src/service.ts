@@ -46,8 +46,8 @@ import type {
 } from '@inferq/store';
 import { CallbackUrlCheck } from '@inferq/webhooks';
 import { type ModelCatalog, NO_LIVE_WORKER, type Servable } from './catalog.ts';
-import { rejectionError } from './errors.ts';
-import { submissionFingerprint } from './idempotency.ts';
+import { isRedisRefusingWrites, rejectionError } from './errors.ts';
+import { bulkIdempotencyKey, submissionFingerprint } from './idempotency.ts';
 import { Wakeup } from './wakeup.ts';
 
 /** One version of a model as the API needs it: the repository's entry. */
@@ -133,7 +133,8 @@ export type StatusEvent =
 
 export interface Readiness {
   ready: boolean;
-  redis: 'ok' | 'unreachable';
+  /** `refusing-writes`: Redis answers but refuses every submit (full at maxmemory, cannot persist). */
+  redis: 'ok' | 'unreachable' | 'refusing-writes';
   /** Each model's default version and its state. */
   models: { name: string; version: number; state: string; liveWorkers: number }[];
   /** Human-readable reasons the deployment is not ready; empty when ready. */
@@ -269,7 +270,7 @@ export class InferenceService {
    * request refused by admission control (queue full, rate limit) has `null` in its place and an
    * entry in `rejected`. When every request is refused, the first refusal is thrown (429).
    */
-  async submitBulk(input: Omit<SubmitInput, 'waitSeconds' | 'idempotencyKey'>): Promise<BulkSubmitResult> {
+  async submitBulk(input: Omit<SubmitInput, 'waitSeconds'>): Promise<BulkSubmitResult> {
     const { store, metrics } = this.deps;
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
@@ -289,10 +290,23 @@ export class InferenceService {
       throw error;
     }
     const now = this.now();
-    const admission = this.admission({ ...input, waitSeconds: 0 });
+    const admission = this.admission({ ...input, waitSeconds: 0, idempotencyKey: undefined });
+    // An Idempotency-Key names each request of the body: a retried body answers the same ids.
+    const fingerprint =
+      input.idempotencyKey === undefined ? undefined : submissionFingerprint({ ...input, bulk: true });
     const params = bodies.map((body, index) => ({
       ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
-      admission,
+      admission:
+        input.idempotencyKey === undefined || fingerprint === undefined
+          ? admission
+          : {
+              ...admission,
+              idempotency: {
+                key: bulkIdempotencyKey(input.idempotencyKey, index),
+                fingerprint,
+                ttlSeconds: this.deps.config.limits.idempotencyTtlSeconds,
+              },
+            },
     }));
     const outcomes = await store.submitBulk(params);
     const ids: (string | null)[] = [];
@@ -309,6 +323,11 @@ export class InferenceService {
         metrics.requests.inc({ ...labels, status: outcome.rejection.reason });
         ids.push(null);
         rejected.push({ index, ...toProblem(error), ...retryAfterOf(error) });
+        return;
+      }
+      if (outcome.kind === 'replayed') {
+        metrics.requests.inc({ ...labels, status: 'replayed' });
+        ids.push(outcome.record.id);
         return;
       }
       this.countAccepted(labels, outcome.kind, params[index]!.useCache);
@@ -457,6 +476,16 @@ export class InferenceService {
     const models: Readiness['models'] = [];
     const missing: string[] = [];
     const unavailable: Readiness['unavailable'] = [];
+    let redis: Readiness['redis'] = 'ok';
+    try {
+      await withTimeout(store.writeProbe(), READINESS_PING_TIMEOUT_MS);
+    } catch (error: unknown) {
+      // Only a refusal says something here; anything else is the next check's (or the next call's) to see.
+      if (isRedisRefusingWrites(error)) {
+        redis = 'refusing-writes';
+        missing.push(`Redis refuses writes: ${(error as Error).message}`);
+      }
+    }
     for (const name of catalog.modelNames()) {
       const versions = catalog.versions(name) ?? [];
       const chosen = catalog.defaultVersion(name);
@@ -477,7 +506,7 @@ export class InferenceService {
       }
     }
     if (models.length === 0) missing.push('the model repository holds no model');
-    return { ready: missing.length === 0, redis: 'ok', models, missing, unavailable };
+    return { ready: missing.length === 0, redis, models, missing, unavailable };
   }
 
   /** Jobs waiting or running per model (all served versions), for `inferq_queue_depth`. */

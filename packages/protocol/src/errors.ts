@@ -34,6 +34,21 @@ export class BadRequestError extends InferqError {
   readonly title = 'Malformed request';
 }
 
+/**
+ * A client error another layer recognised first (Express, body-parser, Node), with its own 4xx
+ * status: such an error is the client's, so it is never a 500.
+ */
+export class ClientError extends InferqError {
+  readonly status: number;
+  readonly code = 'client-error';
+  readonly title = 'Request refused';
+
+  constructor(status: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
 /** Missing or wrong API key. */
 export class UnauthorizedError extends InferqError {
   readonly status = 401;
@@ -72,6 +87,16 @@ export class UnprocessableError extends InferqError {
   readonly status = 422;
   readonly code = 'unprocessable';
   readonly title = 'Inputs do not match the model signature';
+}
+
+/**
+ * Values the model runtime cannot carry as sent: onnxruntime-node cuts a string at its first NUL and
+ * replaces a lone UTF-16 surrogate, so the model would see another input than the client sent.
+ */
+export class UnrepresentableInputError extends InferqError {
+  readonly status = 422;
+  readonly code = 'unrepresentable-input';
+  readonly title = 'Input the model runtime cannot carry';
 }
 
 /** A `callback.url` this deployment will not call: scheme, credentials, private address, or webhooks off. */

@@ -91,3 +91,24 @@ describe('findMessagePackProblem', () => {
     expect(findMessagePackProblem(new Uint8Array([...Array(32).fill(0x91), 0x01]))).toBeUndefined();
   });
 });
+
+describe('strings of client input', () => {
+  const limits = { maxValues: 100, maxContainers: 10 };
+  test.each([
+    ['a stray continuation byte', [0xa2, 0x61, 0x80]],
+    ['a cut sequence', [0xa2, 0xc3, 0x28]],
+    ['an encoded surrogate', [0xa3, 0xed, 0xa0, 0x80]],
+    ['0xff', [0xa1, 0xff]],
+  ])('refuses %s as not UTF-8 (msgpackr would make it U+FFFD)', (_name, bytes) => {
+    expect(findMessagePackProblem(Uint8Array.from(bytes), limits)).toBe(
+      'MessagePack string at byte 0 is not valid UTF-8',
+    );
+  });
+
+  test('takes valid UTF-8 of any length, and our own values unchecked', () => {
+    const long = packStandard(`${'é'.repeat(100)}😀`);
+    expect(findMessagePackProblem(long, limits)).toBeUndefined();
+    expect(unpackStandard(long, limits)).toBe(`${'é'.repeat(100)}😀`);
+    expect(findMessagePackProblem(Uint8Array.from([0xa1, 0xff]))).toBeUndefined();
+  });
+});

@@ -5,6 +5,7 @@
  * decoding first walks the bytes with `findMessagePackProblem`, which refuses any extension type,
  * non-string map keys, truncation and trailing bytes, before msgpackr builds the values.
  */
+import { isUtf8 } from 'node:buffer';
 import { Packr, Unpackr } from 'msgpackr';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
@@ -185,6 +186,11 @@ export function findMessagePackProblem(bytes: Uint8Array, limits?: StructureLimi
     if (atKey && !isString) return `MessagePack map key at byte ${start} is not a string`;
     const next = start + headerLength + payloadLength;
     if (next > end) return truncated(start, headerLength + payloadLength);
+    // msgpackr turns invalid UTF-8 into U+FFFD: a client's string would change without a word (JSON
+    // bodies are decoded strictly). Only client input (with limits) pays for the check.
+    if (isString && limits !== undefined && !isUtf8String(bytes, start + headerLength, next)) {
+      return `MessagePack string at byte ${start} is not valid UTF-8`;
+    }
     position = next;
 
     if (depth > 0) remaining[depth - 1] = (remaining[depth - 1] ?? 0) - 1;
@@ -209,4 +215,14 @@ export function findMessagePackProblem(bytes: Uint8Array, limits?: StructureLimi
         : `trailing bytes after the MessagePack value: ${end - position} bytes from byte ${position}`;
     }
   }
+}
+
+/** Whether bytes[from, to) are valid UTF-8: short ASCII strings (names, most data) are settled here. */
+function isUtf8String(bytes: Uint8Array, from: number, to: number): boolean {
+  if (to - from <= 64) {
+    let ascii = true;
+    for (let i = from; i < to && ascii; i++) ascii = (bytes[i] as number) < 0x80;
+    if (ascii) return true;
+  }
+  return isUtf8(bytes.subarray(from, to));
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { float16BitsToNumber, numberToFloat16Bits } from './float16.ts';
 import { decodeBase64Strict, elementCount, tensorDataBytes, tensorDataFromBytes } from './tensor.ts';
@@ -84,4 +85,23 @@ test('decodeBase64Strict refuses characters Buffer.from would skip', () => {
   expect(decodeBase64Strict('AQ*D')).toBeUndefined();
   expect(decodeBase64Strict('A')).toBeUndefined();
   expect(decodeBase64Strict('AQID\n')).toBeUndefined();
+});
+
+test('decodeBase64Strict decodes a body-sized string without overflowing the stack', () => {
+  // 4 MB of bytes: the backtracking pattern this replaced threw "Maximum call stack size exceeded".
+  const bytes = Buffer.alloc(4 * 1024 * 1024, 0xa7);
+  expect(Buffer.from(decodeBase64Strict(bytes.toString('base64')) ?? []).equals(bytes)).toBe(true);
+  expect(decodeBase64Strict(`${bytes.toString('base64')}*`)).toBeUndefined();
+});
+
+test('decodeBase64Strict accepts exactly what the strict base64 grammar accepts', () => {
+  // The grammar as a pattern, safe on short strings: groups of 4, then an optional padded or bare tail.
+  const grammar = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
+  const text = fc.string({ unit: fc.constantFrom(...'AQZaz09+/=-_ *\n\u00e9'), maxLength: 14 });
+  fc.assert(
+    fc.property(text, (s) => {
+      expect(decodeBase64Strict(s) !== undefined).toBe(grammar.test(s));
+    }),
+    { numRuns: 3000, seed: 11 },
+  );
 });

@@ -294,11 +294,28 @@ function finiteOrName(x: number): number | string {
   return x > 0 ? 'Infinity' : '-Infinity';
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
+const BASE64_ALPHABET = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/')
+  BASE64_ALPHABET[c.charCodeAt(0)] = 1;
 
-/** Strict base64 (standard alphabet, padding optional): Buffer.from alone skips invalid characters. */
+/**
+ * Strict base64 (standard alphabet, padding optional): Buffer.from alone skips invalid characters.
+ * Checked by a loop, not a regular expression: a backtracking pattern over a body-sized string
+ * overflowed the stack (a 4 MB `b64` answered 500).
+ */
 export function decodeBase64Strict(text: string): Uint8Array | undefined {
-  if (!BASE64.test(text)) return undefined;
+  let end = text.length;
+  let padding = 0;
+  while (padding < 2 && end > 0 && text.charCodeAt(end - 1) === 0x3d) {
+    end--;
+    padding++;
+  }
+  // Padded: whole groups of 4 with 2 or 3 data characters in the last; unpadded: never 1 left over.
+  if (padding > 0 ? text.length % 4 !== 0 : end % 4 === 1) return undefined;
+  for (let i = 0; i < end; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 128 || BASE64_ALPHABET[code] === 0) return undefined;
+  }
   return Buffer.from(text, 'base64');
 }
 

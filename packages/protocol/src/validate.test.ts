@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { UnprocessableError } from './errors.ts';
+import { UnprocessableError, UnrepresentableInputError } from './errors.ts';
 import type { InferRequestBody, ModelSignature, Tensor } from './types.ts';
 import { validateInputs } from './validate.ts';
 
@@ -75,5 +75,37 @@ describe('mismatches are 422 and name the input', () => {
     expect(thrown).toBeInstanceOf(UnprocessableError);
     expect((thrown as UnprocessableError).status).toBe(422);
     expect((thrown as UnprocessableError).message).toMatch(detail);
+  });
+});
+
+describe('values the runtime cannot carry', () => {
+  const strings: ModelSignature = {
+    inputs: [{ name: 's', dtype: 'string', shape: [-1] }],
+    outputs: [{ name: 'y', dtype: 'string', shape: [-1] }],
+  };
+  const body = (data: string[]): InferRequestBody => ({
+    inputs: { s: { dtype: 'string', shape: [data.length], data } },
+  });
+
+  test.each([
+    ['a NUL', ['ok', 'abc\u0000def'], /element 1 holds a NUL character/],
+    ['a lone high surrogate', ['\ud800'], /element 0 holds a lone UTF-16 surrogate/],
+    ['a lone high surrogate before a letter', ['a\ud83dz'], /lone UTF-16 surrogate/],
+    ['a lone low surrogate', ['x\udc00'], /lone UTF-16 surrogate/],
+    ['surrogates in the wrong order', ['\ude00\ud83d'], /lone UTF-16 surrogate/],
+  ])('refuses %s with a 422 naming the element', (_name, data, detail) => {
+    let thrown: unknown;
+    try {
+      validateInputs(body(data), strings);
+    } catch (error: unknown) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(UnrepresentableInputError);
+    expect((thrown as UnrepresentableInputError).status).toBe(422);
+    expect((thrown as Error).message).toMatch(detail);
+  });
+
+  test('takes what UTF-8 carries: pairs, any other control character, the empty string', () => {
+    expect(() => validateInputs(body(['😀', 'é\u0001\u007f\n', '', '\ud83d\ude00x']), strings)).not.toThrow();
   });
 });

@@ -1,5 +1,5 @@
-import { UnprocessableError } from './errors.ts';
-import type { InferRequestBody, ModelSignature } from './types.ts';
+import { UnprocessableError, UnrepresentableInputError } from './errors.ts';
+import type { InferRequestBody, ModelSignature, Tensor } from './types.ts';
 
 /** -1 in a signature shape: any size is accepted on that axis (any negative is read the same). */
 export const DYNAMIC_DIMENSION = -1;
@@ -44,6 +44,7 @@ export function validateInputs(body: InferRequestBody, signature: ModelSignature
         );
       }
     });
+    checkRepresentable(spec.name, tensor);
   }
 
   if (body.outputs !== undefined) {
@@ -53,6 +54,33 @@ export function validateInputs(body: InferRequestBody, signature: ModelSignature
         const outputList = signature.outputs.map((spec) => `'${spec.name}'`).join(', ');
         throw new UnprocessableError(`unknown output '${name}'; the model produces ${outputList}`);
       }
+    }
+  }
+}
+
+// A lone surrogate: a high one not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Refuses string elements onnxruntime-node would change on the way in (it passes them as C strings
+ * in UTF-8): a NUL ends the string there (`"abc\u0000def"` reached the model as `"abc"`), a lone
+ * surrogate (possible in JSON's `\ud800` escapes) becomes U+FFFD. Every numeric value is carried
+ * bit for bit, so only strings are checked.
+ */
+function checkRepresentable(name: string, tensor: Tensor): void {
+  if (tensor.dtype !== 'string') return;
+  const strings = tensor.data as string[];
+  for (let i = 0; i < strings.length; i++) {
+    const text = strings[i] as string;
+    if (text.includes('\u0000')) {
+      throw new UnrepresentableInputError(
+        `input '${name}' element ${i} holds a NUL character (U+0000); the model runtime would cut the string there`,
+      );
+    }
+    if (LONE_SURROGATE.test(text)) {
+      throw new UnrepresentableInputError(
+        `input '${name}' element ${i} holds a lone UTF-16 surrogate; it has no UTF-8 form, so the model runtime would replace it`,
+      );
     }
   }
 }

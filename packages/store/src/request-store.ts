@@ -83,6 +83,7 @@ interface ScriptedRedis extends Redis {
   inferqRenew(...args: Arg[]): Promise<string[]>;
   inferqExpire(...args: Arg[]): Promise<string[]>;
   inferqCancel(...args: Arg[]): Promise<string>;
+  inferqWriteProbe(): Promise<number>;
 }
 
 /** The stream of a queue a request waits in: `priority > 0` is the background band. */
@@ -120,6 +121,8 @@ export class RequestStore {
     redis.defineCommand('inferqRenew', { numberOfKeys: 1, lua: renewLua });
     redis.defineCommand('inferqExpire', { numberOfKeys: 0, lua: withLib(expireLua) });
     redis.defineCommand('inferqCancel', { numberOfKeys: 1, lua: withLib(cancelLua) });
+    // A declared script that may write: Redis refuses it as it would refuse a submit (OOM, MISCONF, READONLY).
+    redis.defineCommand('inferqWriteProbe', { numberOfKeys: 0, lua: '#!lua\nreturn 1' });
     this.redis = redis;
     this.scripts = redis as ScriptedRedis;
   }
@@ -147,8 +150,30 @@ export class RequestStore {
       ? this.scripts.inferqSubmitNowBuffer(argument)
       : this.scripts.inferqSubmitBuffer(argument);
     // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
-    const [, reply] = await Promise.all([written, submitted]);
+    const [, reply] = await this.settled([prepared], Promise.all([written, submitted]));
     return this.outcomeOf(reply, prepared);
+  }
+
+  /**
+   * Rejects, like a submit would, when Redis refuses writes now (full at maxmemory under noeviction,
+   * unable to persist, a replica): for readiness. Resolves when a submit could write.
+   */
+  async writeProbe(): Promise<void> {
+    await this.scripts.inferqWriteProbe();
+  }
+
+  /**
+   * A failed submit leaves no payload behind: a SET that went through before the script was refused
+   * (Redis full, say) would otherwise hold memory until its TTL.
+   */
+  private async settled<T>(prepared: readonly PreparedSubmit[], submitted: Promise<T>): Promise<T> {
+    try {
+      return await submitted;
+    } catch (error: unknown) {
+      const keys = prepared.filter((one) => !one.inline).map((one) => one.payloadKey);
+      if (keys.length > 0) this.redis.del(...keys).catch(() => undefined);
+      throw error;
+    }
   }
 
   /**
@@ -164,7 +189,7 @@ export class RequestStore {
       packForLua(prepared.map((one) => one.request)),
       'many',
     ) as unknown as Promise<SubmitReply[]>;
-    const [, replies] = await Promise.all([written, submitted]);
+    const [, replies] = await this.settled(prepared, Promise.all([written, submitted]));
     return replies.map((reply, index) => this.outcomeOf(reply, prepared[index]!));
   }
 

@@ -1,3 +1,4 @@
+#!lua
 --[[
   Submit one request in one round trip: admit it (idempotency replay, the tenant's token bucket, the
   model version's queue depth), then serve it from the cache, attach it to an identical request
@@ -47,6 +48,13 @@
   { "queued" }                 record written and the request enqueued (or held while paused)
   A rejection writes nothing: no token is taken, no key is remembered. Any outcome but "queued"
   leaves K[4] to the caller, which deletes it.
+
+  The `#!lua` line declares the script (no flags: it may write, and must not run out of memory):
+  Redis then refuses the whole call with OOM before running it when it is at `maxmemory` under
+  `noeviction`. Without it a script starts anyway, its first write that needs memory fails, but a
+  write that needs none (PERSIST) lets every later one through: a request was queued without its
+  payload while the client was told the submit failed. Before any write, every request whose payload
+  the caller wrote is checked to have it (the SET may have been refused): an error, nothing written.
 ]]
 -- How many of the oldest queued-set entries a full queue re-checks: an entry whose record is no
 -- longer queued (its request ended by a path that bypasses our scripts) would otherwise hold a slot
@@ -166,7 +174,28 @@ local function submit(K, A, fields)
 end
 
 local request = cmsgpack.unpack(ARGV[1])
+local requests = request
+if ARGV[2] ~= 'many' then requests = { request } end
+for _, r in ipairs(requests) do
+  if r[2][5] == '' and redis.call('EXISTS', r[1][4]) == 0 then
+    return redis.error_reply('NOPAYLOAD the payload written before the submit script is missing')
+  end
+end
 if ARGV[2] ~= 'many' then return submit(request[1], request[2], request[3]) end
+-- infer:bulk with an Idempotency-Key: each request has an entry of its own (the key, then the key
+-- and its index). One entry made by another submission refuses the whole body, before any write,
+-- rather than accept some of its requests and refuse the others.
+for i, r in ipairs(request) do
+  local fingerprint = r[2][10]
+  if fingerprint ~= '' then
+    local entry = redis.call('GET', r[1][6])
+    if entry and string.sub(entry, 1, string.find(entry, ' ', 1, true) - 1) ~= fingerprint then
+      local refused = {}
+      for j = 1, #request do refused[j] = { 'rejected', 'idempotency-key-reused' } end
+      return refused
+    end
+  end
+end
 local replies = {}
 for i, r in ipairs(request) do replies[i] = submit(r[1], r[2], r[3]) end
 return replies
