@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Config, loadConfigOrExit } from '@inferq/config';
+import { type Config, listenFailure, loadConfigOrExit } from '@inferq/config';
 import { describeExit, ManagedChild } from './managed-child.ts';
-import { httpStatus, sleep } from './net.ts';
+import { httpStatus, listenProbe, sleep } from './net.ts';
 import {
   findOnPath,
   lockDataDir,
@@ -73,6 +73,22 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
   if (config.port === 0) {
     note('PORT=0 is not supported by `inferq serve`: it must know where the API listens');
     return 1;
+  }
+  if (config.port === config.metricsPort) {
+    note(
+      `PORT and METRICS_PORT are both ${config.port}: the API and the worker each need a port of their own`,
+    );
+    return 1;
+  }
+  for (const [variable, port] of [
+    ['PORT', config.port],
+    ['METRICS_PORT', config.metricsPort],
+  ] as const) {
+    const error = await listenProbe(config.host, port);
+    if (error !== undefined) {
+      note(listenFailure(error, variable, config.host, port));
+      return 1;
+    }
   }
   const root = findRepoRoot();
   const latch = new StopLatch();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { loadConfigOrExit } from '@inferq/config';
+import { exitOnListenFailure, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
@@ -52,13 +52,14 @@ const served = new ServedModels({
   metrics,
   logger,
 });
+// A second worker on one host needs a METRICS_PORT of its own: say so in one line, not a stack trace.
 const metricsServer = await startMetricsServer({
   host: config.host,
   port: config.metricsPort,
   registry: metrics.registry,
   isReady: () => ready,
   versions: () => served.versions(),
-});
+}).catch((error: unknown) => exitOnListenFailure(error, 'METRICS_PORT', config.host, config.metricsPort));
 
 try {
   await assertRedisIsDurable(connection, logger);
