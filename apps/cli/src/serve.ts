@@ -9,6 +9,7 @@ import {
   type PrivateRedis,
   REDIS_INSTALL_HINT,
   startPrivateRedis,
+  waitForPreviousRedis,
 } from './private-redis.ts';
 import { findRepoRoot } from './repo-root.ts';
 
@@ -137,11 +138,12 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
       if (findOnPath('redis-server') === undefined) throw new Error(REDIS_INSTALL_HINT);
       const dir = resolve(options.dataDir ?? join(root, '.data', 'redis'));
       releaseDataDir = lockDataDir(dir);
+      await waitForPreviousRedis(dir);
       redis = await startPrivateRedis({ dir, cwd: root, signal: latch.signal });
       watch(redis.child);
       const socket =
         redis.socketUrl === undefined ? '' : `; the API and worker connect by ${redis.socketUrl}`;
-      note(`redis-server pid ${redis.child.pid} listening on ${redis.url}, data in ${dir}${socket}`);
+      note(`redis-server pid ${redis.pid} listening on ${redis.url}, data in ${dir}${socket}`);
       redisUrl = redis.socketUrl ?? redis.url;
     }
     if (!latch.triggered) {
@@ -151,6 +153,14 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
         apps.push(child);
         watch(child);
       }
+      note(apps.map((child) => `${child.name} pid ${child.pid}`).join(', '));
+      // Should serve die without stopping them, the guard stops Redis only after these drained.
+      redis?.child.send({
+        drainFirst: {
+          pids: apps.map((child) => child.pid),
+          timeoutMs: config.shutdownGraceMs + GRACE_MARGIN_MS,
+        },
+      });
       const base = `http://${localHostFor(config.host)}:${config.port}`;
       await waitUntilReady(`${base}/readyz`, apps, latch);
       if (!latch.triggered) process.stdout.write(`inferq ready: ${base}\n`);
@@ -172,7 +182,8 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
 function spawnApp(root: string, app: (typeof APPS)[number], env: NodeJS.ProcessEnv): ManagedChild {
   const entry = join(root, 'apps', app, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first`);
-  return new ManagedChild({ name: app, command: process.execPath, args: [entry], cwd: root, env });
+  // The IPC channel is how the child notices that serve died, even of SIGKILL: it then stops itself.
+  return new ManagedChild({ name: app, command: process.execPath, args: [entry], cwd: root, env, ipc: true });
 }
 
 async function waitUntilReady(url: string, apps: ManagedChild[], latch: StopLatch): Promise<void> {

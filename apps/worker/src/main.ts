@@ -165,3 +165,11 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, (s) => void shutdown(s));
 }
+// Started by `inferq serve` (an IPC channel to it): the channel closes however serve ends, even by
+// SIGKILL; stop then as on SIGTERM rather than live on as an orphan holding METRICS_PORT.
+const onParentGone = (): void => {
+  if (!stopping) void shutdown('SIGTERM');
+};
+// It may have gone while we loaded models (before this listener existed).
+if (process.send !== undefined && !process.connected) onParentGone();
+else process.once('disconnect', onParentGone);
