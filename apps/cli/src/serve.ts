@@ -12,6 +12,7 @@ import {
   waitForPreviousRedis,
 } from './private-redis.ts';
 import { findRepoRoot } from './repo-root.ts';
+import { writeServeState } from './serve-state.ts';
 
 export interface ServeOptions {
   /** Folder of the private Redis's append-only file; default `<repo>/.data/redis`. */
@@ -96,6 +97,8 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
   const apps: ManagedChild[] = [];
   let redis: PrivateRedis | undefined;
   let releaseDataDir: (() => void) | undefined;
+  let dataDir: string | undefined;
+  let removeState: (() => void) | undefined;
   let forced = false;
 
   let signalsSeen = 0;
@@ -137,6 +140,7 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
     if (redisUrl === undefined) {
       if (findOnPath('redis-server') === undefined) throw new Error(REDIS_INSTALL_HINT);
       const dir = resolve(options.dataDir ?? join(root, '.data', 'redis'));
+      dataDir = dir;
       releaseDataDir = lockDataDir(dir);
       await waitForPreviousRedis(dir);
       redis = await startPrivateRedis({ dir, cwd: root, signal: latch.signal });
@@ -163,7 +167,12 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
       });
       const base = `http://${localHostFor(config.host)}:${config.port}`;
       await waitUntilReady(`${base}/readyz`, apps, latch);
-      if (!latch.triggered) process.stdout.write(`inferq ready: ${base}\n`);
+      if (!latch.triggered) {
+        // Where the other commands find this deployment (inferq queue, models reload, submit).
+        if (redis !== undefined && dataDir !== undefined)
+          removeState = writeServeState(dataDir, { pid: process.pid, redisUrl: redis.url, apiUrl: base });
+        process.stdout.write(`inferq ready: ${base}\n`);
+      }
     }
   } catch (error: unknown) {
     latch.trigger({ kind: 'failure', message: error instanceof Error ? error.message : String(error) });
@@ -171,6 +180,7 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
 
   const reason = await latch.reason;
   if (reason.kind === 'failure') note(reason.message);
+  removeState?.();
   await shutdown(apps, redis, config);
   releaseDataDir?.();
   process.off('SIGINT', onSignal);
