@@ -4,7 +4,7 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # The CPU build of onnxruntime-node ships in the package; its postinstall download of the CUDA build
-# is skipped (.npmrc says so too; docs/gpu.md tells GPU users how to get it).
+# is skipped (package.json's allowScripts too; docs/gpu.md tells GPU users how to get it).
 ENV TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 ONNXRUNTIME_NODE_INSTALL=skip
 COPY . .
 RUN npm ci --no-audit --no-fund \

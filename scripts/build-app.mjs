@@ -14,6 +14,8 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'esm',
+  // Workspace packages from source, also those that have a build of their own (packages/client).
+  conditions: ['development'],
   sourcemap: true,
   logLevel: 'warning',
   plugins: [rawTextImports, externalNpmPackages],

@@ -1,5 +1,5 @@
 /**
- * API and worker as separate processes on a Redis of the test's own (API.md "API only" and "worker
+ * API and worker as separate processes on a Redis of the test's own (docs/api.md "API only" and "worker
  * only"), and a plain `redis-cli SUBSCRIBE` on the done channel: the completion message it receives
  * must be standard MessagePack, readable by Python's msgpack.
  */

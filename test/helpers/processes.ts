@@ -31,9 +31,13 @@ export interface AllInOne {
  * so that tests never share the developer's `.data/redis`. Resolves once it prints `inferq ready:`.
  */
 export async function startAllInOne(
-  options: { env?: Record<string, string | undefined> } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    /** The private Redis's folder, kept afterwards (default: a fresh one, removed at exit). */
+    dataDir?: string;
+  } = {},
 ): Promise<AllInOne> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'inferq-serve-'));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'inferq-serve-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(await freePort()),
@@ -54,7 +58,7 @@ export async function startAllInOne(
   let output = '';
   const exited = new Promise<number>((resolveExit) => {
     child.once('exit', (code, signal) => {
-      rmSync(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
       resolveExit(code ?? 128 + (signal === null ? 0 : constants.signals[signal]));
     });
   });

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { describeConfig, loadConfigOrExit } from '@inferq/config';
+import { describeConfig, exitOnListenFailure, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics, type Logger } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
@@ -97,10 +97,17 @@ server.on('listening', () => {
   const host = address.includes(':') ? `[${address}]` : address;
   logger.info({ models: catalog.modelNames() }, `inferq API listening on http://${host}:${port}`);
 });
-server.on('error', (error) => {
-  logger.fatal({ err: error }, 'cannot listen');
-  process.exit(1);
-});
+// One line naming PORT (or HOST), not a stack trace: the operator's fix is a setting.
+server.once('error', (error) => exitOnListenFailure(error, 'PORT', config.host, config.port));
+
+// Started by `inferq serve` (an IPC channel to it): the channel closes however serve ends, even by
+// SIGKILL; stop then as on SIGTERM rather than live on as an orphan holding PORT.
+const onParentGone = (): void => {
+  if (!stopping.signal.aborted) process.kill(process.pid, 'SIGTERM');
+};
+// It may have gone while we started (before this listener existed).
+if (process.send !== undefined && !process.connected) onParentGone();
+else process.once('disconnect', onParentGone);
 
 onStopSignal(async () => {
   // Long-polls and event streams answer now with the state they have, instead of holding the drain.

@@ -3,7 +3,7 @@ import cliPackage from '../package.json' with { type: 'json' };
 import { modelsReloadCommand } from './models.ts';
 import { type QueueAction, queueCommand } from './queue.ts';
 import { serve } from './serve.ts';
-import { defaultBaseUrl, submitCommand } from './submit.ts';
+import { submitCommand } from './submit.ts';
 
 function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -27,6 +27,9 @@ function onBrokenStdout(handle: () => void): void {
   });
 }
 
+const DATA_DIR_HELP =
+  'the data folder of the `inferq serve` whose Redis (when REDIS_URL is unset) and API to use (default: <repo>/.data/redis)';
+
 const program = new Command()
   .name('inferq')
   .description('Queue-backed asynchronous inference: run the service, or send it requests.')
@@ -38,7 +41,7 @@ program
   .description(
     'Run everything on this machine: a private redis-server (unless REDIS_URL is set), the API on PORT ' +
       '(default 8080) and one worker. Prints "inferq ready: <url>" once /readyz answers 200; SIGINT/SIGTERM ' +
-      'drain and stop everything. Reads the environment described in API.md.',
+      'drain and stop everything. Reads the environment described in the README ("Configuration").',
   )
   .option('--data-dir <dir>', "folder for the private Redis's append-only file (default: <repo>/.data/redis)")
   .action(async (options: { dataDir?: string }) => {
@@ -65,7 +68,11 @@ program
     positiveInteger,
     32,
   )
-  .option('--url <url>', 'API base URL ($INFERQ_URL, else http://127.0.0.1:$PORT)', defaultBaseUrl())
+  .option(
+    '--url <url>',
+    'API base URL (default: $INFERQ_URL, else the API of the `inferq serve` running from --data-dir, else http://127.0.0.1:$PORT)',
+  )
+  .option('--data-dir <dir>', DATA_DIR_HELP)
   // No default shown in --help: it would print the key.
   .option('--api-key <key>', 'API key (default: $INFERQ_API_KEY)')
   .option('--model-version <n>', 'model version (default: the highest)', positiveInteger)
@@ -92,7 +99,7 @@ program
 program
   .command('queue')
   .description(
-    "Show, pause or resume one model version's queue (REDIS_URL, QUEUE_PREFIX). A paused queue holds " +
+    "Show, pause or resume one model version's queue (REDIS_URL, else the running `inferq serve`'s Redis; QUEUE_PREFIX). The model must be in MODEL_REPOSITORY or served by a live worker. A paused queue holds " +
       'new requests in Redis (workers finish what they took); resume enqueues them in arrival order. ' +
       'Prints the state as JSON.',
   )
@@ -103,27 +110,33 @@ program
     'model version (default: the highest with a queue in Redis)',
     positiveInteger,
   )
-  .action(async (action: QueueAction, model: string, options: { modelVersion?: number }) => {
-    try {
-      process.exitCode = await queueCommand(action, model, options);
-    } catch (error: unknown) {
-      process.stderr.write(`inferq: ${describeError(error)}\n`);
-      process.exitCode = 1;
-    }
-  });
+  .option('--data-dir <dir>', DATA_DIR_HELP)
+  .action(
+    async (action: QueueAction, model: string, options: { modelVersion?: number; dataDir?: string }) => {
+      try {
+        process.exitCode = await queueCommand(action, model, options);
+      } catch (error: unknown) {
+        process.stderr.write(`inferq: ${describeError(error)}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
 
 const models = program
   .command('models')
-  .description('Operate on the model repository of a running deployment (REDIS_URL, QUEUE_PREFIX).');
+  .description(
+    "Operate on the model repository of a running deployment (REDIS_URL, else the running `inferq serve`'s Redis; QUEUE_PREFIX).",
+  );
 models
   .command('reload')
   .description(
     'Ask every API and worker to read MODEL_REPOSITORY again now (they also poll it every ' +
       'REPOSITORY_POLL_SECONDS, and reload on SIGHUP). Prints how many processes heard it.',
   )
-  .action(async () => {
+  .option('--data-dir <dir>', DATA_DIR_HELP)
+  .action(async (options: { dataDir?: string }) => {
     try {
-      process.exitCode = await modelsReloadCommand();
+      process.exitCode = await modelsReloadCommand(options);
     } catch (error: unknown) {
       process.stderr.write(`inferq: ${describeError(error)}\n`);
       process.exitCode = 1;

@@ -15,6 +15,11 @@ export interface ManagedChildOptions {
   env: NodeJS.ProcessEnv;
   /** Where each output line goes; by default stdout lines to our stdout, stderr lines to our stderr. */
   forward?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * An IPC channel to the child. The kernel closes it however we end, even by SIGKILL, so the child
+   * can notice our death ('disconnect') and stop: the API, the worker and the redis guard do.
+   */
+  ipc?: boolean;
 }
 
 /**
@@ -33,7 +38,7 @@ export class ManagedChild {
     const spawnOptions: SpawnOptions = {
       cwd: options.cwd,
       env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: options.ipc === true ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
       // Own process group: a Ctrl-C in the terminal reaches only the supervisor, which then stops
       // the children in order (API and worker drain first, Redis last).
       detached: true,
@@ -78,8 +83,22 @@ export class ManagedChild {
     return this.tail.text();
   }
 
+  /**
+   * Signals the child's process group (its own, see `detached`): the child and whatever it started,
+   * so that a SIGKILL of the redis guard takes redis-server with it.
+   */
   signal(signal: NodeJS.Signals): void {
-    if (this.running) this.process.kill(signal);
+    if (!this.running || this.process.pid === undefined) return;
+    try {
+      process.kill(-this.process.pid, signal);
+    } catch {
+      this.process.kill(signal);
+    }
+  }
+
+  /** A message on the IPC channel (`ipc: true`); dropped when the child is gone. */
+  send(message: unknown): void {
+    if (this.running && this.process.connected) this.process.send(message as object, () => {});
   }
 
   /** True when the child has exited within `ms`. */

@@ -6,10 +6,17 @@ import { withRedis } from './redis.ts';
  * read the model repository again now (docs/models.md, "Hot reload"). Prints how many processes
  * heard it; 0 is not an error (none may be running), but says so.
  */
-export async function modelsReloadCommand(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  return withRedis(env, async (redis, config) => {
-    const heard = await publishReload(redis, config.queuePrefix);
-    process.stdout.write(`${JSON.stringify({ reload: 'requested', processes: heard })}\n`);
-    return 0;
-  });
+export async function modelsReloadCommand(
+  options: { dataDir?: string } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  return withRedis(
+    env,
+    async (redis, config) => {
+      const heard = await publishReload(redis, config.queuePrefix);
+      process.stdout.write(`${JSON.stringify({ reload: 'requested', processes: heard })}\n`);
+      return 0;
+    },
+    options.dataDir,
+  );
 }

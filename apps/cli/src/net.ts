@@ -79,3 +79,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * Whether `port` can be listened on at `host` now: undefined when it can, else the listen error
+ * (EADDRINUSE...). A check before anything starts, so that a busy port is one clear line rather
+ * than a child's failure after Redis was started for nothing.
+ */
+export async function listenProbe(host: string, port: number): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', (error) => resolve(error));
+    server.listen(port, host, () => server.close(() => resolve(undefined)));
+  });
+}

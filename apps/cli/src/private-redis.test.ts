@@ -19,6 +19,7 @@ import {
   redisServerArgs,
   socketPathIn,
   startPrivateRedis,
+  waitForPreviousRedis,
 } from './private-redis.ts';
 
 let dir: string;
@@ -62,6 +63,8 @@ describe('redisServerArgs', () => {
       '',
       '--loglevel',
       'warning',
+      '--pidfile',
+      '/data/redis-server.pid',
     ]);
   });
 
@@ -122,10 +125,27 @@ describe('startPrivateRedis', () => {
     expect(viaSocket.trim()).toBe('PONG');
     expect(statSync(join(dir, 'redis.sock')).mode & 0o777).toBe(0o700);
 
+    // redis-server's own pid, not the guard's.
+    expect(redis.pid).not.toBe(redis.child.pid);
+    expect(readFileSync(`/proc/${redis.pid}/comm`, 'utf8').trim()).toBe('redis-server');
+
     await redis.stop();
 
     expect(redis.child.running).toBe(false);
     expect(await redis.child.exited).toEqual({ code: 0, signal: null });
     expect(await redisAnswersPing('127.0.0.1', port)).toBe(false);
+    expect(existsSync(join(dir, 'redis-server.pid'))).toBe(false);
+  });
+});
+
+describe('waitForPreviousRedis', () => {
+  it('returns at once without a pid file or with a dead pid, and refuses a live one', async () => {
+    await waitForPreviousRedis(dir);
+    writeFileSync(join(dir, 'redis-server.pid'), '99999999');
+    await waitForPreviousRedis(dir);
+    writeFileSync(join(dir, 'redis-server.pid'), String(process.ppid));
+    await expect(waitForPreviousRedis(dir, 200)).rejects.toThrow(
+      `a redis-server (pid ${process.ppid}) still uses ${dir}: stop it, or pass another --data-dir`,
+    );
   });
 });

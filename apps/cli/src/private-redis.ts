@@ -1,5 +1,6 @@
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ManagedChild } from './managed-child.ts';
 import { findFreePort, redisAnswersPing, redisCommand, sleep } from './net.ts';
 
@@ -23,6 +24,25 @@ export function findOnPath(command: string, path = process.env.PATH ?? ''): stri
     }
   }
   return undefined;
+}
+
+/** Where redis-server writes its pid in its folder (and removes it when it shuts down cleanly). */
+export const REDIS_PID_NAME = 'redis-server.pid';
+
+/**
+ * The guard that runs redis-server and stops it when serve dies (redis-guard.mjs): beside this file
+ * from source, `dist/redis-guard.js` in the bundle (an entry point of the CLI's build).
+ */
+const GUARD_CANDIDATES = ['./redis-guard.mjs', './redis-guard.js'];
+
+function guardScript(): string {
+  for (const candidate of GUARD_CANDIDATES) {
+    const path = fileURLToPath(new URL(candidate, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  throw new Error(
+    `the redis guard script is missing beside ${fileURLToPath(import.meta.url)}: run \`npm run build\``,
+  );
 }
 
 /** Where the private Redis's socket goes in its folder. */
@@ -59,6 +79,8 @@ export function redisServerArgs(port: number, dir: string, socket?: string): str
     '',
     '--loglevel',
     'warning',
+    '--pidfile',
+    join(dir, REDIS_PID_NAME),
     ...(socket === undefined ? [] : ['--unixsocket', socket, '--unixsocketperm', '700']),
   ];
 }
@@ -68,6 +90,8 @@ export interface PrivateRedis {
   readonly url: string;
   /** `unix:///<dir>/redis.sock`, when the folder's path is short enough for a socket. */
   readonly socketUrl: string | undefined;
+  /** redis-server's own pid (`child` is the guard that runs it). */
+  readonly pid: number;
   readonly child: ManagedChild;
   /** SHUTDOWN (flushes the append-only file), falling back to signals. */
   stop(): Promise<void>;
@@ -93,6 +117,32 @@ export function lockDataDir(dir: string): () => void {
     writeFileSync(lockPath, String(process.pid));
   }
   return () => rmSync(lockPath, { force: true });
+}
+
+/**
+ * A serve that was killed leaves its lock behind, and its redis-server (stopped by the guard once
+ * the API and worker drained) may still be flushing the append-only file: starting a second one on
+ * the folder now would corrupt it, so wait for the first to be gone.
+ */
+export async function waitForPreviousRedis(dir: string, timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+  const pid = readPid(join(dir, REDIS_PID_NAME));
+  if (pid === undefined) return;
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() >= deadline) {
+      throw new Error(`a redis-server (pid ${pid}) still uses ${dir}: stop it, or pass another --data-dir`);
+    }
+    await sleep(100);
+  }
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -127,11 +177,12 @@ export async function startPrivateRedis(options: {
     const socket = socketPathIn(options.dir);
     const child = new ManagedChild({
       name: 'redis-server',
-      command: 'redis-server',
-      args: redisServerArgs(port, options.dir, socket),
+      command: process.execPath,
+      args: [guardScript(), ...redisServerArgs(port, options.dir, socket)],
       cwd: options.cwd,
       env: process.env,
       forward,
+      ipc: true,
     });
     const outcome = await waitUntilAnswering(child, port, options.signal);
     if (outcome === 'ready') {
@@ -139,6 +190,8 @@ export async function startPrivateRedis(options: {
       return {
         url: `redis://${HOST}:${port}`,
         socketUrl: socket === undefined ? undefined : `unix://${encodeURI(socket)}`,
+        // Written before it answers PING; the guard's pid only if it somehow was not.
+        pid: readPid(join(options.dir, REDIS_PID_NAME)) ?? (child.pid as number),
         child,
         stop: () => stopRedis(child, port),
       };

@@ -1,10 +1,24 @@
-import { queueName, RequestStore } from '@inferq/store';
+import { loadModelRepository } from '@inferq/repository';
+import { FleetRegistry, queueName, RequestStore } from '@inferq/store';
 import { withRedis } from './redis.ts';
 
 export type QueueAction = 'status' | 'pause' | 'resume';
 
 export interface QueueCommandOptions {
   modelVersion?: number;
+  /** serve's data folder, where its Redis URL is found when REDIS_URL is unset. */
+  dataDir?: string;
+}
+
+/**
+ * A model is known when the model repository (MODEL_REPOSITORY) has it or a live worker reports it
+ * in the fleet view (docs/models.md): a typo must not create a paused queue nobody serves.
+ */
+async function isKnownModel(model: string, repositoryDir: string, fleet: FleetRegistry): Promise<boolean> {
+  const repository = await loadModelRepository(repositoryDir).catch(() => undefined);
+  if (repository?.model(model) !== undefined) return true;
+  const workers = await fleet.live(Date.now());
+  return workers.some((worker) => worker.versions.some((version) => version.model === model));
 }
 
 /**
@@ -18,26 +32,37 @@ export async function queueCommand(
   options: QueueCommandOptions,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  return withRedis(env, async (redis, config) => {
-    const store = new RequestStore({
-      redis,
-      prefix: config.queuePrefix,
-      resultTtlSeconds: config.resultTtlSeconds,
-    });
-    // The highest version with a queue in Redis; 1 when none has one yet (a queue can be paused first).
-    const version = options.modelVersion ?? Math.max(1, ...(await store.queuedVersions(model)));
-    let resumed: number | undefined;
-    if (action === 'pause') await store.pause(model, version);
-    if (action === 'resume') resumed = await store.resume(model, version);
-    const state = {
-      queue: queueName(model, version),
-      model,
-      version,
-      paused: await store.isPaused(model, version),
-      ...(await store.queueCounts(model, version)),
-      ...(resumed === undefined ? {} : { resumed }),
-    };
-    process.stdout.write(`${JSON.stringify(state)}\n`);
-    return 0;
-  });
+  return withRedis(
+    env,
+    async (redis, config) => {
+      const fleet = new FleetRegistry({ redis, prefix: config.queuePrefix });
+      if (!(await isKnownModel(model, config.modelRepository, fleet))) {
+        process.stderr.write(
+          `inferq: unknown model "${model}": not in the model repository (${config.modelRepository}) and no live worker serves it\n`,
+        );
+        return 1;
+      }
+      const store = new RequestStore({
+        redis,
+        prefix: config.queuePrefix,
+        resultTtlSeconds: config.resultTtlSeconds,
+      });
+      // The highest version with a queue in Redis; 1 when none has one yet (a queue can be paused first).
+      const version = options.modelVersion ?? Math.max(1, ...(await store.queuedVersions(model)));
+      let resumed: number | undefined;
+      if (action === 'pause') await store.pause(model, version);
+      if (action === 'resume') resumed = await store.resume(model, version);
+      const state = {
+        queue: queueName(model, version),
+        model,
+        version,
+        paused: await store.isPaused(model, version),
+        ...(await store.queueCounts(model, version)),
+        ...(resumed === undefined ? {} : { resumed }),
+      };
+      process.stdout.write(`${JSON.stringify(state)}\n`);
+      return 0;
+    },
+    options.dataDir,
+  );
 }

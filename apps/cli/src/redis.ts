@@ -1,18 +1,33 @@
 import { type Config, loadConfigOrExit } from '@inferq/config';
 import { closeConnection, createRedisConnection } from '@inferq/store';
+import { defaultDataDir, readServeState, SERVE_STATE_NAME } from './serve-state.ts';
 
 type Redis = ReturnType<typeof createRedisConnection>;
 
 /** How long a command waits for Redis before it gives up. */
 const CONNECT_TIMEOUT_MS = 5_000;
 
-/** Runs `use` with a connection to REDIS_URL (required), closed afterwards. */
+/**
+ * The Redis a command talks to: REDIS_URL when set, else the private Redis of the `inferq serve`
+ * running from `dataDir` (its state file there; default `<repo>/.data/redis`).
+ */
+export function resolveRedisUrl(config: Config, dataDir: string = defaultDataDir()): string {
+  if (config.redisUrl !== undefined) return config.redisUrl;
+  const state = readServeState(dataDir);
+  if (state !== undefined) return state.redisUrl;
+  throw new Error(
+    `REDIS_URL is unset and no \`inferq serve\` is running from ${dataDir} (no live ${SERVE_STATE_NAME} there): set REDIS_URL, or pass serve's --data-dir`,
+  );
+}
+
+/** Runs `use` with a connection to the Redis resolveRedisUrl names, closed afterwards. */
 export async function withRedis<T>(
   env: NodeJS.ProcessEnv,
   use: (redis: Redis, config: Config) => Promise<T>,
+  dataDir?: string,
 ): Promise<T> {
-  const config = loadConfigOrExit(env, { requireRedisUrl: true });
-  const redis = createRedisConnection(config.redisUrl as string, 'command');
+  const config = loadConfigOrExit(env);
+  const redis = createRedisConnection(resolveRedisUrl(config, dataDir), 'command');
   redis.on('error', () => undefined);
   try {
     await ready(redis);

@@ -1,16 +1,18 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Config, loadConfigOrExit } from '@inferq/config';
+import { type Config, listenFailure, loadConfigOrExit } from '@inferq/config';
 import { describeExit, ManagedChild } from './managed-child.ts';
-import { httpStatus, sleep } from './net.ts';
+import { httpStatus, listenProbe, sleep } from './net.ts';
 import {
   findOnPath,
   lockDataDir,
   type PrivateRedis,
   REDIS_INSTALL_HINT,
   startPrivateRedis,
+  waitForPreviousRedis,
 } from './private-redis.ts';
 import { findRepoRoot } from './repo-root.ts';
+import { writeServeState } from './serve-state.ts';
 
 export interface ServeOptions {
   /** Folder of the private Redis's append-only file; default `<repo>/.data/redis`. */
@@ -74,11 +76,29 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
     note('PORT=0 is not supported by `inferq serve`: it must know where the API listens');
     return 1;
   }
+  if (config.port === config.metricsPort) {
+    note(
+      `PORT and METRICS_PORT are both ${config.port}: the API and the worker each need a port of their own`,
+    );
+    return 1;
+  }
+  for (const [variable, port] of [
+    ['PORT', config.port],
+    ['METRICS_PORT', config.metricsPort],
+  ] as const) {
+    const error = await listenProbe(config.host, port);
+    if (error !== undefined) {
+      note(listenFailure(error, variable, config.host, port));
+      return 1;
+    }
+  }
   const root = findRepoRoot();
   const latch = new StopLatch();
   const apps: ManagedChild[] = [];
   let redis: PrivateRedis | undefined;
   let releaseDataDir: (() => void) | undefined;
+  let dataDir: string | undefined;
+  let removeState: (() => void) | undefined;
   let forced = false;
 
   let signalsSeen = 0;
@@ -120,12 +140,14 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
     if (redisUrl === undefined) {
       if (findOnPath('redis-server') === undefined) throw new Error(REDIS_INSTALL_HINT);
       const dir = resolve(options.dataDir ?? join(root, '.data', 'redis'));
+      dataDir = dir;
       releaseDataDir = lockDataDir(dir);
+      await waitForPreviousRedis(dir);
       redis = await startPrivateRedis({ dir, cwd: root, signal: latch.signal });
       watch(redis.child);
       const socket =
         redis.socketUrl === undefined ? '' : `; the API and worker connect by ${redis.socketUrl}`;
-      note(`redis-server pid ${redis.child.pid} listening on ${redis.url}, data in ${dir}${socket}`);
+      note(`redis-server pid ${redis.pid} listening on ${redis.url}, data in ${dir}${socket}`);
       redisUrl = redis.socketUrl ?? redis.url;
     }
     if (!latch.triggered) {
@@ -135,9 +157,22 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
         apps.push(child);
         watch(child);
       }
+      note(apps.map((child) => `${child.name} pid ${child.pid}`).join(', '));
+      // Should serve die without stopping them, the guard stops Redis only after these drained.
+      redis?.child.send({
+        drainFirst: {
+          pids: apps.map((child) => child.pid),
+          timeoutMs: config.shutdownGraceMs + GRACE_MARGIN_MS,
+        },
+      });
       const base = `http://${localHostFor(config.host)}:${config.port}`;
       await waitUntilReady(`${base}/readyz`, apps, latch);
-      if (!latch.triggered) process.stdout.write(`inferq ready: ${base}\n`);
+      if (!latch.triggered) {
+        // Where the other commands find this deployment (inferq queue, models reload, submit).
+        if (redis !== undefined && dataDir !== undefined)
+          removeState = writeServeState(dataDir, { pid: process.pid, redisUrl: redis.url, apiUrl: base });
+        process.stdout.write(`inferq ready: ${base}\n`);
+      }
     }
   } catch (error: unknown) {
     latch.trigger({ kind: 'failure', message: error instanceof Error ? error.message : String(error) });
@@ -145,6 +180,7 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
 
   const reason = await latch.reason;
   if (reason.kind === 'failure') note(reason.message);
+  removeState?.();
   await shutdown(apps, redis, config);
   releaseDataDir?.();
   process.off('SIGINT', onSignal);
@@ -156,7 +192,8 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
 function spawnApp(root: string, app: (typeof APPS)[number], env: NodeJS.ProcessEnv): ManagedChild {
   const entry = join(root, 'apps', app, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build\` first`);
-  return new ManagedChild({ name: app, command: process.execPath, args: [entry], cwd: root, env });
+  // The IPC channel is how the child notices that serve died, even of SIGKILL: it then stops itself.
+  return new ManagedChild({ name: app, command: process.execPath, args: [entry], cwd: root, env, ipc: true });
 }
 
 async function waitUntilReady(url: string, apps: ManagedChild[], latch: StopLatch): Promise<void> {

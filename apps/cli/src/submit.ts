@@ -7,13 +7,16 @@ import {
   type RequestRecord,
   type WireFormat,
 } from '@inferq/protocol';
+import { readServeState } from './serve-state.ts';
 import { zeroInputs } from './zero-inputs.ts';
 
 export interface SubmitCommandOptions {
   json?: string;
   zeros?: boolean;
   dim: number;
-  url: string;
+  url?: string;
+  /** serve's data folder, where its API URL is found when neither --url nor INFERQ_URL is given. */
+  dataDir?: string;
   apiKey?: string;
   modelVersion?: number;
   timeout: number;
@@ -21,8 +24,14 @@ export interface SubmitCommandOptions {
   format: WireFormat;
 }
 
-export function defaultBaseUrl(env: NodeJS.ProcessEnv = process.env): string {
-  return env.INFERQ_URL ?? `http://127.0.0.1:${env.PORT?.trim() || '8080'}`;
+/**
+ * The API to talk to without --url: INFERQ_URL, else the API of the `inferq serve` running from
+ * `dataDir` (its state file), else http://127.0.0.1:$PORT (8080).
+ */
+export function defaultBaseUrl(env: NodeJS.ProcessEnv = process.env, dataDir?: string): string {
+  return (
+    env.INFERQ_URL ?? readServeState(dataDir)?.apiUrl ?? `http://127.0.0.1:${env.PORT?.trim() || '8080'}`
+  );
 }
 
 /**
@@ -35,7 +44,8 @@ export async function submitCommand(model: string, options: SubmitCommandOptions
     process.stderr.write('inferq: give exactly one of --json <file> and --zeros\n');
     return 2;
   }
-  const client = new InferqClient({ baseUrl: options.url, apiKey: options.apiKey, format: options.format });
+  const baseUrl = options.url ?? defaultBaseUrl(process.env, options.dataDir);
+  const client = new InferqClient({ baseUrl, apiKey: options.apiKey, format: options.format });
 
   let body: InferRequestBody;
   if (options.json !== undefined) {

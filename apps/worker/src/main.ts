@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { loadConfigOrExit } from '@inferq/config';
+import { exitOnListenFailure, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
@@ -52,13 +52,14 @@ const served = new ServedModels({
   metrics,
   logger,
 });
+// A second worker on one host needs a METRICS_PORT of its own: say so in one line, not a stack trace.
 const metricsServer = await startMetricsServer({
   host: config.host,
   port: config.metricsPort,
   registry: metrics.registry,
   isReady: () => ready,
   versions: () => served.versions(),
-});
+}).catch((error: unknown) => exitOnListenFailure(error, 'METRICS_PORT', config.host, config.metricsPort));
 
 try {
   await assertRedisIsDurable(connection, logger);
@@ -164,3 +165,11 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, (s) => void shutdown(s));
 }
+// Started by `inferq serve` (an IPC channel to it): the channel closes however serve ends, even by
+// SIGKILL; stop then as on SIGTERM rather than live on as an orphan holding METRICS_PORT.
+const onParentGone = (): void => {
+  if (!stopping) void shutdown('SIGTERM');
+};
+// It may have gone while we loaded models (before this listener existed).
+if (process.send !== undefined && !process.connected) onParentGone();
+else process.once('disconnect', onParentGone);

@@ -48,7 +48,7 @@ export interface Submission {
 /** `GET /v1/models/{model}`: a model and its default version's signature. */
 export type ModelInfo = ModelDescription;
 
-/** Answer of `submitBulk` (API.md `infer:bulk`). */
+/** Answer of `submitBulk` (docs/api.md `infer:bulk`). */
 export interface BulkSubmission {
   ids: (string | null)[];
   rejected?: {
@@ -69,10 +69,10 @@ export interface RequestEvent {
   record: RequestRecord | undefined;
 }
 
-/** Longest `wait` the server honours (API.md); longer waits are made of several long polls. */
+/** Longest `wait` the server honours (docs/api.md); longer waits are made of several long polls. */
 const MAX_WAIT_SECONDS = 60;
 
-/** A small client for the inferq HTTP API (API.md). */
+/** A small client for the inferq HTTP API (docs/api.md). */
 export class InferqClient {
   private readonly baseUrl: string;
   private readonly apiKey: string | undefined;

@@ -17,7 +17,7 @@ function tensorToWire(tensor: Tensor, format: WireFormat): Record<string, unknow
 }
 
 /**
- * An infer request body in the wire format (API.md "Tensors on the wire"): JSON with element lists,
+ * An infer request body in the wire format (docs/api.md "Tensors on the wire"): JSON with element lists,
  * or standard MessagePack with each tensor's little-endian bytes as `bin`.
  */
 export function encodeInferRequest(body: InferRequestBody, format: WireFormat): Uint8Array {

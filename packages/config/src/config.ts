@@ -7,7 +7,7 @@ import { z } from 'zod';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Every setting of every inferq process, read once at start-up from the environment (API.md). */
+/** Every setting of every inferq process, read once at start-up from the environment (docs/api.md). */
 export interface Config {
   /**
    * `redis://` or `rediss://` (TCP, TLS), or `unix:///path/to/redis.sock`; unset only where the

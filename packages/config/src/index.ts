@@ -11,3 +11,4 @@ export {
   loadConfigOrExit,
   type WebhookConfig,
 } from './config.ts';
+export { exitOnListenFailure, listenFailure, type PortVariable } from './listen.ts';

@@ -1,5 +1,5 @@
 /**
- * Bodies and stored values on the wire (API.md "Tensors on the wire"): the infer request, the
+ * Bodies and stored values on the wire (docs/api.md "Tensors on the wire"): the infer request, the
  * request record, the completion message, and the MessagePack forms kept in Redis (payload and
  * outputs). Decoding turns tensor bytes into typed-array views over the received buffer.
  */
@@ -518,7 +518,7 @@ function timingsToWire(timings: Timings): Timings {
 }
 
 /**
- * The request record as a response body (API.md "Request record"): tensors per `format`, fields
+ * The request record as a response body (docs/api.md "Request record"): tensors per `format`, fields
  * in the documented order, undefined fields left out. Only the documented fields are written, so a
  * stored record's server-side fields (tenant, ...) never leak.
  */

@@ -1,6 +1,6 @@
 /**
  * The wire format must be readable and writable by Python's `msgpack` + `numpy.frombuffer`
- * (API.md "Tensors on the wire"). These tests run examples/python/codec_check.py with Debian's
+ * (docs/api.md "Tensors on the wire"). These tests run examples/python/codec_check.py with Debian's
  * /usr/bin/python3; they fail, never skip, when python3-msgpack or python3-numpy is missing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -13,7 +13,7 @@ const ID_BYTES = 16;
 const pool = Buffer.alloc(ID_BYTES * 256);
 let poolOffset = pool.length;
 
-/** An unguessable request id (API.md asks for at least 122 random bits; this has 128). */
+/** An unguessable request id (docs/api.md asks for at least 122 random bits; this has 128). */
 export function newRequestId(): string {
   if (poolOffset === pool.length) {
     randomFillSync(pool);

@@ -168,7 +168,7 @@ const DECIMAL_INTEGER = /^-?[0-9]+$/;
 
 /**
  * Elements given as a list (JSON `data` arrays, or MessagePack arrays) to the typed array of
- * `dtype`. Accepts what API.md allows: numbers; int64/uint64 also as decimal strings (and bigints,
+ * `dtype`. Accepts what docs/api.md allows: numbers; int64/uint64 also as decimal strings (and bigints,
  * which MessagePack integers beyond 2^53 decode to); floats also as "NaN", "Infinity",
  * "-Infinity"; bool as true/false or 0/1. Refuses values out of the dtype's range rather than
  * wrapping them. `where` names the tensor in error details.

@@ -3,7 +3,7 @@
  * - tensor: `{ dtype, shape, data }`; `data` is a typed-array view (strings: an array) over the
  *   little-endian element bytes, never a copy when alignment allows.
  * - request: one submitted inference; identified by an unguessable id; its record lives in Redis.
- * - record: the request's state as clients see it (API.md "Request record").
+ * - record: the request's state as clients see it (docs/api.md "Request record").
  * - cache key: SHA-256 over model, version, requested outputs and inputs in canonical order.
  * - leader / follower: a request whose cache key is already in flight does not run; it follows the
  *   leader that does, and receives the same outputs (`coalesced: true`).
@@ -175,7 +175,7 @@ export interface CompletionMessage {
   outputs?: TensorMap;
   error?: RequestError;
   /**
-   * Beyond API.md's minimum, so that a waiting API can answer from the message alone (readers
+   * Beyond docs/api.md's minimum, so that a waiting API can answer from the message alone (readers
    * ignore keys they do not know): when the run started and ended (ISO 8601) and the batch size.
    */
   startedAt?: string;

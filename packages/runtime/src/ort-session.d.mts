@@ -15,6 +15,8 @@ export interface OrtSessionSettings {
 }
 
 export function errorMessage(error: unknown): string;
+/** onnxruntime's log severity (0 verbose … 4 fatal) for a LOG_LEVEL (default: the environment's). */
+export function ortLogSeverity(logLevel?: string): 0 | 1 | 2 | 3 | 4;
 export function openOrtSession(
   settings: OrtSessionSettings,
 ): Promise<{ session: InferenceSession; provider: string }>;

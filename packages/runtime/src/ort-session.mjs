@@ -7,6 +7,29 @@
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 
+/**
+ * onnxruntime's own log severity (0 verbose … 4 fatal) for a pino LOG_LEVEL. Every error onnxruntime
+ * logs also comes back to us as a thrown error, which the worker logs with the model named, so below
+ * `debug` its own lines would only repeat ours (on stderr, looking like a failure when the worker
+ * handled it): then only its fatal lines pass. `debug` adds its warnings, `trace` everything.
+ * Read from the environment here because this module also runs in session threads.
+ */
+export function ortLogSeverity(logLevel = process.env.LOG_LEVEL) {
+  switch (logLevel?.trim().toLowerCase()) {
+    case 'trace':
+      return 0;
+    case 'debug':
+      return 2;
+    default:
+      return 4;
+  }
+}
+
+const ORT_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'];
+const logSeverityLevel = ortLogSeverity();
+// The process-wide logger, used before any session exists; set before the first session is created.
+ort.env.logLevel = ORT_LOG_LEVELS[logSeverityLevel];
+
 export function errorMessage(error) {
   return error instanceof Error ? error.message : String(error);
 }
@@ -30,6 +53,7 @@ export async function openOrtSession({ modelPath, executionProviders, intraOpThr
       const session = await ort.InferenceSession.create(modelPath, {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
+        logSeverityLevel,
         ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
         // Session config entries (onnxruntime_session_options_config_keys.h), strings as the binding wants.
         extra: {

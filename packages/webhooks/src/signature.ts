@@ -1,5 +1,5 @@
 /**
- * Webhook signatures as the Standard Webhooks specification defines them (API.md), so a receiver
+ * Webhook signatures as the Standard Webhooks specification defines them (docs/api.md), so a receiver
  * can verify ours with any of that specification's libraries: `webhook-signature` is `v1,` and the
  * base64 HMAC-SHA256, keyed with the decoded secret, of `<webhook-id>.<webhook-timestamp>.<body>`.
  */
