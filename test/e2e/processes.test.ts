@@ -51,7 +51,12 @@ beforeAll(async () => {
   redis = await startTestRedis();
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  api = startNode('apps/api/dist/main.js', { REDIS_URL: redis.url, PORT: String(port) });
+  // A scale-from-zero deployment: requests wait in Redis until a worker starts.
+  api = startNode('apps/api/dist/main.js', {
+    REDIS_URL: redis.url,
+    PORT: String(port),
+    WAIT_FOR_CAPACITY: 'true',
+  });
   await waitHttp(`${base}/healthz`, 200);
 });
 
@@ -61,6 +66,37 @@ afterAll(async () => {
 });
 
 describe('separate API and worker processes', () => {
+  it('refuses requests no live worker can serve with 503 unless WAIT_FOR_CAPACITY is set', async () => {
+    const port = await freePort();
+    const strict = startNode('apps/api/dist/main.js', { REDIS_URL: redis.url, PORT: String(port) });
+    await waitHttp(`http://127.0.0.1:${port}/healthz`, 200);
+    const res = await fetch(`http://127.0.0.1:${port}/v1/models/noop/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: { x: { dtype: 'float32', shape: [1, 4], data: [1, 2, 3, 4] } } }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    expect(await res.json()).toMatchObject({
+      type: 'https://inferq.dev/problems/model-unavailable',
+      detail: "model 'noop' version 1 is unavailable: no live worker serves this version",
+    });
+    const described = (await (await fetch(`http://127.0.0.1:${port}/v1/models/noop`)).json()) as {
+      versionStates: unknown[];
+    };
+    expect(described.versionStates).toEqual([
+      {
+        version: 1,
+        state: 'unavailable',
+        reason: 'no live worker serves this version',
+        liveWorkers: 0,
+        providers: [],
+        accepting: false,
+      },
+    ]);
+    expect(await stop(strict)).toBe(0);
+  });
+
   it('queues without a worker, then a worker completes it and redis-cli receives standard MessagePack', async () => {
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
     const res = await fetch(`${base}/v1/models/noop/infer`, {

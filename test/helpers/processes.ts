@@ -12,6 +12,8 @@ export interface AllInOne {
   /** Base URL of the API, as printed on the `inferq ready:` line. */
   readonly url: string;
   readonly port: number;
+  /** The `inferq serve` process. */
+  readonly pid: number;
   /** Base URL of the worker's own `/metrics` and `/healthz` (its METRICS_PORT). */
   readonly metricsUrl: string;
   readonly metricsPort: number;
@@ -92,6 +94,7 @@ export async function startAllInOne(
     return {
       url,
       port,
+      pid: child.pid as number,
       metricsUrl: `http://127.0.0.1:${metricsPort}`,
       metricsPort,
       redis,

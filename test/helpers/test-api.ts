@@ -9,16 +9,38 @@ import { type Config, loadConfig } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { encodeTensorMap } from '@inferq/protocol';
 import type { ModelRepository } from '@inferq/repository';
-import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, FleetRegistry, RequestStore } from '@inferq/store';
 import { expect } from 'vitest';
+import { ModelCatalog } from '../../apps/api/src/catalog.ts';
 import { createServer } from '../../apps/api/src/server.ts';
 import { startAsWorker } from './queue.ts';
 
 type RedisConnection = ReturnType<typeof createRedisConnection>;
 
+/**
+ * The API's model catalogue over a real Redis, not refreshing by itself (call `refresh()` after a
+ * fleet report). Tests that act as the worker themselves accept requests without a live worker.
+ */
+export function testCatalog(
+  repository: ModelRepository,
+  redis: RedisConnection,
+  prefix: string,
+  waitForCapacity = true,
+): ModelCatalog {
+  return new ModelCatalog({
+    repository,
+    fleet: new FleetRegistry({ redis, prefix }),
+    waitForCapacity,
+    logger: createLogger(loadConfig({ LOG_LEVEL: 'silent' }), 'api'),
+  });
+}
+
 export interface TestApi {
   url: string;
   config: Config;
+  /** The API's catalogue: `refresh()` it after writing a fleet report. */
+  catalog: ModelCatalog;
+  fleet: FleetRegistry;
   /** A store over the same Redis and prefix, to act as the worker would. */
   store: RequestStore;
   prefix: string;
@@ -44,6 +66,8 @@ export async function startTestApi(options: {
     QUEUE_PREFIX: prefix,
     LOG_LEVEL: 'silent',
     MODEL_REPOSITORY: options.modelRepository,
+    // These tests complete requests themselves, as the worker would.
+    WAIT_FOR_CAPACITY: 'true',
     ...options.env,
   });
   const redis = createRedisConnection(redisUrl, 'command');
@@ -54,11 +78,13 @@ export async function startTestApi(options: {
   await Promise.all([ready(redis), ready(subscriber)]);
   const store = new RequestStore({ redis, prefix, resultTtlSeconds: config.resultTtlSeconds });
   const watcher = new CompletionWatcher({ subscriber, prefix, instance: randomBytes(6).toString('hex') });
+  const catalog = testCatalog(repository, redis, prefix, config.waitForCapacity);
+  await catalog.refresh();
   const api = createServer({
     config,
     store,
     watcher,
-    repository,
+    catalog,
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
     redisHealthy: () => redis.status === 'ready',
@@ -70,6 +96,8 @@ export async function startTestApi(options: {
   return {
     url,
     config,
+    catalog,
+    fleet: new FleetRegistry({ redis, prefix }),
     store,
     prefix,
     fetch: (path, init) => fetch(url + path, init),

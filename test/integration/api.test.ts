@@ -550,9 +550,20 @@ describe('models, health, readiness, metrics', () => {
       inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 4] }],
       outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 4] }],
       batching: { maxBatchSize: 8, maxBatchDelayMs: 3 },
-      executionProvider: 'cpu',
+      // No live worker runs it, so no provider is in use yet.
+      executionProvider: null,
+      configuredProviders: ['cpu'],
       cache: { enabled: true, ttlSeconds: 3600 },
       ready: false,
+      versionStates: [1, 2].map((version) => ({
+        version,
+        state: 'unavailable',
+        reason: 'no live worker serves this version',
+        liveWorkers: 0,
+        providers: [],
+        // These tests run with WAIT_FOR_CAPACITY=true: requests wait in Redis for a worker.
+        accepting: true,
+      })),
     };
     expect(await response.json()).toEqual(described);
     expect(await (await api.fetch('/v1/models')).json()).toEqual({ models: [described] });
@@ -574,18 +585,56 @@ describe('models, health, readiness, metrics', () => {
       status: 'unavailable',
       ready: false,
       redis: 'ok',
-      models: [{ name: 'affine', liveWorkers: 0 }],
-      missing: ['no live worker for model affine'],
+      models: [{ name: 'affine', version: 2, state: 'unavailable', liveWorkers: 0 }],
+      missing: ['model affine version 2 is unavailable (no live worker serves this version)'],
+      unavailable: [],
     });
 
-    await api.store.heartbeat(['affine'], 'worker-1', Date.now());
+    await api.fleet.report({
+      id: 'worker-1',
+      host: 'h',
+      pid: 1,
+      heartbeatAt: Date.now(),
+      versions: [
+        { model: 'affine', version: 1, state: 'ready', provider: 'cpu', loadMs: 12, warmupMs: 3 },
+        { model: 'affine', version: 2, state: 'ready', provider: 'cpu', loadMs: 11, warmupMs: 2 },
+      ],
+    });
+    await api.catalog.refresh();
     const ready = await api.fetch('/readyz');
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({
+    expect(await ready.json()).toEqual({
       status: 'ready',
-      models: [{ name: 'affine', liveWorkers: 1 }],
+      ready: true,
+      redis: 'ok',
+      models: [{ name: 'affine', version: 2, state: 'ready', liveWorkers: 1 }],
+      missing: [],
+      unavailable: [],
     });
-    expect(await (await api.fetch('/v1/models/affine')).json()).toMatchObject({ ready: true });
+    expect(await (await api.fetch('/v1/models/affine')).json()).toMatchObject({
+      ready: true,
+      executionProvider: 'cpu',
+      versionStates: [
+        {
+          version: 1,
+          state: 'ready',
+          liveWorkers: 1,
+          providers: ['cpu'],
+          accepting: true,
+          loadMs: 12,
+          warmupMs: 3,
+        },
+        {
+          version: 2,
+          state: 'ready',
+          liveWorkers: 1,
+          providers: ['cpu'],
+          accepting: true,
+          loadMs: 11,
+          warmupMs: 2,
+        },
+      ],
+    });
   });
 
   it('exposes Prometheus metrics', async () => {

@@ -20,6 +20,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
+import { testCatalog } from '../helpers/test-api.ts';
 
 const EXPIRED_ERROR = { code: 'expired', message: 'the request passed its timeoutMs before it could run' };
 const PROBLEM_BASE = 'https://inferq.dev/problems/';
@@ -58,7 +59,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
     config,
     store,
     watcher,
-    repository,
+    catalog: testCatalog(repository, redis, prefix),
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
   });

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel, writeFixedBatchModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
+import { testCatalog } from '../helpers/test-api.ts';
 
 const MAX_BATCH = 8;
 const prefix = `{pipe-${randomBytes(4).toString('hex')}}`;
@@ -124,7 +125,7 @@ beforeAll(async () => {
     config,
     store: apiStore,
     watcher: new CompletionWatcher({ subscriber, prefix, instance: 'pipeline' }),
-    repository,
+    catalog: testCatalog(repository, apiRedis, prefix),
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
   });

@@ -121,6 +121,7 @@ describe('loadModelRepository', () => {
       cache: { enabled: true, ttlSeconds: 3600 },
       warmup: true,
       pad: {},
+      crop: {},
     });
     expect(repository.get('affine', 1)?.path).toBe(model(repo, 'affine', 1));
     expect(repository.get('affine', 2)).toBeUndefined();
@@ -144,43 +145,98 @@ describe('loadModelRepository', () => {
     });
   });
 
-  it('loads only the models asked for, and refuses a name it does not hold', async () => {
+  it('loads only the models asked for, and notes a name it does not hold', async () => {
     const some = await loadModelRepository(repo, ['pair', 'fixed']);
     expect(some.list().map((info) => info.name)).toEqual(['fixed', 'pair']);
     expect(some.get('affine')).toBeUndefined();
-    await expect(loadModelRepository(repo, ['pair', 'ocr'])).rejects.toThrow(/has no model named 'ocr'/);
+    const missing = await loadModelRepository(repo, ['pair', 'ocr']);
+    expect(missing.list().map((info) => info.name)).toEqual(['pair']);
+    expect(missing.problems).toEqual([`${repo}: holds no model named 'ocr' (MODELS)`]);
   });
 
-  it('names the file and the field of a bad config', async () => {
+  it('makes a version with a bad config unavailable, naming the file and the field, and keeps the others', async () => {
     const bad = temporaryRepository();
     writeFixedBatchModel(model(bad, 'fixed', 1));
+    writeAffineModel(model(bad, 'good', 1), { scale: 1, bias: 0 });
+    const configFile = join(bad, 'fixed', 'config.json');
+    const problemOf = async (): Promise<string | undefined> => {
+      const read = await loadModelRepository(bad);
+      expect(read.get('good')?.version).toBe(1);
+      expect(read.get('fixed')).toBeUndefined();
+      expect(read.list().map((info) => info.name)).toEqual(['fixed', 'good']);
+      return read.version('fixed', 1)?.problem;
+    };
     writeConfig(bad, 'fixed', { maxBatchSize: 8 });
-    await expect(loadModelRepository(bad)).rejects.toThrow(
-      `${join(bad, 'fixed', 'config.json')}: maxBatchSize: 8 needs a dynamic first axis`,
-    );
+    expect(await problemOf()).toMatch(`${configFile}: maxBatchSize: 8 needs a dynamic first axis`);
     writeConfig(bad, 'fixed', { cache: { enabled: 'no' } });
-    await expect(loadModelRepository(bad)).rejects.toThrow(
-      `${join(bad, 'fixed', 'config.json')}: cache.enabled: `,
-    );
-    writeFileSync(join(bad, 'fixed', 'config.json'), '{ "maxBatchSize": ');
-    await expect(loadModelRepository(bad)).rejects.toThrow(
-      `${join(bad, 'fixed', 'config.json')}: (root): not valid JSON`,
-    );
+    expect(await problemOf()).toMatch(`${configFile}: cache.enabled: `);
+    writeFileSync(configFile, '{ "maxBatchSize": ');
+    expect(await problemOf()).toMatch(`${configFile}: (root): not valid JSON`);
+    writeConfig(bad, 'fixed', { versionPolicy: { latest: { numVersions: 0 } } });
+    expect(await problemOf()).toMatch(`${configFile}: versionPolicy`);
   });
 
-  it('refuses malformed layouts', async () => {
+  it('makes a version whose file is not a usable model unavailable with the reason', async () => {
+    const bad = temporaryRepository();
+    writeAffineModel(model(bad, 'affine', 1), { scale: 1, bias: 0 });
+    mkdirSync(join(bad, 'affine', '2'), { recursive: true });
+    mkdirSync(join(bad, 'affine', '3'), { recursive: true });
+    writeFileSync(model(bad, 'affine', 3), 'not a model');
+    const read = await loadModelRepository(bad);
+    expect(read.version('affine', 2)?.problem).toBe(`${model(bad, 'affine', 2)}: missing`);
+    expect(read.version('affine', 3)?.problem).toMatch(`${model(bad, 'affine', 3)}: not an ONNX model`);
+    // The default is the highest served version, servable or not: the API picks the highest ready one.
+    expect(read.list()).toEqual([{ name: 'affine', versions: [1, 2, 3], defaultVersion: 3 }]);
+    expect(read.get('affine', 1)?.version).toBe(1);
+  });
+
+  it('skips what is neither a model nor a version, and notes it', async () => {
     await expect(loadModelRepository(join(repo, 'missing'))).rejects.toThrow(/no such folder/);
-    const empty = temporaryRepository();
-    await expect(loadModelRepository(empty)).rejects.toThrow(/holds no models/);
-    const noVersion = temporaryRepository();
-    writeConfig(noVersion, 'lonely', {});
-    await expect(loadModelRepository(noVersion)).rejects.toThrow(/model 'lonely' has no version folder/);
-    const zero = temporaryRepository();
-    writeAffineModel(model(zero, 'affine', 0), { scale: 1, bias: 0 });
-    await expect(loadModelRepository(zero)).rejects.toThrow(/positive integers/);
-    const noFile = temporaryRepository();
-    mkdirSync(join(noFile, 'affine', '1'), { recursive: true });
-    await expect(loadModelRepository(noFile)).rejects.toThrow(`${model(noFile, 'affine', 1)}: missing`);
+    const odd = temporaryRepository();
+    expect((await loadModelRepository(odd)).list()).toEqual([]);
+    writeConfig(odd, 'lonely', {});
+    writeAffineModel(model(odd, 'affine', 0), { scale: 1, bias: 0 });
+    writeAffineModel(model(odd, 'affine', 1), { scale: 1, bias: 0 });
+    mkdirSync(join(odd, 'bad name'), { recursive: true });
+    const read = await loadModelRepository(odd);
+    expect(read.list()).toEqual([{ name: 'affine', versions: [1], defaultVersion: 1 }]);
+    expect(read.problems).toEqual([
+      `${join(odd, 'bad name')}: skipped; model names use letters, digits, '_', '.' and '-'`,
+      `${join(odd, 'affine', '0')}: skipped; versions are positive integers without leading zeros`,
+      `${join(odd, 'lonely')}: skipped; model 'lonely' has no version folder (e.g. 1/model.onnx)`,
+    ]);
+  });
+
+  it('serves the versions its versionPolicy picks and retires the rest', async () => {
+    const policies = temporaryRepository();
+    for (const v of [1, 2, 3]) writeAffineModel(model(policies, 'affine', v), { scale: v, bias: 0 });
+    const servedWith = async (versionPolicy: unknown): Promise<number[]> => {
+      writeConfig(policies, 'affine', { versionPolicy });
+      const read = await loadModelRepository(policies);
+      expect(read.models()[0]!.versions.map((v) => v.version)).toEqual([1, 2, 3]);
+      return read.list()[0]?.versions ?? [];
+    };
+    expect(await servedWith({ all: {} })).toEqual([1, 2, 3]);
+    expect(await servedWith({ latest: { numVersions: 2 } })).toEqual([2, 3]);
+    expect(await servedWith({ specific: { versions: [1, 3, 7] } })).toEqual([1, 3]);
+    const read = await loadModelRepository(policies);
+    expect(read.version('affine', 2)?.retired).toBe(true);
+    expect(read.get('affine', 2)).toBeUndefined();
+    expect(read.get('affine')?.version).toBe(3);
+  });
+
+  it('reuses versions whose files did not change and reads changed ones again', async () => {
+    const changing = temporaryRepository();
+    writeAffineModel(model(changing, 'affine', 1), { scale: 1, bias: 0 });
+    writeAffineModel(model(changing, 'affine', 2), { scale: 2, bias: 0 });
+    const first = await loadModelRepository(changing);
+    const again = await loadModelRepository(changing, undefined, first);
+    expect(again.get('affine', 1)).toBe(first.get('affine', 1));
+    writeConfig(changing, 'affine', { maxBatchDelayMs: 7 });
+    const changed = await loadModelRepository(changing, undefined, again);
+    expect(changed.get('affine', 1)).not.toBe(first.get('affine', 1));
+    expect(changed.get('affine', 1)?.config.maxBatchDelayMs).toBe(7);
+    expect(changed.get('affine', 1)?.fingerprint).not.toBe(first.get('affine', 1)?.fingerprint);
   });
 });
 
@@ -361,7 +417,11 @@ describe('PP-OCR models', () => {
       mkdirSync(join(repo, name, '1'), { recursive: true });
       symlinkSync(join(OCR_ASSETS, file), model(repo, name, 1));
     }
-    writeConfig(repo, 'ppocr-rec', { maxBatchSize: 8, pad: { x: { axis: 3, value: 0 } } });
+    writeConfig(repo, 'ppocr-rec', {
+      maxBatchSize: 8,
+      pad: { x: { axis: 3, value: 0 } },
+      crop: { 'softmax_11.tmp_0': [{ axis: 1, input: 'x', offset: 3, divisor: 8, min: 1 }] },
+    });
     repository = await loadModelRepository(repo);
   });
 

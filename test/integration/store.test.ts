@@ -12,11 +12,14 @@ import {
   CONSUMER_GROUP,
   closeConnection,
   createRedisConnection,
+  FleetRegistry,
   INLINE_PAYLOAD_BYTES,
+  keysFor,
   MAX_STALLS,
   QueueConsumer,
   RequestStore,
   type SubmitParams,
+  type WorkerReport,
 } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -218,13 +221,24 @@ describe('RequestStore', () => {
     expect(decodeTensorMap(encodeTensorMap(inputs)).x?.data).toEqual(inputs.x?.data);
   });
 
-  it('counts live workers from heartbeats', async () => {
+  it("keeps the live workers' reports, forgets long-dead ones and removes a leaving one", async () => {
+    const fleet = new FleetRegistry({ redis, prefix, livenessMs: 10_000 });
     const now = Date.now();
-    await store.heartbeat(['m'], 'w1', now);
-    expect(await store.liveWorkers('m', now)).toBe(1);
-    expect(await store.liveWorkers('m', now + 60_000)).toBe(0);
-    await store.leave(['m'], 'w1');
-    expect(await store.liveWorkers('m', now)).toBe(0);
+    const report = (id: string, heartbeatAt: number): WorkerReport => ({
+      id,
+      host: 'h',
+      pid: 1,
+      heartbeatAt,
+      versions: [{ model: 'm', version: 1, state: 'ready', provider: 'cpu' }],
+    });
+    await fleet.report(report('w1', now));
+    await fleet.report(report('w2', now - 20_000));
+    await fleet.report(report('w3', now - 61_000));
+    expect(await fleet.live(now)).toEqual([report('w1', now)]);
+    // w2 is past its liveness window but kept a while; w3 (six windows old) was removed.
+    expect(Object.keys(await redis.hgetall(keysFor(prefix).fleet)).sort()).toEqual(['w1', 'w2']);
+    await fleet.leave('w1');
+    expect(await fleet.live(now)).toEqual([]);
   });
 });
 

@@ -6,14 +6,17 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { describeConfig, loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics, type Logger } from '@inferq/observability';
-import { loadModelRepository } from '@inferq/repository';
+import { RepositoryWatch } from '@inferq/repository';
 import {
   CompletionWatcher,
   closeConnection,
   createRedisConnection,
+  FleetRegistry,
   RequestStore,
   startDeadlineSweeper,
+  subscribeReload,
 } from '@inferq/store';
+import { ModelCatalog } from './catalog.ts';
 import { createServer } from './server.ts';
 import { drainHttpServer, onStopSignal } from './shutdown.ts';
 
@@ -21,15 +24,6 @@ const config = loadConfigOrExit(process.env, { requireRedisUrl: true });
 const redisUrl = config.redisUrl as string;
 const logger = createLogger(config, 'api');
 logger.info({ config: describeConfig(config) }, 'starting');
-
-let repository: Awaited<ReturnType<typeof loadModelRepository>>;
-try {
-  // The API accepts requests for every model in the repository; MODELS only narrows what a worker serves.
-  repository = await loadModelRepository(config.modelRepository);
-} catch (error: unknown) {
-  logger.fatal({ err: error, modelRepository: config.modelRepository }, 'cannot load the model repository');
-  process.exit(1);
-}
 
 const redis = createRedisConnection(redisUrl, 'command');
 const subscriber = createRedisConnection(redisUrl, 'subscriber');
@@ -50,11 +44,41 @@ const watcher = new CompletionWatcher({
 const metrics = createMetrics('api');
 const stopping = new AbortController();
 
+// The API reads signatures and configs from the model files itself (no onnxruntime, no weights held)
+// and each version's state from the workers' reports; MODELS only narrows what a worker serves.
+let catalog: ModelCatalog | undefined;
+const repositoryWatch = new RepositoryWatch({
+  dir: config.modelRepository,
+  pollSeconds: config.repositoryPollSeconds,
+  logger,
+  onRead: (repository) => catalog?.setRepository(repository),
+});
+try {
+  const repository = await repositoryWatch.start();
+  catalog = new ModelCatalog({
+    repository,
+    fleet: new FleetRegistry({ redis, prefix: config.queuePrefix }),
+    waitForCapacity: config.waitForCapacity,
+    logger,
+  });
+} catch (error: unknown) {
+  logger.fatal({ err: error, modelRepository: config.modelRepository }, 'cannot read the model repository');
+  process.exit(1);
+}
+await catalog.start();
+const reloads = subscribeReload(
+  createRedisConnection(redisUrl, 'subscriber'),
+  config.queuePrefix,
+  () => void repositoryWatch.readNow('reload'),
+  logger,
+);
+process.on('SIGHUP', () => void repositoryWatch.readNow('SIGHUP'));
+
 const server = createServer({
   config,
   store,
   watcher,
-  repository,
+  catalog,
   metrics,
   logger,
   redisHealthy: () => redis.status === 'ready',
@@ -71,10 +95,7 @@ server.listen(config.port, config.host);
 server.on('listening', () => {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
-  logger.info(
-    { models: repository.list().map((m) => m.name) },
-    `inferq API listening on http://${host}:${port}`,
-  );
+  logger.info({ models: catalog.modelNames() }, `inferq API listening on http://${host}:${port}`);
 });
 server.on('error', (error) => {
   logger.fatal({ err: error }, 'cannot listen');
@@ -85,10 +106,12 @@ onStopSignal(async () => {
   // Long-polls and event streams answer now with the state they have, instead of holding the drain.
   stopping.abort();
   deadlineSweeper.stop();
+  repositoryWatch.stop();
+  catalog.stop();
   const drained = await drainHttpServer(server, config.shutdownGraceMs);
   if (!drained) logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: open connections cut');
   await watcher.close();
-  await closeConnection(redis);
+  await Promise.all([redis, reloads].map((c) => closeConnection(c)));
 }, logger);
 
 /** ioredis reconnects by itself; log each change of state once rather than every failed attempt. */

@@ -52,7 +52,9 @@ export function sendProblem(
 ): void {
   const normalized = normalizeError(error);
   const problem = toProblem(normalized);
-  if (problem.status >= 500) {
+  // A 503 is a known state (Redis down, a model unavailable) that /readyz, metrics and the process
+  // that saw it already report; only our own fault (500) is an error here.
+  if (problem.status >= 500 && problem.status !== 503) {
     logger.error({ err: error, method: request.method, url: request.url }, 'request failed');
   } else {
     logger.debug({ method: request.method, url: request.url, problem }, 'request rejected');

@@ -20,16 +20,18 @@ import type { CompletionWatcher, RequestStore } from '@inferq/store';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { ApiKeyAuthenticator } from './auth.ts';
 import { readRawBody } from './body.ts';
+import type { ModelCatalog } from './catalog.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import { sendBytes, sendProblem, sendRecord, sendValue } from './responses.ts';
-import { InferenceService, type ModelCatalog, type StatusEvent } from './service.ts';
+import { InferenceService, type StatusEvent } from './service.ts';
 import { matchSubmitRoute, type SubmitRoute } from './submit-route.ts';
 
 export interface ServerDeps {
   config: Config;
   store: RequestStore;
   watcher: CompletionWatcher;
-  repository: ModelCatalog;
+  /** The models and their states in the fleet (its owner starts and refreshes it). */
+  catalog: ModelCatalog;
   metrics: Metrics;
   logger: Logger;
   /** Cheap check of the Redis connection state for /readyz (e.g. `() => redis.status === 'ready'`). */
@@ -60,7 +62,7 @@ export function createServer(deps: ServerDeps): Server {
     config,
     store: deps.store,
     watcher: deps.watcher,
-    repository: deps.repository,
+    catalog: deps.catalog,
     metrics,
     logger,
     shutdownSignal: deps.shutdownSignal,
@@ -71,6 +73,7 @@ export function createServer(deps: ServerDeps): Server {
     () => service.queueDepths(),
     (error) => logger.debug({ err: error }, 'queue depth unavailable'),
   );
+  metrics.setModelStateSource(() => deps.catalog.states());
   const auth = new ApiKeyAuthenticator(config.apiKeys);
 
   const app = express();
@@ -189,11 +192,11 @@ export function createServer(deps: ServerDeps): Server {
   });
 
   app.get('/v1/models', async (req, res) => {
-    sendValue(res, 200, { models: await service.listModels() }, getFormat(req));
+    sendValue(res, 200, { models: service.listModels() }, getFormat(req));
   });
 
   app.get('/v1/models/:model', async (req, res) => {
-    sendValue(res, 200, await service.describeModel(String(req.params.model)), getFormat(req));
+    sendValue(res, 200, service.describeModel(String(req.params.model)), getFormat(req));
   });
 
   app.use((req, _res, next) => {

@@ -6,6 +6,7 @@
 import type { Config } from '@inferq/config';
 import type { Logger, Metrics } from '@inferq/observability';
 import {
+  batchShapeOf,
   CallbackRefusedError,
   type CompletionMessage,
   ConflictError,
@@ -18,11 +19,11 @@ import {
   encodePayload,
   encodeRecord,
   encodeRecordFromCompletionMessage,
+  formatBatchShape,
   type InferqError,
   type InferRequestBody,
   type InputLimits,
   type ModelDescription,
-  type ModelSignature,
   NotFoundError,
   newRequestId,
   type Problem,
@@ -44,38 +45,19 @@ import type {
   SubmitParams,
 } from '@inferq/store';
 import { CallbackUrlCheck } from '@inferq/webhooks';
+import { type ModelCatalog, NO_LIVE_WORKER, type Servable } from './catalog.ts';
 import { rejectionError } from './errors.ts';
 import { submissionFingerprint } from './idempotency.ts';
 import { Wakeup } from './wakeup.ts';
 
-/** One version of a model as the API needs it (a subset of the runtime's repository entry). */
-export interface ServedModel {
-  readonly name: string;
-  readonly version: number;
-  readonly signature: ModelSignature;
-  readonly config: {
-    readonly maxBatchSize: number;
-    readonly maxBatchDelayMs: number;
-    readonly cache: { readonly enabled: boolean; readonly ttlSeconds: number };
-    readonly executionProviders: readonly string[];
-  };
-}
-
-/** The model repository as the API reads it (satisfied by the runtime's `ModelRepository`). */
-export interface ModelCatalog {
-  list(): readonly {
-    readonly name: string;
-    readonly versions: readonly number[];
-    readonly defaultVersion: number;
-  }[];
-  get(name: string, version?: number): ServedModel | undefined;
-}
+/** One version of a model as the API needs it: the repository's entry. */
+export type ServedModel = Servable;
 
 export interface InferenceServiceDeps {
   config: Pick<Config, 'maxWaitSeconds' | 'limits' | 'webhooks'>;
   store: RequestStore;
   watcher: CompletionWatcher;
-  repository: ModelCatalog;
+  catalog: ModelCatalog;
   metrics: Metrics;
   logger: Logger;
   /** Aborted when the process stops: waits answer at once with the state they have. */
@@ -149,9 +131,12 @@ export type StatusEvent =
 export interface Readiness {
   ready: boolean;
   redis: 'ok' | 'unreachable';
-  models: { name: string; liveWorkers: number }[];
+  /** Each model's default version and its state. */
+  models: { name: string; version: number; state: string; liveWorkers: number }[];
   /** Human-readable reasons the deployment is not ready; empty when ready. */
   missing: string[];
+  /** Versions that cannot be served, with the reason (they do not hold readiness back). */
+  unavailable: { name: string; version: number; reason: string }[];
 }
 
 const READINESS_PING_TIMEOUT_MS = 2_000;
@@ -180,9 +165,11 @@ export class InferenceService {
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
     let body: ReturnType<typeof decodeInferRequest>;
+    let batchShape: string | undefined;
     try {
       body = decodeInferRequest(input.body, input.format, this.inputLimits);
       validateInputs(body, model.signature);
+      batchShape = batchShapeFor(body, model);
       this.checkCallbackUrl(body);
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' });
@@ -205,6 +192,7 @@ export class InferenceService {
           body,
           input.tenant,
           now,
+          batchShape,
           input.format === 'msgpack' ? input.body : undefined,
         ),
         ...(waiter?.notify !== undefined ? { notify: waiter.notify } : {}),
@@ -275,22 +263,24 @@ export class InferenceService {
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
     let bodies: InferRequestBody[];
+    let batchShapes: (string | undefined)[];
     try {
       bodies = decodeBulkInferRequest(input.body, input.format, this.inputLimits, this.maxBulkRequests);
-      bodies.forEach((body, index) => {
+      batchShapes = bodies.map((body, index) =>
         checkBulkRequest(index, () => {
           validateInputs(body, model.signature);
           this.checkCallbackUrl(body);
-        });
-      });
+          return batchShapeFor(body, model);
+        }),
+      );
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' }, 1);
       throw error;
     }
     const now = this.now();
     const admission = this.admission({ ...input, waitSeconds: 0 });
-    const params = bodies.map((body) => ({
-      ...submitParams(newRequestId(), model, body, input.tenant, now),
+    const params = bodies.map((body, index) => ({
+      ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
       admission,
     }));
     const outcomes = await store.submitBulk(params);
@@ -416,79 +406,103 @@ export class InferenceService {
     }
   }
 
-  listModels(): Promise<ModelDescription[]> {
-    return Promise.all(this.deps.repository.list().map((entry) => this.describe(entry.name)));
+  listModels(): ModelDescription[] {
+    return this.deps.catalog.modelNames().map((name) => this.describe(name));
   }
 
-  async describeModel(name: string): Promise<ModelDescription> {
+  describeModel(name: string): ModelDescription {
     return this.describe(name);
   }
 
-  /** Redis answers and every model has a live worker. */
+  /**
+   * Ready when Redis answers and every model that can be served has its default version ready on a
+   * live worker. A model none of whose versions can load (every one `unavailable` for a reason of its
+   * own) does not hold readiness back: its requests are refused with 503 and the reason, and
+   * `unavailable` lists it.
+   */
   async readiness(redisHealthy?: () => boolean): Promise<Readiness> {
-    const { store, repository } = this.deps;
-    const names = repository.list().map((entry) => entry.name);
+    const { store, catalog } = this.deps;
     try {
       if (redisHealthy !== undefined && !redisHealthy()) throw new Error('connection not ready');
       await withTimeout(store.ping(), READINESS_PING_TIMEOUT_MS);
-      const now = this.now();
-      const models = await Promise.all(
-        names.map(async (name) => ({ name, liveWorkers: await store.liveWorkers(name, now) })),
-      );
-      const missing = models
-        .filter((m) => m.liveWorkers === 0)
-        .map((m) => `no live worker for model ${m.name}`);
-      if (names.length === 0) missing.push('the model repository holds no model');
-      return { ready: missing.length === 0, redis: 'ok', models, missing };
     } catch (error: unknown) {
       this.deps.logger.debug({ err: error }, 'readiness: Redis unreachable');
-      return { ready: false, redis: 'unreachable', models: [], missing: ['Redis is unreachable'] };
+      return {
+        ready: false,
+        redis: 'unreachable',
+        models: [],
+        missing: ['Redis is unreachable'],
+        unavailable: [],
+      };
     }
+    const models: Readiness['models'] = [];
+    const missing: string[] = [];
+    const unavailable: Readiness['unavailable'] = [];
+    for (const name of catalog.modelNames()) {
+      const versions = catalog.versions(name) ?? [];
+      const chosen = catalog.defaultVersion(name);
+      if (chosen === undefined) continue;
+      models.push({ name, version: chosen.version, state: chosen.state, liveWorkers: chosen.liveWorkers });
+      for (const v of versions) {
+        if (v.state === 'unavailable' && v.reason !== NO_LIVE_WORKER) {
+          unavailable.push({ name, version: v.version, reason: v.reason ?? '' });
+        }
+      }
+      const broken = versions.every(
+        (v) => v.state === 'retired' || (v.state === 'unavailable' && v.reason !== NO_LIVE_WORKER),
+      );
+      if (chosen.state !== 'ready' && !broken) {
+        missing.push(
+          `model ${name} version ${chosen.version} is ${chosen.state}${chosen.reason ? ` (${chosen.reason})` : ''}`,
+        );
+      }
+    }
+    if (models.length === 0) missing.push('the model repository holds no model');
+    return { ready: missing.length === 0, redis: 'ok', models, missing, unavailable };
   }
 
-  /** Jobs waiting or running per model (all versions), for `inferq_queue_depth`. */
+  /** Jobs waiting or running per model (all served versions), for `inferq_queue_depth`. */
   async queueDepths(): Promise<[string, number][]> {
-    const { store, repository } = this.deps;
+    const { store, catalog } = this.deps;
     return Promise.all(
-      repository.list().map(async (entry): Promise<[string, number]> => {
-        const depths = await Promise.all(
-          entry.versions.map((version) => store.queueDepth(entry.name, version)),
-        );
-        return [entry.name, depths.reduce((sum, depth) => sum + depth, 0)];
+      catalog.modelNames().map(async (name): Promise<[string, number]> => {
+        const versions = (catalog.versions(name) ?? []).filter((v) => v.state !== 'retired');
+        const depths = await Promise.all(versions.map((v) => store.queueDepth(name, v.version)));
+        return [name, depths.reduce((sum, depth) => sum + depth, 0)];
       }),
     );
   }
 
-  private async describe(name: string): Promise<ModelDescription> {
-    const entry = this.deps.repository.list().find((candidate) => candidate.name === name);
-    const model = entry && this.deps.repository.get(name, entry.defaultVersion);
-    if (entry === undefined || model === undefined) throw notFoundModel(name);
-    const liveWorkers = await this.deps.store.liveWorkers(name, this.now());
+  private describe(name: string): ModelDescription {
+    const { catalog } = this.deps;
+    const versions = catalog.versions(name);
+    const chosen = catalog.defaultVersion(name);
+    if (versions === undefined || chosen === undefined) throw notFoundModel(name);
+    const model = chosen.model;
     return {
       name,
-      versions: [...entry.versions],
-      defaultVersion: entry.defaultVersion,
-      version: model.version,
-      inputs: model.signature.inputs.map(copySpec),
-      outputs: model.signature.outputs.map(copySpec),
-      batching: { maxBatchSize: model.config.maxBatchSize, maxBatchDelayMs: model.config.maxBatchDelayMs },
-      executionProvider: model.config.executionProviders[0] ?? 'cpu',
-      cache: { enabled: model.config.cache.enabled, ttlSeconds: model.config.cache.ttlSeconds },
-      ready: liveWorkers > 0,
+      versions: versions.filter((v) => v.state !== 'retired').map((v) => v.version),
+      defaultVersion: chosen.version,
+      version: chosen.version,
+      inputs: model?.signature.inputs.map(copySpec) ?? [],
+      outputs: model?.signature.outputs.map(copySpec) ?? [],
+      batching: {
+        maxBatchSize: model?.config.maxBatchSize ?? 0,
+        maxBatchDelayMs: model?.config.maxBatchDelayMs ?? 0,
+      },
+      executionProvider: chosen.state === 'ready' ? chosen.providers.join(',') || null : null,
+      configuredProviders: [...(model?.config.executionProviders ?? [])],
+      cache: {
+        enabled: model?.config.cache.enabled ?? false,
+        ttlSeconds: model?.config.cache.ttlSeconds ?? 0,
+      },
+      ready: chosen.state === 'ready',
+      versionStates: versions.map(({ model: _model, ...status }) => status),
     };
   }
 
   private resolveModel(name: string, version: number | undefined): ServedModel {
-    const { repository } = this.deps;
-    const entry = repository.list().find((candidate) => candidate.name === name);
-    if (entry === undefined) throw notFoundModel(name);
-    const model = repository.get(name, version);
-    if (model === undefined) {
-      throw new NotFoundError(
-        `model '${name}' has no version ${version}; it has ${entry.versions.join(', ')}`,
-      );
-    }
-    return model;
+    return this.deps.catalog.resolve(name, version);
   }
 
   /**
@@ -674,6 +688,15 @@ function usesCache(body: InferRequestBody, model: ServedModel): boolean {
   return body.cache !== false && model.config.cache.enabled;
 }
 
+/**
+ * The rows and non-batch dims of validated inputs, for the worker's batcher (none for a model that
+ * does not batch). Throws a 422 when the inputs disagree on their batch axis.
+ */
+function batchShapeFor(body: InferRequestBody, model: ServedModel): string | undefined {
+  if (model.config.maxBatchSize === 0) return undefined;
+  return formatBatchShape(batchShapeOf(body.inputs, model.signature));
+}
+
 /** What the store needs for one validated request, before admission control. */
 function submitParams(
   id: string,
@@ -681,6 +704,7 @@ function submitParams(
   body: InferRequestBody,
   tenant: string,
   now: number,
+  batchShape: string | undefined,
   encodedPayload?: Uint8Array,
 ): SubmitParams {
   return {
@@ -698,6 +722,7 @@ function submitParams(
     useCache: usesCache(body, model),
     cacheTtlSeconds: model.config.cache.ttlSeconds,
     payload: encodedPayload ?? encodePayload({ inputs: body.inputs, outputs: body.outputs }),
+    batchShape,
     priority: body.priority,
     deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
     callbackChannel: body.callback?.channel,

@@ -1,5 +1,6 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import cliPackage from '../package.json' with { type: 'json' };
+import { modelsReloadCommand } from './models.ts';
 import { type QueueAction, queueCommand } from './queue.ts';
 import { serve } from './serve.ts';
 import { defaultBaseUrl, submitCommand } from './submit.ts';
@@ -105,6 +106,24 @@ program
   .action(async (action: QueueAction, model: string, options: { modelVersion?: number }) => {
     try {
       process.exitCode = await queueCommand(action, model, options);
+    } catch (error: unknown) {
+      process.stderr.write(`inferq: ${describeError(error)}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+const models = program
+  .command('models')
+  .description('Operate on the model repository of a running deployment (REDIS_URL, QUEUE_PREFIX).');
+models
+  .command('reload')
+  .description(
+    'Ask every API and worker to read MODEL_REPOSITORY again now (they also poll it every ' +
+      'REPOSITORY_POLL_SECONDS, and reload on SIGHUP). Prints how many processes heard it.',
+  )
+  .action(async () => {
+    try {
+      process.exitCode = await modelsReloadCommand();
     } catch (error: unknown) {
       process.stderr.write(`inferq: ${describeError(error)}\n`);
       process.exitCode = 1;

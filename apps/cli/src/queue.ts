@@ -1,14 +1,11 @@
-import { loadConfigOrExit } from '@inferq/config';
-import { closeConnection, createRedisConnection, queueName, RequestStore } from '@inferq/store';
+import { queueName, RequestStore } from '@inferq/store';
+import { withRedis } from './redis.ts';
 
 export type QueueAction = 'status' | 'pause' | 'resume';
 
 export interface QueueCommandOptions {
   modelVersion?: number;
 }
-
-/** How long the command waits for Redis before it gives up. */
-const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * `inferq queue <status|pause|resume> <model>`: an operator's handle on one model version's queue,
@@ -21,11 +18,7 @@ export async function queueCommand(
   options: QueueCommandOptions,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const config = loadConfigOrExit(env, { requireRedisUrl: true });
-  const redis = createRedisConnection(config.redisUrl as string, 'command');
-  redis.on('error', () => undefined);
-  try {
-    await ready(redis);
+  return withRedis(env, async (redis, config) => {
     const store = new RequestStore({
       redis,
       prefix: config.queuePrefix,
@@ -46,21 +39,5 @@ export async function queueCommand(
     };
     process.stdout.write(`${JSON.stringify(state)}\n`);
     return 0;
-  } finally {
-    await closeConnection(redis);
-  }
-}
-
-function ready(redis: ReturnType<typeof createRedisConnection>): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`Redis did not answer within ${CONNECT_TIMEOUT_MS / 1000} s`)),
-      CONNECT_TIMEOUT_MS,
-    );
-    redis.once('ready', () => {
-      clearTimeout(timer);
-      resolve();
-    });
   });
 }

@@ -99,6 +99,11 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP reads the model repository again (docs/models.md): passed on to the API and the worker.
+  const onHangup = (): void => {
+    for (const child of apps) child.signal('SIGHUP');
+  };
+  process.on('SIGHUP', onHangup);
 
   const watch = (child: ManagedChild): void => {
     void child.exited.then((exit) => {
@@ -144,6 +149,7 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
   releaseDataDir?.();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onHangup);
   return reason.kind === 'signal' && !forced ? 0 : 1;
 }
 

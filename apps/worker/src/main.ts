@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfigOrExit } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
-import { loadModelRepository } from '@inferq/repository';
-import { ModelSession } from '@inferq/runtime';
+import { RepositoryWatch } from '@inferq/repository';
 import {
   closeConnection,
   createRedisConnection,
-  QueueConsumer,
+  FleetRegistry,
   RequestStore,
   startDeadlineSweeper,
+  subscribeReload,
 } from '@inferq/store';
 import { WebhookDispatcher } from '@inferq/webhooks';
 import { startMetricsServer } from './metrics-server.ts';
-import { ModelWorker } from './model-worker.ts';
 import { assertRedisIsDurable } from './redis-checks.ts';
+import { ServedModels } from './served-models.ts';
 
 const HEARTBEAT_MS = 2_000;
 
@@ -24,92 +24,85 @@ if (!config.redisUrl) {
   logger.fatal('REDIS_URL is required for a worker process (npm start sets it for the all-in-one)');
   process.exit(1);
 }
+const redisUrl = config.redisUrl;
 
 const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
-const connection = createRedisConnection(config.redisUrl, 'worker');
-connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+const connect = (): ReturnType<typeof createRedisConnection> => {
+  const connection = createRedisConnection(redisUrl, 'worker');
+  connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  return connection;
+};
+const connection = connect();
 const store = new RequestStore({
   redis: connection,
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
 });
-/** One blocking connection per model version served: XREADGROUP BLOCK holds its connection. */
-const blockingConnections: ReturnType<typeof createRedisConnection>[] = [];
+const fleet = new FleetRegistry({ redis: connection, prefix: config.queuePrefix });
 const metrics = createMetrics('worker');
 
 let ready = false;
-const workers: ModelWorker[] = [];
-const sessions: ModelSession[] = [];
+const served = new ServedModels({
+  workerId,
+  store,
+  fleet,
+  connect,
+  jobAttempts: config.jobAttempts,
+  maxOutputBytes: config.caps.maxOutputBytes,
+  metrics,
+  logger,
+});
 const metricsServer = await startMetricsServer({
   host: config.host,
   port: config.metricsPort,
   registry: metrics.registry,
   isReady: () => ready,
+  versions: () => served.versions(),
 });
 
 try {
   await assertRedisIsDurable(connection, logger);
-  const repository = await loadModelRepository(config.modelRepository, config.models);
-  for (const info of repository.list()) {
-    // Every version is served: a request may pin an older one.
-    for (const v of info.versions) {
-      const version = repository.get(info.name, v);
-      if (!version) continue;
-      const session = await ModelSession.open(version, { intraOpThreads: version.config.intraOpThreads });
-      sessions.push(session);
-      if (version.config.warmup) await session.warmup();
-      const blocking = createRedisConnection(config.redisUrl, 'worker');
-      blocking.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-      blockingConnections.push(blocking);
-      const consumer = new QueueConsumer({
-        blocking,
-        queue: store.queueKeys(info.name, v),
-        consumer: workerId,
-      });
-      await consumer.ensureGroups();
-      workers.push(
-        new ModelWorker({
-          version,
-          session,
-          store,
-          consumer,
-          jobAttempts: config.jobAttempts,
-          maxOutputBytes: config.caps.maxOutputBytes,
-          metrics,
-          logger,
-        }),
-      );
-      logger.info(
-        {
-          model: info.name,
-          version: v,
-          provider: session.executionProvider,
-          placement: session.placement,
-          config: version.config,
-        },
-        'model loaded',
-      );
-    }
-  }
 } catch (error) {
   logger.fatal({ err: error }, 'worker failed to start');
   process.exit(1);
 }
 
-const models = [...new Set(workers.map((w) => w.version.name))];
-metrics.setQueueDepthSource(async () =>
-  Promise.all(
-    workers.map(
-      async (w) => [w.version.name, await store.queueDepth(w.version.name, w.version.version)] as const,
-    ),
-  ),
-);
-for (const w of workers) w.start();
 const beat = (): void => {
-  store.heartbeat(models, workerId, Date.now()).catch((error: unknown) => {
+  fleet.report(served.report(Date.now())).catch((error: unknown) => {
     logger.warn({ err: error }, 'heartbeat failed');
   });
 };
+served.onChange = beat;
+metrics.setModelStateSource(() => served.versions());
+metrics.setQueueDepthSource(async () =>
+  Promise.all(
+    served
+      .running()
+      .map(async (w) => [w.version.name, await store.queueDepth(w.version.name, w.version.version)] as const),
+  ),
+);
+
+const repositoryWatch = new RepositoryWatch({
+  dir: config.modelRepository,
+  only: config.models,
+  pollSeconds: config.repositoryPollSeconds,
+  logger,
+  onRead: (repository) => served.reconcile(repository),
+});
+try {
+  // Every version is tried; one that cannot load is reported unavailable, never fatal.
+  await repositoryWatch.start();
+} catch (error) {
+  logger.fatal({ err: error }, 'worker failed to start');
+  process.exit(1);
+}
+const reloads = subscribeReload(
+  connect(),
+  config.queuePrefix,
+  () => repositoryWatch.readNow('reload'),
+  logger,
+);
+process.on('SIGHUP', () => void repositoryWatch.readNow('SIGHUP'));
 beat();
 const heartbeat = setInterval(beat, HEARTBEAT_MS);
 // Queued requests past their timeoutMs end `expired` within a second, whether or not a worker
@@ -133,7 +126,14 @@ const webhooks =
 if (webhooks) webhooks.start();
 else logger.info('webhook delivery off: WEBHOOK_SECRET is not set');
 ready = true;
-logger.info({ workerId, models, metricsPort: config.metricsPort }, 'worker ready');
+logger.info(
+  {
+    workerId,
+    versions: served.versions().map((v) => `${v.model}@${v.version}:${v.state}`),
+    metricsPort: config.metricsPort,
+  },
+  'worker ready',
+);
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
@@ -152,12 +152,12 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, config.shutdownGraceMs);
   deadline.unref();
   clearInterval(heartbeat);
+  repositoryWatch.stop();
   deadlineSweeper.stop();
-  await Promise.all([...workers.map((w) => w.close()), webhooks?.stop()]);
-  await store.leave(models, workerId).catch(() => undefined);
-  await Promise.all(sessions.map((s) => s.close()));
+  await fleet.leave(workerId).catch(() => undefined);
+  await Promise.all([served.close(), webhooks?.stop()]);
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-  await Promise.all([connection, ...blockingConnections].map((c) => closeConnection(c)));
+  await Promise.all([connection, reloads].map((c) => closeConnection(c)));
   logger.info('worker stopped');
   process.exit(0);
 }

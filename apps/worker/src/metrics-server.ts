@@ -7,6 +7,8 @@ export async function startMetricsServer(options: {
   port: number;
   registry: Registry;
   isReady: () => boolean;
+  /** The model versions this worker serves and their states, shown by /readyz. */
+  versions: () => unknown[];
 }): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -29,7 +31,7 @@ export async function startMetricsServer(options: {
       const ready = options.isReady();
       res
         .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: ready ? 'ready' : 'starting' }));
+        .end(JSON.stringify({ status: ready ? 'ready' : 'starting', versions: options.versions() }));
       return;
     }
     res.writeHead(404).end();

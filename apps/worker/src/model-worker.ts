@@ -1,8 +1,21 @@
 import { BatchFormer } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
-import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
+import {
+  decodePayload,
+  encodeTensorMap,
+  parseBatchShape,
+  type RequestError,
+  type TensorMap,
+} from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
-import { batchGroupKey, batchRows, type ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
+import {
+  batchGroupKey,
+  batchRows,
+  cropOutputs,
+  type ModelSession,
+  splitOutputs,
+  stackInputs,
+} from '@inferq/runtime';
 import type { Completion, Delivery, QueueConsumer, RequestStore, StartOutcome } from '@inferq/store';
 import { bisectFailedRun } from './bisect.ts';
 
@@ -18,6 +31,10 @@ interface Taken {
   arrivedAt: number;
   /** Another worker reclaimed it (this one stalled past its lease): it must not start here. */
   revoked: boolean;
+  /** Requests of one key may share a batch (batchGroupKey), known from the entry, not the payload. */
+  groupKey: string;
+  /** Rows it adds to a batch. */
+  rows: number;
 }
 
 /** A started request ready for the model. */
@@ -99,8 +116,8 @@ export class ModelWorker {
       { maxBatchSize, maxBatchDelayMs, dispatchWhenIdle: true },
       {
         run: (batch) => (this.stopping ? this.handBack(batch) : this.runBatch(batch)),
-        // Shapes are only known once payloads are decoded; runBatch splits a batch by shape then.
-        groupKey: () => '',
+        groupKey: (taken) => taken.groupKey,
+        rows: (taken) => taken.rows,
       },
     );
   }
@@ -172,10 +189,28 @@ export class ModelWorker {
       const key = handKey(delivery);
       // Reclaim may hand back an entry this worker still holds (its renewal came late): one copy only.
       if (this.inHand.has(key)) continue;
-      const taken: Taken = { delivery, arrivedAt: now, revoked: false };
+      const taken: Taken = { delivery, arrivedAt: now, revoked: false, ...this.batchPlace(delivery) };
       this.inHand.set(key, taken);
       this.former.add(taken);
     }
+  }
+
+  /**
+   * Which requests this one may share a batch with, and its rows: from the batch shape the API put in
+   * its queue entry, so batches are formed by shape before any payload is read.
+   */
+  private batchPlace(delivery: Delivery): Pick<Taken, 'groupKey' | 'rows'> {
+    const { config, signature } = this.version;
+    if (config.maxBatchSize === 0) return { groupKey: '', rows: 1 };
+    const shape =
+      delivery.batchShape === undefined
+        ? undefined
+        : parseBatchShape(delivery.batchShape, signature.inputs.length);
+    // Enqueued without one (by an older API, or a tool writing to the store): nothing says what it may
+    // share a batch with, so it shares none.
+    if (shape === undefined) return { groupKey: `alone ${handKey(delivery)}`, rows: 1 };
+    const inputNames = signature.inputs.map((input) => input.name);
+    return { groupKey: batchGroupKey(shape, inputNames, config.pad), rows: shape.rows };
   }
 
   private letGo(taken: Taken): void {
@@ -315,9 +350,8 @@ export class ModelWorker {
     }
 
     const confirmed = outcomes ? Promise.resolve(outcomes) : this.outcomesOf(started, live);
-    for (const group of this.partition(runnable)) {
-      await this.runGroup(group, startedAt, confirmed);
-    }
+    // The former gave one group of at most maxBatchSize rows: it runs as one.
+    if (runnable.length > 0) await this.runGroup(runnable, startedAt, confirmed);
     const settled = await confirmed;
     if (settled === undefined) return;
     // What did not run: dropped by the start script (its entry is gone), lost, or unreadable.
@@ -365,27 +399,6 @@ export class ModelWorker {
     }
   }
 
-  /** Requests that cannot share one session run: different non-batch dims, or a model without a batch axis. */
-  private partition(runnable: Runnable[]): Runnable[][] {
-    const { maxBatchSize } = this.version.config;
-    // One request is one group whatever its shapes (the usual case at low load: no key to build).
-    if (maxBatchSize === 0 || runnable.length === 1) return runnable.map((r) => [r]);
-    const groups = new Map<string, Runnable[][]>();
-    for (const r of runnable) {
-      const key = batchGroupKey(r.inputs, this.version.config.pad);
-      const chunks = groups.get(key) ?? [[]];
-      groups.set(key, chunks);
-      let chunk = chunks[chunks.length - 1]!;
-      const rowsInChunk = chunk.reduce((sum, c) => sum + c.rows, 0);
-      if (chunk.length > 0 && rowsInChunk + r.rows > maxBatchSize) {
-        chunk = [];
-        chunks.push(chunk);
-      }
-      chunk.push(r);
-    }
-    return [...groups.values()].flat();
-  }
-
   private async runGroup(
     group: Runnable[],
     startedAt: number,
@@ -403,16 +416,27 @@ export class ModelWorker {
         perRequest = [result.outputs];
         inferMs = result.inferMs;
       } else {
+        const { pad, crop } = this.version.config;
         const stacked = stackInputs(
           group.map((r) => r.inputs),
           inputNames,
-          this.version.config.pad,
+          pad,
         );
+        // Read before the run: the session may take the stacked buffers over.
+        const paddedSizes = paddedSizesOf(stacked, pad);
         const result = await session.run(stacked);
         perRequest = splitOutputs(
           result.outputs,
           group.map((r) => r.rows),
         );
+        // A padded batch answers at its widest input's size: each request gets its own size back, so
+        // neither its result nor the cache depends on its companions' shapes.
+        if (paddedSizes !== undefined) {
+          perRequest = perRequest.map((outputs, index) => {
+            const r = group[index]!;
+            return cropOutputs(pick(outputs, r.outputs), r.inputs, paddedSizes, pad, crop);
+          });
+        }
         inferMs = result.inferMs;
       }
     } catch (error) {
@@ -586,6 +610,18 @@ export class ModelWorker {
       batchSize: 0,
     };
   }
+}
+
+/** Input name -> its padded axis's size in the stacked batch; undefined when nothing is padded. */
+function paddedSizesOf(
+  stacked: TensorMap,
+  pad: ModelVersion['config']['pad'],
+): Record<string, number> | undefined {
+  const names = Object.keys(pad);
+  if (names.length === 0) return undefined;
+  const sizes: Record<string, number> = {};
+  for (const name of names) sizes[name] = stacked[name]!.shape[pad[name]!.axis]!;
+  return sizes;
 }
 
 function handKey(delivery: Delivery): string {

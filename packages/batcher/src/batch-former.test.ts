@@ -4,6 +4,7 @@ import { BatchFormer, type BatchPolicy } from './batch-former.ts';
 interface Item {
   id: string;
   group?: string;
+  rows?: number;
 }
 
 interface Harness {
@@ -13,6 +14,7 @@ interface Harness {
   /** settle the oldest batch still running */
   finish(outcome?: 'resolve' | 'reject'): Promise<void>;
   setIdle(idle: boolean): void;
+  /** Each id is `name[*rows][:group]`: `a*3:wide` is an item of 3 rows in group `wide`. */
   add(...ids: string[]): void;
 }
 
@@ -30,6 +32,7 @@ function harness(
       return new Promise<void>((resolve, reject) => unsettled.push({ resolve, reject }));
     },
     groupKey: (item) => item.group ?? 'default',
+    rows: (item) => item.rows ?? 1,
     isSourceIdle: () => idle,
     ...(options.maxConcurrentBatches === undefined
       ? {}
@@ -50,8 +53,13 @@ function harness(
     },
     add(...ids) {
       for (const id of ids) {
-        const group = id.split(':')[1];
-        former.add(group === undefined ? { id } : { id, group });
+        const [name, group] = id.split(':');
+        const rows = name!.split('*')[1];
+        former.add({
+          id,
+          ...(group === undefined ? {} : { group }),
+          ...(rows === undefined ? {} : { rows: Number(rows) }),
+        });
       }
     },
   };
@@ -215,6 +223,43 @@ describe('BatchFormer', () => {
     expect(h.former.pending).toBe(0);
   });
 
+  it('counts rows, not items: a group with maxBatchSize rows goes at once, taking the oldest that fit', async () => {
+    const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 100 });
+    h.add('a*3', 'b*4');
+    await vi.advanceTimersByTimeAsync(1);
+    // 7 rows: not full, and the delay has not passed
+    expect(h.batches).toEqual([]);
+    h.add('c*2');
+    await vi.advanceTimersByTimeAsync(0);
+    // 9 rows: full; c does not fit beside a and b, and nothing younger jumps ahead of it
+    expect(h.batches).toEqual([['a*3', 'b*4']]);
+    expect(h.former.pending).toBe(1);
+    await h.finish();
+    expect(h.batches).toEqual([['a*3', 'b*4'], ['c*2']]);
+  });
+
+  it('runs an item of more rows than maxBatchSize alone', async () => {
+    const h = harness({ maxBatchSize: 4, maxBatchDelayMs: 100 }, { idle: true });
+    h.add('big*6', 'small');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['big*6']]);
+    await h.finish();
+    expect(h.batches).toEqual([['big*6'], ['small']]);
+  });
+
+  it('counts the rows of each group on their own: rows of another group never fill a batch', async () => {
+    const h = harness({ maxBatchSize: 4, maxBatchDelayMs: 10 }, { maxConcurrentBatches: 2 });
+    h.add('a*3:wide', 'b*3:narrow');
+    await vi.advanceTimersByTimeAsync(9);
+    // 6 rows in all, but 3 per group: neither is full before the delay
+    expect(h.batches).toEqual([]);
+    h.add('c:wide');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['a*3:wide', 'c:wide']]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(h.batches).toEqual([['a*3:wide', 'c:wide'], ['b*3:narrow']]);
+  });
+
   it('runs several batches at once up to maxConcurrentBatches', async () => {
     const h = harness({ maxBatchSize: 2, maxBatchDelayMs: 100 }, { idle: true, maxConcurrentBatches: 2 });
     h.add('a', 'b', 'c', 'd', 'e');
@@ -325,5 +370,15 @@ describe('BatchFormer', () => {
     expect(
       () => new BatchFormer({ maxBatchSize: 1, maxBatchDelayMs: 1 }, { ...hooks, maxConcurrentBatches: 0 }),
     ).toThrow(/maxConcurrentBatches/);
+  });
+
+  it('refuses an item whose rows are not a count', () => {
+    const former = new BatchFormer<number>(
+      { maxBatchSize: 4, maxBatchDelayMs: 1 },
+      { run: async () => {}, groupKey: () => '', rows: (item) => item },
+    );
+    expect(() => former.add(-1)).toThrow(/rows/);
+    expect(() => former.add(1.5)).toThrow(/rows/);
+    expect(former.pending).toBe(0);
   });
 });

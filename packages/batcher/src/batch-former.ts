@@ -1,6 +1,7 @@
 /**
- * When to close a batch. `maxBatchSize` 0 means the model has no batch axis: every item runs alone.
- * `maxBatchDelayMs` bounds how long the oldest item of a forming batch waits for companions.
+ * When to close a batch. `maxBatchSize` counts rows (`BatchHooks.rows`), not items; 0 means the model
+ * has no batch axis: every item runs alone. `maxBatchDelayMs` bounds how long the oldest item of a
+ * forming batch waits for companions.
  */
 export interface BatchPolicy {
   maxBatchSize: number;
@@ -14,10 +15,18 @@ export interface BatchPolicy {
 }
 
 export interface BatchHooks<T> {
-  /** Runs one batch (never more than `maxBatchSize` items, never items of two groups). */
+  /**
+   * Runs one batch: items of one group only, and never more than `maxBatchSize` rows (but an item of
+   * more rows than that runs, alone).
+   */
   run(batch: T[]): Promise<void>;
-  /** Items with different keys never share a batch (e.g. requests whose non-batch dims differ). */
+  /**
+   * Items with different keys never share a batch (requests whose non-batch dims differ). Asked once,
+   * when the item is added: it must be known without reading the item's payload.
+   */
   groupKey(item: T): string;
+  /** Rows the item adds to a batch (its inputs' first axis), asked once when it is added; 1 when absent. */
+  rows?(item: T): number;
   /**
    * True when the source had nothing more to hand over: waiting for companions would only add
    * latency. Absent: the source never says (a former with `dispatchWhenIdle` and one run slot needs
@@ -34,11 +43,14 @@ interface PendingItem<T> {
   item: T;
   seq: number;
   addedAt: number;
+  rows: number;
 }
 
 interface Group<T> {
   key: string;
   items: PendingItem<T>[];
+  /** Rows of `items`, together. */
+  rows: number;
   /** Some item of this group has waited for a free run slot: it goes as soon as one frees. */
   heldBySlots: boolean;
 }
@@ -52,8 +64,10 @@ interface DrainWaiter {
 /**
  * Forms size- and time-bounded batches from items handed over one at a time, with no I/O of its own.
  *
- * Per group, the oldest pending item opens a batch. A batch is dispatched when a run slot is free and
- * one of these holds: it has `maxBatchSize` items (exactly the oldest `maxBatchSize` are taken), the
+ * Items are grouped by `groupKey` as they are added, and a batch holds one group only. Per group, the
+ * oldest pending item opens a batch. A batch is dispatched when a run slot is free and one of these
+ * holds: its group has `maxBatchSize` rows (the oldest items are taken, in order, while their rows
+ * fit), the
  * source is idle (nobody else is coming, so any wait is wasted), its oldest item has waited
  * `maxBatchDelayMs`, or its items had to wait for a busy slot (they already waited for the model).
  * Decisions are taken on `setImmediate` after an add (so a burst added in one tick forms one batch),
@@ -104,12 +118,16 @@ export class BatchFormer<T> {
 
   add(item: T): void {
     const key = this.#hooks.groupKey(item);
+    const rows = this.#hooks.rows?.(item) ?? 1;
+    if (!Number.isInteger(rows) || rows < 0)
+      throw new RangeError(`an item's rows must be an integer >= 0, got ${rows}`);
     let group = this.#groups.get(key);
     if (group === undefined) {
-      group = { key, items: [], heldBySlots: false };
+      group = { key, items: [], rows: 0, heldBySlots: false };
       this.#groups.set(key, group);
     }
-    group.items.push({ item, seq: this.#nextSeq++, addedAt: this.#now() });
+    group.items.push({ item, seq: this.#nextSeq++, addedAt: this.#now(), rows });
+    group.rows += rows;
     this.#pendingCount++;
     this.#scheduleEvaluation();
   }
@@ -140,9 +158,22 @@ export class BatchFormer<T> {
     });
   }
 
-  /** Items per batch: a model without a batch axis takes one request at a time. */
+  /** Rows per batch: a model without a batch axis takes one request at a time. */
   get #batchCap(): number {
     return this.#policy.maxBatchSize === 0 ? 1 : this.#policy.maxBatchSize;
+  }
+
+  /** How many of the group's oldest items make its next batch: as many as fit, and at least one. */
+  #takeCount(group: Group<T>): number {
+    if (this.#policy.maxBatchSize === 0) return 1;
+    let rows = 0;
+    let count = 0;
+    for (const pending of group.items) {
+      if (count > 0 && rows + pending.rows > this.#batchCap) break;
+      rows += pending.rows;
+      count++;
+    }
+    return count;
   }
 
   #evaluate(): void {
@@ -169,7 +200,7 @@ export class BatchFormer<T> {
     if (oldest === undefined) return false;
     return (
       this.#policy.maxBatchSize === 0 ||
-      group.items.length >= this.#batchCap ||
+      group.rows >= this.#batchCap ||
       sourceIdle ||
       group.heldBySlots ||
       (this.#policy.dispatchWhenIdle === true && this.#runningBatches.size === 0) ||
@@ -187,7 +218,8 @@ export class BatchFormer<T> {
   }
 
   #dispatch(group: Group<T>): void {
-    const taken = group.items.splice(0, this.#batchCap);
+    const taken = group.items.splice(0, this.#takeCount(group));
+    for (const pending of taken) group.rows -= pending.rows;
     if (group.items.length === 0) this.#groups.delete(group.key);
     this.#pendingCount -= taken.length;
     this.#runningBatches.add(taken);

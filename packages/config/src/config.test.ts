@@ -29,6 +29,8 @@ describe('loadConfig', () => {
       redisUrl: undefined,
       modelRepository: expect.stringMatching(/\/models\/demo$/),
       models: undefined,
+      repositoryPollSeconds: 5,
+      waitForCapacity: false,
       host: '0.0.0.0',
       port: 8080,
       metricsPort: 9464,
@@ -78,6 +80,8 @@ describe('loadConfig', () => {
       REDIS_URL: 'rediss://user:pw@redis.example:6380/2',
       MODEL_REPOSITORY: 'relative/models',
       MODELS: ' resnet , ocr-cls,,',
+      REPOSITORY_POLL_SECONDS: '0',
+      WAIT_FOR_CAPACITY: ' Yes ',
       HOST: '127.0.0.1',
       PORT: ' 0 ',
       METRICS_PORT: '9000',
@@ -106,6 +110,8 @@ describe('loadConfig', () => {
       redisUrl: 'rediss://user:pw@redis.example:6380/2',
       modelRepository: `${process.cwd()}/relative/models`,
       models: ['resnet', 'ocr-cls'],
+      repositoryPollSeconds: 0,
+      waitForCapacity: true,
       host: '127.0.0.1',
       port: 0,
       metricsPort: 9000,
@@ -182,6 +188,9 @@ describe('loadConfig', () => {
     ['WEBHOOK_RETRY_MAX_MS', 'soon'],
     ['WEBHOOK_RETRY_MAX_MS', '999'],
     ['WEBHOOK_TIMEOUT_MS', '50'],
+    ['REPOSITORY_POLL_SECONDS', '-1'],
+    ['REPOSITORY_POLL_SECONDS', '5s'],
+    ['WAIT_FOR_CAPACITY', 'maybe'],
   ])('rejects %s=%j naming the variable', (variable, value) => {
     expect(issuesOf({ [variable]: value })).toEqual([variable]);
   });

@@ -18,6 +18,13 @@ export interface Config {
   modelRepository: string;
   /** Models this worker serves; undefined: all in the repository. */
   models: string[] | undefined;
+  /** How often API and workers read the model repository again (s); 0: only on demand. */
+  repositoryPollSeconds: number;
+  /**
+   * Accept requests for a model version that no live worker serves (they wait in Redis for one to
+   * start, as scale-from-zero needs); false: such a request is refused with 503 and Retry-After.
+   */
+  waitForCapacity: boolean;
   host: string;
   port: number;
   metricsPort: number;
@@ -288,12 +295,27 @@ function optionalInteger(min: number, max: number) {
   }, z.number({ error }).int({ error }).min(min, { error }).max(max, { error }).optional());
 }
 
+/** `true`/`false` (also `1`/`0`, `yes`/`no`, any case); anything else names the variable. */
+function flag(fallback: boolean) {
+  const error = 'expected true or false';
+  return z.preprocess((value) => {
+    const v = unsetIfBlank(value);
+    if (typeof v !== 'string') return v;
+    const lower = v.trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(lower)) return true;
+    if (['false', '0', 'no'].includes(lower)) return false;
+    return v;
+  }, z.boolean({ error }).default(fallback));
+}
+
 const text = (fallback: string) => z.preprocess(unsetIfBlank, z.string().trim().default(fallback));
 
 const EnvSchema = z.object({
   REDIS_URL: redisUrl,
   MODEL_REPOSITORY: z.preprocess(unsetIfBlank, z.string().optional()),
   MODELS: models,
+  REPOSITORY_POLL_SECONDS: integer(0, 86_400, 5),
+  WAIT_FOR_CAPACITY: flag(false),
   HOST: text('0.0.0.0'),
   PORT: integer(0, 65535, 8080),
   METRICS_PORT: integer(0, 65535, 9464),
@@ -367,6 +389,8 @@ export function loadConfig(
     modelRepository:
       e.MODEL_REPOSITORY === undefined ? defaultModelRepository() : resolve(e.MODEL_REPOSITORY),
     models: e.MODELS,
+    repositoryPollSeconds: e.REPOSITORY_POLL_SECONDS,
+    waitForCapacity: e.WAIT_FOR_CAPACITY,
     host: e.HOST,
     port: e.PORT,
     metricsPort: e.METRICS_PORT,
@@ -431,6 +455,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     redis: config.redisUrl === undefined ? 'unset' : redactUrl(config.redisUrl),
     modelRepository: config.modelRepository,
     models: config.models ?? 'all',
+    repositoryPollSeconds: config.repositoryPollSeconds,
+    waitForCapacity: config.waitForCapacity,
     host: config.host,
     port: config.port,
     metricsPort: config.metricsPort,

@@ -6,6 +6,13 @@ export type RequestPhase = 'queue' | 'batch_wait' | 'inference' | 'total';
 /** Queue depth per model, read when Prometheus scrapes (so the gauge is never stale). */
 export type QueueDepthSource = () => Promise<Iterable<readonly [model: string, depth: number]>>;
 
+/** Model version states, as the fleet view and workers report them (docs/models.md). */
+export const MODEL_STATES = ['loading', 'ready', 'unavailable', 'retired'] as const;
+export type ModelState = (typeof MODEL_STATES)[number];
+
+/** Each model version's current state, read when Prometheus scrapes. */
+export type ModelStateSource = () => Iterable<{ model: string; version: number; state: ModelState }>;
+
 export interface Metrics {
   /** This process's own registry: scrape it with `registry.metrics()`, content type `registry.contentType`. */
   readonly registry: Registry;
@@ -23,6 +30,8 @@ export interface Metrics {
    * scrape (better no series than a stale one) and is reported to `onError`; the scrape still succeeds.
    */
   setQueueDepthSource(source: QueueDepthSource, onError?: (error: unknown) => void): void;
+  /** Where `inferq_model_state` reads from at scrape time. */
+  setModelStateSource(source: ModelStateSource): void;
 }
 
 /** 0.5 ms to 10 s: an in-process cache hit sits at the bottom, a slow model run at the top. */
@@ -58,6 +67,25 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
       } catch (error: unknown) {
         this.reset();
         onQueueDepthError?.(error);
+      }
+    },
+  });
+
+  let modelStateSource: ModelStateSource | undefined;
+  // One series per state, 1 for the current one (as kube-state-metrics does): an alert can match
+  // `inferq_model_state{state="unavailable"} == 1` and a dashboard can count states.
+  new Gauge<'model' | 'version' | 'state'>({
+    name: 'inferq_model_state',
+    help: 'Model version state: 1 for the current state (loading, ready, unavailable, retired), else 0.',
+    labelNames: ['model', 'version', 'state'],
+    registers,
+    collect() {
+      if (modelStateSource === undefined) return;
+      this.reset();
+      for (const { model, version, state } of modelStateSource()) {
+        for (const candidate of MODEL_STATES) {
+          this.set({ model, version: String(version), state: candidate }, candidate === state ? 1 : 0);
+        }
       }
     },
   });
@@ -113,6 +141,9 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
     setQueueDepthSource(source, onError) {
       queueDepthSource = source;
       onQueueDepthError = onError;
+    },
+    setModelStateSource(source) {
+      modelStateSource = source;
     },
   };
 }

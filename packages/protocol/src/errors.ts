@@ -119,6 +119,21 @@ export class ServiceUnavailableError extends InferqError {
   readonly title = 'Service unavailable';
 }
 
+/**
+ * A model version that cannot serve requests now: unavailable (the detail gives the reason, verbatim
+ * from onnxruntime or the config check) or with no live worker while WAIT_FOR_CAPACITY is off.
+ */
+export class ModelUnavailableError extends InferqError {
+  readonly status = 503;
+  readonly code = 'model-unavailable';
+  readonly title = 'Model unavailable';
+  declare readonly retryAfterSeconds: number;
+
+  constructor(message: string, options: { cause?: unknown; retryAfterSeconds: number }) {
+    super(message, options);
+  }
+}
+
 export function toProblem(error: unknown): Problem {
   if (error instanceof InferqError) {
     return {

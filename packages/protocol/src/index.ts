@@ -1,3 +1,4 @@
+export * from './batch-shape.ts';
 export * from './cache-key.ts';
 export * from './codec.ts';
 export * from './content-type.ts';

@@ -85,22 +85,45 @@ export interface ModelSignature {
   outputs: TensorSpec[];
 }
 
+/** A model version's state in the fleet (docs/models.md): Triton's repository index, plus capacity. */
+export interface ModelVersionStatus {
+  version: number;
+  state: 'loading' | 'ready' | 'unavailable' | 'retired';
+  /** Why it is unavailable or retired: onnxruntime's or the config check's message, verbatim. */
+  reason?: string;
+  /** Live workers with it ready. */
+  liveWorkers: number;
+  /** Execution providers its live workers really run it on (a `cuda` config may have fallen back to `cpu`). */
+  providers: string[];
+  /** A request for it is accepted now (ready, loading, or waiting for capacity with WAIT_FOR_CAPACITY). */
+  accepting: boolean;
+  /** Opening the session and the warm-up run on a worker (ms). */
+  loadMs?: number;
+  warmupMs?: number;
+}
+
 /** `GET /v1/models/{model}` (and each entry of `GET /v1/models`): a model and its default version. */
 export interface ModelDescription {
   name: string;
+  /** Versions served (the version policy's), ascending. */
   versions: number[];
+  /** Where a request without a version goes: the highest ready version, else the highest served. */
   defaultVersion: number;
-  /** The version `inputs` and `outputs` describe (the default one). */
+  /** The version `inputs`, `outputs` and the rest describe (the default one). */
   version: number;
-  /** Shapes use -1 for dynamic dimensions. */
+  /** Shapes use -1 for dynamic dimensions; empty when the default version cannot be read. */
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   batching: { maxBatchSize: number; maxBatchDelayMs: number };
-  /** First configured provider; each worker logs the one it really got. */
-  executionProvider: string;
+  /** The provider the default version really runs on; null while no live worker has it ready. */
+  executionProvider: string | null;
+  /** The providers its config.json asks for, in order of preference. */
+  configuredProviders: string[];
   cache: { enabled: boolean; ttlSeconds: number };
-  /** At least one live worker serves the model. */
+  /** The default version is ready on a live worker. */
   ready: boolean;
+  /** Every version folder of the model, retired ones included, with its state. */
+  versionStates: ModelVersionStatus[];
 }
 
 export const REQUEST_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;

@@ -1,12 +1,21 @@
 import type { ModelSignature } from '@inferq/protocol';
 import { describe, expect, it } from 'vitest';
-import { inferMaxBatchSize, ModelConfigError, resolveModelConfig } from './config.ts';
+import { croppedSize, inferMaxBatchSize, ModelConfigError, resolveModelConfig } from './config.ts';
 
 const FILE = '/repo/ocr/config.json';
 
 const batchable: ModelSignature = {
   inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 3, 48, -1] }],
   outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 2] }],
+};
+
+/** A text recogniser: a sequence as wide as the image / 8, and a score per image. */
+const recogniser: ModelSignature = {
+  inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 3, 48, -1] }],
+  outputs: [
+    { name: 'probs', dtype: 'float32', shape: [-1, -1, 6625] },
+    { name: 'score', dtype: 'float32', shape: [-1, 1] },
+  ],
 };
 
 const fixed: ModelSignature = {
@@ -53,6 +62,7 @@ describe('resolveModelConfig', () => {
       cache: { enabled: true, ttlSeconds: 3600 },
       warmup: true,
       pad: {},
+      crop: {},
     });
     expect(resolveModelConfig({}, FILE, fixed).maxBatchSize).toBe(0);
   });
@@ -70,6 +80,7 @@ describe('resolveModelConfig', () => {
         cache: { enabled: false },
         warmup: false,
         pad: { x: { axis: 3, value: 0.5 } },
+        crop: { y: [] },
       },
       FILE,
       batchable,
@@ -85,10 +96,32 @@ describe('resolveModelConfig', () => {
       cache: { enabled: false, ttlSeconds: 3600 },
       warmup: false,
       pad: { x: { axis: 3, value: 0.5 } },
+      crop: { y: [] },
     });
-    expect(resolveModelConfig({ pad: { x: { axis: 3 } } }, FILE, batchable).pad).toEqual({
+    expect(resolveModelConfig({ pad: { x: { axis: 3 } }, crop: { y: [] } }, FILE, batchable).pad).toEqual({
       x: { axis: 3, value: 0 },
     });
+  });
+
+  it('resolves crop rules with their defaults', () => {
+    const config = resolveModelConfig(
+      {
+        pad: { x: { axis: 3 } },
+        crop: { probs: [{ axis: 1, input: 'x', offset: 3, divisor: 8, min: 1 }], score: [] },
+      },
+      FILE,
+      recogniser,
+    );
+    expect(config.crop).toEqual({
+      probs: [{ axis: 1, input: 'x', multiplier: 1, offset: 3, divisor: 8, min: 1 }],
+      score: [],
+    });
+    const rule = config.crop.probs![0]!;
+    // PP-OCRv4's recogniser, measured: widths 1..12 -> 1, 13..20 -> 2, 160 -> 20, 167 -> 21, 320 -> 40
+    expect([1, 12, 13, 20, 21, 160, 167, 240, 320].map((width) => croppedSize(rule, width))).toEqual([
+      1, 1, 2, 2, 3, 20, 21, 30, 40,
+    ]);
+    expect(croppedSize({ axis: 1, input: 'x', multiplier: 2, offset: -1, divisor: 3, min: 0 }, 5)).toBe(3);
   });
 
   it('accepts maxBatchSize 0 on a batchable model', () => {
@@ -117,8 +150,66 @@ describe('resolveModelConfig', () => {
     [{ pad: { x: { axis: 2 } } }, 'pad.x.axis', /fixed \(48\)/],
     [{ maxBatchSize: 0, pad: { x: { axis: 3 } } }, 'pad.x', /maxBatchSize is 0/],
     [[], '(root)', /./],
+    [{ crop: { y: [] } }, 'crop.y', /no input is padded/],
   ])('rejects %j naming the file and the field %s', (raw, field, detail) => {
     const error = errorOf(() => resolveModelConfig(raw, FILE, batchable));
+    expect(error.file).toBe(FILE);
+    expect(error.field).toBe(field);
+    expect(error.message.startsWith(`${FILE}: ${field}: `)).toBe(true);
+    expect(error.message).toMatch(detail);
+  });
+
+  const ruleX = { axis: 1, input: 'x', divisor: 8 };
+  it.each([
+    [{ pad: { x: { axis: 3 } } }, 'crop.probs', /every output needs a crop rule/],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [ruleX] } },
+      'crop.score',
+      /pad\.x.*every output needs a crop rule/,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [ruleX], score: [], logits: [] } },
+      'crop.logits',
+      /no output 'logits' \(outputs: 'probs', 'score'\)/,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [{ ...ruleX, input: 'y' }], score: [] } },
+      'crop.probs.0.input',
+      /'y' is not a padded input \(padded: 'x'\)/,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [{ ...ruleX, axis: 3 }], score: [] } },
+      'crop.probs.0.axis',
+      /out of range for 'probs' of rank 3/,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [{ ...ruleX, axis: 2 }], score: [] } },
+      'crop.probs.0.axis',
+      /fixed \(6625\)/,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [ruleX, ruleX], score: [] } },
+      'crop.probs.1.axis',
+      /two rules/,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [{ ...ruleX, axis: 0 }], score: [] } },
+      'crop.probs.0.axis',
+      /./,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [{ ...ruleX, divisor: 0 }], score: [] } },
+      'crop.probs.0.divisor',
+      /./,
+    ],
+    [
+      { pad: { x: { axis: 3 } }, crop: { probs: [{ ...ruleX, scale: 2 }], score: [] } },
+      'crop.probs.0.scale',
+      /unknown field/,
+    ],
+    [{ pad: { x: { axis: 3 } }, crop: { probs: {}, score: [] } }, 'crop.probs', /./],
+  ])('refuses padding %j without a sound crop rule, naming the field %s', (raw, field, detail) => {
+    const error = errorOf(() => resolveModelConfig(raw, FILE, recogniser));
     expect(error.file).toBe(FILE);
     expect(error.field).toBe(field);
     expect(error.message.startsWith(`${FILE}: ${field}: `)).toBe(true);

@@ -16,10 +16,40 @@ export type ExecutionProviderName = (typeof EXECUTION_PROVIDERS)[number];
 export const SESSION_PLACEMENTS = ['auto', 'thread', 'main'] as const;
 export type SessionPlacement = (typeof SESSION_PLACEMENTS)[number];
 
+/**
+ * Which version folders are served, as Triton's `version_policy`: the newest N, all, or a list.
+ * Versions on disk that the policy leaves out are `retired`.
+ */
+const VersionPolicySchema = z.union([
+  z.strictObject({ latest: z.strictObject({ numVersions: z.int().min(1) }) }),
+  z.strictObject({ all: z.strictObject({}) }),
+  z.strictObject({ specific: z.strictObject({ versions: z.array(z.int().min(1)).min(1) }) }),
+]);
+
+export type VersionPolicy = z.infer<typeof VersionPolicySchema>;
+
+/** inferq serves every version by default (a request may pin an older one); Triton's default is latest 1. */
+export const DEFAULT_VERSION_POLICY: VersionPolicy = { all: {} };
+
 const PadSchema = z.strictObject({
   /** Axis 0 is the batch axis: it is stacked, never padded. */
   axis: z.int().min(1),
   value: z.number().default(0),
+});
+
+/**
+ * How one axis of a padded batch's output is cut back to a request's own size, from the size of a
+ * padded input's padded axis in that request: max(min, floor((size × multiplier + offset) / divisor)).
+ */
+const CropRuleSchema = z.strictObject({
+  /** Axis of the output; axis 0 is the batch axis, split by rows and never cropped. */
+  axis: z.int().min(1),
+  /** A padded input (a key of `pad`): its padded axis is the size the rule reads. */
+  input: z.string().min(1),
+  multiplier: z.int().min(1).default(1),
+  offset: z.int().default(0),
+  divisor: z.int().min(1).default(1),
+  min: z.int().min(0).default(0),
 });
 
 /** The `config.json` of a model folder as written by its author; every field is optional. */
@@ -39,6 +69,9 @@ export const ModelConfigFileSchema = z.strictObject({
     .default({ enabled: true, ttlSeconds: 3600 }),
   warmup: z.boolean().default(true),
   pad: z.record(z.string(), PadSchema).default({}),
+  /** Output name -> the rules that crop it; required for every output as soon as `pad` is set. */
+  crop: z.record(z.string(), z.array(CropRuleSchema)).default({}),
+  versionPolicy: VersionPolicySchema.default(DEFAULT_VERSION_POLICY),
 });
 
 export type ModelConfigFile = z.input<typeof ModelConfigFileSchema>;
@@ -46,6 +79,25 @@ export type ModelConfigFile = z.input<typeof ModelConfigFileSchema>;
 export interface PadSpec {
   axis: number;
   value: number;
+}
+
+/**
+ * One axis of an output that follows a padded input: in a padded batch it has the size the rule gives
+ * for the padded size, and each request gets the size the rule gives for its own input,
+ * max(min, floor((size × multiplier + offset) / divisor)).
+ */
+export interface CropRule {
+  axis: number;
+  input: string;
+  multiplier: number;
+  offset: number;
+  divisor: number;
+  min: number;
+}
+
+/** The size of a cropped axis for an input whose padded axis is `inputSize` (CropRule). */
+export function croppedSize(rule: CropRule, inputSize: number): number {
+  return Math.max(rule.min, Math.floor((inputSize * rule.multiplier + rule.offset) / rule.divisor));
 }
 
 /** A model version's configuration with every default resolved. */
@@ -69,6 +121,11 @@ export interface ModelConfig {
   warmup: boolean;
   /** Input name -> the axis padded to the largest in the batch (ragged batching). */
   pad: Record<string, PadSpec>;
+  /**
+   * Output name -> how its padded axes are cut back to each request's own size; with `pad` set, every
+   * output has an entry (an empty list: it has no axis that follows a padded input).
+   */
+  crop: Record<string, CropRule[]>;
 }
 
 /** A `config.json` that cannot be used; the message names the file and the field. */
@@ -84,6 +141,39 @@ export class ModelConfigError extends Error {
   }
 }
 
+function configError(file: string, error: z.ZodError): ModelConfigError {
+  const issue = error.issues[0]!;
+  const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+  const field = [...issue.path, ...keys].map(String).join('.') || '(root)';
+  const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+  return new ModelConfigError(file, field, detail);
+}
+
+/**
+ * The `versionPolicy` of a parsed `config.json` (undefined when the file is absent), read on its own:
+ * the policy decides which versions exist for the service, while the other fields are checked per
+ * version against its signature. Throws ModelConfigError naming the field.
+ */
+export function readVersionPolicy(raw: unknown, file: string): VersionPolicy {
+  if (raw === undefined) return DEFAULT_VERSION_POLICY;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ModelConfigError(file, '(root)', 'expected a JSON object');
+  }
+  const parsed = z
+    .object({ versionPolicy: VersionPolicySchema.default(DEFAULT_VERSION_POLICY) })
+    .safeParse(raw);
+  if (!parsed.success) throw configError(file, parsed.error);
+  return parsed.data.versionPolicy;
+}
+
+/** The versions (of those on disk) that a policy serves. */
+export function servedVersions(policy: VersionPolicy, onDisk: readonly number[]): ReadonlySet<number> {
+  if ('latest' in policy)
+    return new Set([...onDisk].sort((a, b) => b - a).slice(0, policy.latest.numVersions));
+  if ('specific' in policy) return new Set(onDisk.filter((v) => policy.specific.versions.includes(v)));
+  return new Set(onDisk);
+}
+
 /** The batch cap a model gets when its config does not say: batching needs a batch axis everywhere. */
 export function inferMaxBatchSize(signature: ModelSignature): number {
   const specs = [...signature.inputs, ...signature.outputs];
@@ -97,13 +187,7 @@ export function inferMaxBatchSize(signature: ModelSignature): number {
  */
 export function resolveModelConfig(raw: unknown, file: string, signature: ModelSignature): ModelConfig {
   const parsed = ModelConfigFileSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-    const field = [...issue.path, ...keys].map(String).join('.') || '(root)';
-    const detail = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
-    throw new ModelConfigError(file, field, detail);
-  }
+  if (!parsed.success) throw configError(file, parsed.error);
   const fileConfig = parsed.data;
 
   const maxBatchSize = fileConfig.maxBatchSize ?? inferMaxBatchSize(signature);
@@ -158,6 +242,8 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     }
   }
 
+  checkCropRules(fileConfig.crop, fileConfig.pad, file, signature);
+
   return {
     maxBatchSize,
     maxBatchDelayMs: fileConfig.maxBatchDelayMs,
@@ -169,5 +255,83 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     cache: fileConfig.cache,
     warmup: fileConfig.warmup,
     pad: fileConfig.pad,
+    crop: fileConfig.crop,
   };
+}
+
+/**
+ * A padded batch answers every request at the batch's padded size: each output must say how it is cut
+ * back to the request's own size, or a request's result would depend on its companions.
+ */
+function checkCropRules(
+  crop: Record<string, CropRule[]>,
+  pad: Record<string, PadSpec>,
+  file: string,
+  signature: ModelSignature,
+): void {
+  const padded = Object.keys(pad);
+  if (padded.length === 0) {
+    const first = Object.keys(crop)[0];
+    if (first !== undefined) {
+      throw new ModelConfigError(
+        file,
+        `crop.${first}`,
+        'crop rules undo padding, but no input is padded (pad)',
+      );
+    }
+    return;
+  }
+  const outputNames = signature.outputs.map((output) => `'${output.name}'`).join(', ');
+  for (const name of Object.keys(crop)) {
+    if (!signature.outputs.some((output) => output.name === name)) {
+      throw new ModelConfigError(
+        file,
+        `crop.${name}`,
+        `the model has no output '${name}' (outputs: ${outputNames})`,
+      );
+    }
+  }
+  for (const output of signature.outputs) {
+    const rules = crop[output.name];
+    if (rules === undefined) {
+      throw new ModelConfigError(
+        file,
+        `crop.${output.name}`,
+        `inputs are padded (pad.${padded.join(', pad.')}), so every output needs a crop rule saying how it is cut back to each request's own size; [] for an output with no axis that follows a padded input`,
+      );
+    }
+    const seen = new Set<number>();
+    rules.forEach((rule, index) => {
+      const field = `crop.${output.name}.${index}`;
+      if (pad[rule.input] === undefined) {
+        throw new ModelConfigError(
+          file,
+          `${field}.input`,
+          `'${rule.input}' is not a padded input (padded: ${padded.map((name) => `'${name}'`).join(', ')})`,
+        );
+      }
+      if (rule.axis >= output.shape.length) {
+        throw new ModelConfigError(
+          file,
+          `${field}.axis`,
+          `${rule.axis} is out of range for '${output.name}' of rank ${output.shape.length}`,
+        );
+      }
+      if (output.shape[rule.axis] !== -1) {
+        throw new ModelConfigError(
+          file,
+          `${field}.axis`,
+          `axis ${rule.axis} of '${output.name}' is fixed (${output.shape[rule.axis]}); only a dynamic axis can follow a padded input`,
+        );
+      }
+      if (seen.has(rule.axis)) {
+        throw new ModelConfigError(
+          file,
+          `${field}.axis`,
+          `axis ${rule.axis} of '${output.name}' has two rules`,
+        );
+      }
+      seen.add(rule.axis);
+    });
+  }
 }

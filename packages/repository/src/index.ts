@@ -1,5 +1,8 @@
 export {
+  type CropRule,
+  croppedSize,
   DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_VERSION_POLICY,
   EXECUTION_PROVIDERS,
   type ExecutionProviderName,
   inferMaxBatchSize,
@@ -8,16 +11,22 @@ export {
   type ModelConfigFile,
   ModelConfigFileSchema,
   type PadSpec,
+  readVersionPolicy,
   resolveModelConfig,
   SESSION_PLACEMENTS,
   type SessionPlacement,
+  servedVersions,
+  type VersionPolicy,
 } from './config.ts';
 export {
   CONFIG_FILE,
   loadModelRepository,
   MODEL_FILE,
+  type ModelEntry,
   type ModelInfo,
   type ModelRepository,
   type ModelVersion,
+  type RepositoryVersion,
 } from './repository.ts';
 export { readModelSignature, SignatureError } from './signature.ts';
+export { RepositoryWatch, type RepositoryWatchOptions, type WatchLogger } from './watch.ts';

@@ -1,7 +1,14 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ModelSignature } from '@inferq/protocol';
-import { type ModelConfig, ModelConfigError, resolveModelConfig } from './config.ts';
+import {
+  type ModelConfig,
+  ModelConfigError,
+  readVersionPolicy,
+  resolveModelConfig,
+  servedVersions,
+} from './config.ts';
 import { readModelSignature } from './signature.ts';
 
 /** One servable model file: a version of a model with its signature and resolved config. */
@@ -12,23 +19,52 @@ export interface ModelVersion {
   path: string;
   signature: ModelSignature;
   config: ModelConfig;
+  /** Identifies the model file and config.json this was read from: a different one means reload. */
+  fingerprint: string;
+}
+
+/** A version folder as the repository holds it, servable or not. */
+export interface RepositoryVersion {
+  name: string;
+  version: number;
+  /** Absolute path of model.onnx. */
+  path: string;
+  fingerprint: string;
+  /** On disk but left out by the model's `versionPolicy`: not served. */
+  retired: boolean;
+  /** What a worker loads and the API validates against; undefined when `problem` says why not. */
+  model?: ModelVersion;
+  /** Why this version cannot be served: its config.json or its model file, verbatim. */
+  problem?: string;
+}
+
+export interface ModelEntry {
+  name: string;
+  /** Every version folder, ascending. */
+  versions: RepositoryVersion[];
 }
 
 export interface ModelInfo {
   name: string;
-  /** Ascending. */
+  /** Versions served (not retired by the version policy), ascending; servable or not. */
   versions: number[];
-  /** The highest version. */
+  /** The highest served version. */
   defaultVersion: number;
 }
 
 export interface ModelRepository {
   /** Absolute path of the repository folder. */
   readonly dir: string;
-  /** Models sorted by name. */
+  /** Entries that are neither a model nor a version (each names its path); skipped, not fatal. */
+  readonly problems: readonly string[];
+  /** Every model with at least one version folder, sorted by name. */
+  models(): readonly ModelEntry[];
+  /** Models with at least one served version, sorted by name. */
   list(): ModelInfo[];
-  /** A version of a model; the default (highest) version when `version` is omitted. */
+  /** A served, servable version; the default (highest served) when `version` is omitted. */
   get(name: string, version?: number): ModelVersion | undefined;
+  /** A version folder whatever its state. */
+  version(name: string, version: number): RepositoryVersion | undefined;
 }
 
 export const CONFIG_FILE = 'config.json';
@@ -36,20 +72,24 @@ export const MODEL_FILE = 'model.onnx';
 
 /** Model names end up in URLs, Redis keys and metric labels. */
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const VERSION_NAME = /^[0-9]+$/;
+const VERSION_NAME = /^[1-9][0-9]*$/;
 
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
+async function fileStamp(path: string): Promise<string | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  return info?.isFile() ? `${info.size}:${info.mtimeMs}` : undefined;
 }
 
-async function readConfigFile(file: string): Promise<unknown> {
-  let text: string;
+async function readConfigText(file: string): Promise<string | undefined> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+}
+
+function parseConfig(text: string | undefined, file: string): unknown {
+  if (text === undefined) return undefined;
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -57,86 +97,153 @@ async function readConfigFile(file: string): Promise<unknown> {
   }
 }
 
-async function loadModel(modelDir: string, name: string): Promise<ModelVersion[]> {
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function readModel(
+  modelDir: string,
+  name: string,
+  previous: ModelRepository | undefined,
+  problems: string[],
+): Promise<ModelEntry | undefined> {
   const entries = await readdir(modelDir, { withFileTypes: true });
-  const versionNumbers: number[] = [];
+  const numbers: number[] = [];
   for (const entry of entries) {
-    if (!entry.isDirectory() || !VERSION_NAME.test(entry.name)) continue;
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const version = Number(entry.name);
-    if (version < 1 || String(version) !== entry.name || !Number.isSafeInteger(version)) {
-      throw new Error(`${join(modelDir, entry.name)}: versions are positive integers without leading zeros`);
+    if (!VERSION_NAME.test(entry.name) || !Number.isSafeInteger(version)) {
+      problems.push(
+        `${join(modelDir, entry.name)}: skipped; versions are positive integers without leading zeros`,
+      );
+      continue;
     }
-    const modelPath = join(modelDir, entry.name, MODEL_FILE);
-    if (!(await isFile(modelPath))) throw new Error(`${modelPath}: missing`);
-    versionNumbers.push(version);
+    numbers.push(version);
   }
-  if (versionNumbers.length === 0) {
-    throw new Error(`${modelDir}: model '${name}' has no version folder holding ${MODEL_FILE}`);
+  if (numbers.length === 0) {
+    problems.push(`${modelDir}: skipped; model '${name}' has no version folder (e.g. 1/${MODEL_FILE})`);
+    return undefined;
   }
-  versionNumbers.sort((a, b) => a - b);
+  numbers.sort((a, b) => a - b);
 
   const configFile = join(modelDir, CONFIG_FILE);
-  const rawConfig = await readConfigFile(configFile);
-  const versions: ModelVersion[] = [];
-  for (const version of versionNumbers) {
-    const path = join(modelDir, String(version), MODEL_FILE);
-    const signature = await readModelSignature(path);
-    // The config is shared by every version, but inferred defaults and checks depend on each signature.
-    const config = resolveModelConfig(rawConfig, configFile, signature);
-    versions.push({ name, version, path, signature, config });
+  const configText = await readConfigText(configFile);
+  const configHash = createHash('sha256')
+    .update(configText ?? '')
+    .digest('base64url')
+    .slice(0, 12);
+  // A config.json that is not even JSON, or whose policy is invalid, makes every version unavailable.
+  let raw: unknown;
+  let configProblem: string | undefined;
+  let served: ReadonlySet<number> = new Set(numbers);
+  try {
+    raw = parseConfig(configText, configFile);
+    served = servedVersions(readVersionPolicy(raw, configFile), numbers);
+  } catch (error) {
+    configProblem = messageOf(error);
   }
-  return versions;
+
+  const versions: RepositoryVersion[] = [];
+  for (const version of numbers) {
+    const path = join(modelDir, String(version), MODEL_FILE);
+    const stamp = await fileStamp(path);
+    const fingerprint = `${stamp ?? 'missing'}/${configHash}`;
+    const base = { name, version, path, fingerprint, retired: !served.has(version) };
+    const known = previous?.version(name, version);
+    if (known !== undefined && known.fingerprint === fingerprint && configProblem === undefined) {
+      versions.push({ ...known, retired: base.retired });
+      continue;
+    }
+    if (configProblem !== undefined) {
+      versions.push({ ...base, problem: configProblem });
+      continue;
+    }
+    if (stamp === undefined) {
+      versions.push({ ...base, problem: `${path}: missing` });
+      continue;
+    }
+    try {
+      const signature = await readModelSignature(path);
+      // The config is shared by every version, but inferred defaults and checks depend on each signature.
+      const config = resolveModelConfig(raw, configFile, signature);
+      versions.push({ ...base, model: { name, version, path, signature, config, fingerprint } });
+    } catch (error) {
+      versions.push({ ...base, problem: messageOf(error) });
+    }
+  }
+  return { name, versions };
 }
 
 /**
- * Reads `<dir>/<model>/config.json` (optional) and `<dir>/<model>/<version>/model.onnx`, opening each
- * model once to learn its signature. `only` restricts loading to those models (each must exist).
- * Folders starting with '.' are ignored; anything else malformed is an error naming the path.
+ * Reads `<dir>/<model>/config.json` (optional) and `<dir>/<model>/<version>/model.onnx`, each model's
+ * signature from its file. Nothing in the folder is fatal but the folder itself missing: a version
+ * whose config or model file cannot be used carries the reason (`problem`), and entries that are not
+ * models or versions are listed in `problems`. `only` restricts reading to those models. With
+ * `previous`, versions whose files did not change are taken from it instead of being read again.
  */
-export async function loadModelRepository(dir: string, only?: readonly string[]): Promise<ModelRepository> {
+export async function loadModelRepository(
+  dir: string,
+  only?: readonly string[],
+  previous?: ModelRepository,
+): Promise<ModelRepository> {
   const root = resolve(dir);
   const entries = await readdir(root, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
     throw new Error(
       `model repository ${root}: ${error.code === 'ENOENT' ? 'no such folder' : error.message}`,
     );
   });
-  const modelNames = entries
-    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
-    .map((entry) => entry.name)
-    .sort();
-
-  for (const name of modelNames) {
-    if (!MODEL_NAME.test(name)) {
-      throw new Error(`${join(root, name)}: model names use letters, digits, '_', '.' and '-'`);
+  const problems: string[] = [];
+  const names: string[] = [];
+  for (const entry of entries) {
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+    if (!MODEL_NAME.test(entry.name)) {
+      problems.push(`${join(root, entry.name)}: skipped; model names use letters, digits, '_', '.' and '-'`);
+      continue;
     }
+    if (only === undefined || only.includes(entry.name)) names.push(entry.name);
   }
-  if (only !== undefined) {
-    const missing = only.filter((name) => !modelNames.includes(name));
-    if (missing.length > 0) {
-      throw new Error(
-        `model repository ${root} has no model named ${missing.map((n) => `'${n}'`).join(', ')}`,
-      );
-    }
+  names.sort();
+  for (const name of only ?? []) {
+    if (!names.includes(name)) problems.push(`${root}: holds no model named '${name}' (MODELS)`);
   }
-  const selected = only === undefined ? modelNames : modelNames.filter((name) => only.includes(name));
-  if (selected.length === 0) throw new Error(`model repository ${root} holds no models`);
 
-  const models = new Map<string, ModelVersion[]>();
-  for (const name of selected) models.set(name, await loadModel(join(root, name), name));
+  const models = new Map<string, ModelEntry>();
+  for (const name of names) {
+    const modelDir = join(root, name);
+    // A folder removed while it is read is simply not there this time.
+    const model = await readModel(modelDir, name, previous, problems).catch((error: unknown) => {
+      problems.push(`${modelDir}: skipped; ${messageOf(error)}`);
+      return undefined;
+    });
+    if (model !== undefined) models.set(name, model);
+  }
+  return repositoryOf(root, models, problems);
+}
 
+function repositoryOf(dir: string, models: Map<string, ModelEntry>, problems: string[]): ModelRepository {
+  const servedOf = (entry: ModelEntry): RepositoryVersion[] => entry.versions.filter((v) => !v.retired);
   return {
-    dir: root,
+    dir,
+    problems,
+    models: () => [...models.values()],
     list() {
-      return [...models].map(([name, versions]) => ({
-        name,
-        versions: versions.map((v) => v.version),
-        defaultVersion: versions.at(-1)!.version,
-      }));
+      const infos: ModelInfo[] = [];
+      for (const entry of models.values()) {
+        const served = servedOf(entry).map((v) => v.version);
+        if (served.length > 0)
+          infos.push({ name: entry.name, versions: served, defaultVersion: served.at(-1)! });
+      }
+      return infos;
     },
     get(name, version) {
-      const versions = models.get(name);
-      if (versions === undefined) return undefined;
-      return version === undefined ? versions.at(-1) : versions.find((v) => v.version === version);
+      const entry = models.get(name);
+      if (entry === undefined) return undefined;
+      const served = servedOf(entry);
+      const found = version === undefined ? served.at(-1) : served.find((v) => v.version === version);
+      return found?.model;
+    },
+    version(name, version) {
+      return models.get(name)?.versions.find((v) => v.version === version);
     },
   };
 }

@@ -4,4 +4,4 @@ export {
   type ModelSessionOptions,
   type SessionRunResult,
 } from './session.ts';
-export { batchGroupKey, batchRows, splitOutputs, stackInputs } from './stacking.ts';
+export { batchGroupKey, batchRows, cropOutputs, splitOutputs, stackInputs } from './stacking.ts';

@@ -1,6 +1,13 @@
 import type { DType, Tensor, TensorData, TensorMap } from '@inferq/protocol';
 import { describe, expect, it } from 'vitest';
-import { batchGroupKey, batchRows, isExclusivelyOwned, splitOutputs, stackInputs } from './stacking.ts';
+import {
+  batchGroupKey,
+  batchRows,
+  cropOutputs,
+  isExclusivelyOwned,
+  splitOutputs,
+  stackInputs,
+} from './stacking.ts';
 
 /** Three rows of two elements per dtype, extremes included, as the typed array each dtype travels in. */
 const SAMPLES: Record<DType, () => TensorData> = {
@@ -162,32 +169,100 @@ describe('stackInputs / splitOutputs', () => {
 });
 
 describe('batchGroupKey', () => {
-  const tensor = (dtype: DType, shape: number[]): Tensor => ({ dtype, shape, data: new Float32Array(0) });
+  const names = ['x', 'len'];
 
-  it('ignores the batch axis and the order of inputs', () => {
-    const key = batchGroupKey({ a: tensor('float32', [1, 3, 48, 100]), b: tensor('int64', [1]) });
-    expect(batchGroupKey({ b: tensor('int64', [7]), a: tensor('float32', [4, 3, 48, 100]) })).toBe(key);
-  });
-
-  it('separates different non-batch dims, dtypes, ranks and input names', () => {
-    const keys = new Set([
-      batchGroupKey({ x: tensor('float32', [1, 3, 48, 100]) }),
-      batchGroupKey({ x: tensor('float32', [1, 3, 48, 120]) }),
-      batchGroupKey({ x: tensor('float64', [1, 3, 48, 100]) }),
-      batchGroupKey({ x: tensor('float32', [1, 3, 4800]) }),
-      batchGroupKey({ y: tensor('float32', [1, 3, 48, 100]) }),
-      batchGroupKey({ x: tensor('float32', [1, 3, 48, 100]), y: tensor('float32', [1]) }),
-    ]);
-    expect(keys.size).toBe(6);
-  });
-
-  it('lets a padded axis differ', () => {
-    const pad = { x: { axis: 3, value: 0 } };
-    expect(batchGroupKey({ x: tensor('float32', [1, 3, 48, 100]) }, pad)).toBe(
-      batchGroupKey({ x: tensor('float32', [2, 3, 48, 320]) }, pad),
+  it('ignores the batch axis', () => {
+    expect(batchGroupKey({ rows: 1, dims: [[3, 48, 100], []] }, names)).toBe(
+      batchGroupKey({ rows: 4, dims: [[3, 48, 100], []] }, names),
     );
-    expect(batchGroupKey({ x: tensor('float32', [1, 3, 48, 100]) }, pad)).not.toBe(
-      batchGroupKey({ x: tensor('float32', [1, 3, 32, 100]) }, pad),
+  });
+
+  it('separates different non-batch dims and ranks, on any input', () => {
+    const keys = new Set(
+      [
+        [[3, 48, 100], []],
+        [[3, 48, 120], []],
+        [[3, 4800], []],
+        [[3, 48, 100], [2]],
+        [[3, 48], [100]],
+      ].map((dims) => batchGroupKey({ rows: 1, dims }, names)),
+    );
+    expect(keys.size).toBe(5);
+  });
+
+  it('lets a padded axis differ, and only that axis', () => {
+    const pad = { x: { axis: 3, value: 0 } };
+    expect(batchGroupKey({ rows: 1, dims: [[3, 48, 100], []] }, names, pad)).toBe(
+      batchGroupKey({ rows: 2, dims: [[3, 48, 320], []] }, names, pad),
+    );
+    expect(batchGroupKey({ rows: 1, dims: [[3, 48, 100], []] }, names, pad)).not.toBe(
+      batchGroupKey({ rows: 1, dims: [[3, 32, 100], []] }, names, pad),
+    );
+  });
+});
+
+describe('cropOutputs', () => {
+  const pad = { x: { axis: 2, value: 0 } };
+  /** An output as wide as x's padded axis / 2, rounded down (a stride-2 model). */
+  const crop = { seq: [{ axis: 2, input: 'x', multiplier: 1, offset: 0, divisor: 2, min: 0 }], score: [] };
+  const x = (width: number): Tensor => ({
+    dtype: 'float32',
+    shape: [1, 1, width],
+    data: new Float32Array(width),
+  });
+  /** [rows, 2, width] holding 0, 1, 2, ... */
+  const seq = <T extends DType>(dtype: T, rows: number, width: number): Tensor => {
+    const count = rows * 2 * width;
+    const values = Array.from({ length: count }, (_, i) => i);
+    const data =
+      dtype === 'string'
+        ? values.map(String)
+        : dtype === 'int64'
+          ? BigInt64Array.from(values.map(BigInt))
+          : Float32Array.from(values);
+    return { dtype, shape: [rows, 2, width], data };
+  };
+
+  it.each(['float32', 'int64', 'string'] as const)(
+    'cuts each rule axis back to the size its rule gives for the request (%s)',
+    (dtype) => {
+      const score: Tensor = { dtype: 'float32', shape: [2, 1], data: new Float32Array(2) };
+      const outputs = { seq: seq(dtype, 2, 4), score };
+      const cropped = cropOutputs(outputs, { x: x(5) }, { x: 8 }, pad, crop);
+      const kept = [0, 1, 4, 5, 8, 9, 12, 13];
+      expect(cropped.seq).toEqual({
+        dtype,
+        shape: [2, 2, 2],
+        data:
+          dtype === 'string'
+            ? kept.map(String)
+            : dtype === 'int64'
+              ? BigInt64Array.from(kept.map(BigInt))
+              : Float32Array.from(kept),
+      });
+      expect(cropped.score).toBe(outputs.score);
+    },
+  );
+
+  it('crops several axes and leaves an output of the padded size as it is', () => {
+    const twoAxes = {
+      seq: [
+        { axis: 1, input: 'x', multiplier: 1, offset: 0, divisor: 4, min: 1 },
+        { axis: 2, input: 'x', multiplier: 1, offset: 0, divisor: 2, min: 0 },
+      ],
+    };
+    const outputs = { seq: seq('float32', 1, 4) };
+    expect(cropOutputs(outputs, { x: x(2) }, { x: 8 }, pad, twoAxes).seq).toEqual({
+      dtype: 'float32',
+      shape: [1, 1, 1],
+      data: Float32Array.from([0]),
+    });
+    expect(cropOutputs(outputs, { x: x(8) }, { x: 8 }, pad, twoAxes).seq).toBe(outputs.seq);
+  });
+
+  it('refuses a rule that does not give the size the model produced at the padded size', () => {
+    expect(() => cropOutputs({ seq: seq('float32', 1, 3) }, { x: x(5) }, { x: 8 }, pad, crop)).toThrow(
+      /has 3 on axis 2 for 'x' padded to 8, but its crop rule gives 4/,
     );
   });
 });

@@ -1,5 +1,5 @@
-import type { Tensor, TensorData, TensorMap } from '@inferq/protocol';
-import type { PadSpec } from '@inferq/repository';
+import type { BatchShape, Tensor, TensorData, TensorMap } from '@inferq/protocol';
+import { type CropRule, croppedSize, type PadSpec } from '@inferq/repository';
 import { allocate, elementsOf, elementValue, isNumericData } from './dtypes.ts';
 
 /**
@@ -40,19 +40,22 @@ export function batchRows(inputs: TensorMap): number {
 }
 
 /**
- * Requests that may share a batch have the same key: same input names, dtypes and dims after the batch
- * axis. A padded axis does not count (its size is evened out when stacking).
+ * Requests that may share a batch have the same key: the same dims after the batch axis on every input
+ * (names and dtypes are the signature's, checked by the API). A padded axis does not count: its size is
+ * evened out when stacking and cropped back from the outputs. `inputNames` are the signature's inputs,
+ * in the order of `shape.dims`.
  */
-export function batchGroupKey(inputs: TensorMap, pad: Readonly<Record<string, PadSpec>> = {}): string {
-  const parts = Object.keys(inputs)
-    .sort()
-    .map((name) => {
-      const tensor = inputs[name]!;
-      const paddedAxis = pad[name]?.axis;
-      const dims = tensor.shape.slice(1).map((dim, i) => (i + 1 === paddedAxis ? '*' : dim));
-      return [name, tensor.dtype, dims];
-    });
-  return JSON.stringify(parts);
+export function batchGroupKey(
+  shape: BatchShape,
+  inputNames: readonly string[],
+  pad: Readonly<Record<string, PadSpec>> = {},
+): string {
+  return shape.dims
+    .map((dims, index) => {
+      const paddedAxis = pad[inputNames[index] ?? '']?.axis;
+      return dims.map((dim, i) => (i + 1 === paddedAxis ? '*' : dim)).join(',');
+    })
+    .join(';');
 }
 
 function describe(tensor: Tensor): string {
@@ -185,4 +188,72 @@ export function splitOutputs(outputs: TensorMap, rows: number[]): TensorMap[] {
     });
   }
   return perRequest;
+}
+
+/**
+ * Cuts one request's outputs of a padded batch back to the request's own size (`crop` rules of the
+ * model config): each rule's axis gets the size the rule gives for the request's padded input. Checks
+ * each rule against the batch: the axis must have the size the rule gives for the padded size
+ * (`paddedSizes`, input name -> padded axis size of the stacked batch), else the rule does not describe
+ * the model and cropping by it would answer wrong values. Outputs without rules pass through.
+ */
+export function cropOutputs(
+  outputs: TensorMap,
+  inputs: TensorMap,
+  paddedSizes: Readonly<Record<string, number>>,
+  pad: Readonly<Record<string, PadSpec>>,
+  crop: Readonly<Record<string, CropRule[]>>,
+): TensorMap {
+  const cropped: TensorMap = {};
+  for (const [name, tensor] of Object.entries(outputs)) {
+    const target = [...tensor.shape];
+    for (const rule of crop[name] ?? []) {
+      const paddedAxis = pad[rule.input]?.axis;
+      const paddedSize = paddedSizes[rule.input];
+      const ownSize = paddedAxis === undefined ? undefined : inputs[rule.input]?.shape[paddedAxis];
+      if (paddedSize === undefined || ownSize === undefined) {
+        throw new Error(`output '${name}': its crop rule reads '${rule.input}', which is not a padded input`);
+      }
+      const expected = croppedSize(rule, paddedSize);
+      if (tensor.shape[rule.axis] !== expected) {
+        throw new Error(
+          `output '${name}' has ${tensor.shape[rule.axis]} on axis ${rule.axis} for '${rule.input}' padded to ${paddedSize}, but its crop rule gives ${expected}: the rule does not describe the model`,
+        );
+      }
+      target[rule.axis] = croppedSize(rule, ownSize);
+    }
+    cropped[name] = cropTo(tensor, target);
+  }
+  return cropped;
+}
+
+/** The leading `shape` corner of `tensor` (each dim <= the tensor's), copied; the tensor itself if equal. */
+function cropTo(tensor: Tensor, shape: number[]): Tensor {
+  const source = tensor.shape;
+  let last = shape.length - 1;
+  while (last >= 0 && shape[last] === source[last]) last--;
+  if (last < 0) return tensor;
+  // Past axis `last` the dims are whole: each run of `shape[last] × inner` elements is contiguous.
+  const inner = elementsOf(source.slice(last + 1));
+  const run = shape[last]! * inner;
+  const runs = elementsOf(shape.slice(0, last));
+  const strides = source.slice(0, last).map((_, axis) => elementsOf(source.slice(axis + 1)));
+  const data = allocate(tensor.dtype, runs * run);
+  const index = new Array<number>(last).fill(0);
+  for (let r = 0; r < runs; r++) {
+    let from = 0;
+    for (let axis = 0; axis < last; axis++) from += index[axis]! * strides[axis]!;
+    if (Array.isArray(data)) {
+      const strings = tensor.data as string[];
+      for (let i = 0; i < run; i++) data[r * run + i] = strings[from + i]!;
+    } else {
+      (data as Uint8Array).set((tensor.data as Uint8Array).subarray(from, from + run), r * run);
+    }
+    // The next index of the leading axes, the last one fastest.
+    for (let axis = last - 1; axis >= 0; axis--) {
+      if (++index[axis]! < shape[axis]!) break;
+      index[axis] = 0;
+    }
+  }
+  return { dtype: tensor.dtype, shape, data };
 }

@@ -6,8 +6,17 @@ export {
 } from './completion-watcher.ts';
 export { closeConnection, createRedisConnection, type RedisRole } from './connection.ts';
 export { DEADLINE_SWEEP_MS, type DeadlineSweeperOptions, startDeadlineSweeper } from './deadline-sweeper.ts';
+export {
+  FleetRegistry,
+  type FleetRegistryOptions,
+  type ServedVersion,
+  VERSION_STATES,
+  type VersionState,
+  type WorkerReport,
+} from './fleet.ts';
 export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
 export { QueueConsumer, type QueueConsumerOptions } from './queue-consumer.ts';
+export { publishReload, subscribeReload } from './reload.ts';
 export {
   INLINE_PAYLOAD_BYTES,
   MAX_STALLS,

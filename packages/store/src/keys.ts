@@ -40,8 +40,10 @@ export interface Keys {
   idempotency(tenant: string, key: string): string;
   /** HASH `{ tokens, at }`: the tenant's token bucket (RATE_LIMIT_PER_SECOND); gone once full again. */
   rateBucket(tenant: string): string;
-  /** ZSET: worker id -> last heartbeat (ms) of the workers serving a model. */
-  workers(model: string): string;
+  /** HASH: worker id -> JSON WorkerReport (what it serves, in which state), rewritten each heartbeat. */
+  fleet: string;
+  /** channel: a message asks every API and worker to read the model repository again now. */
+  reloadChannel: string;
   /** channel: MessagePack completion message of a terminal state. */
   doneChannel(id: string): string;
   /** channel: MessagePack `{ id, status }` of a non-terminal status change (running). */
@@ -62,7 +64,8 @@ export const CONSUMER_GROUP = 'workers';
  * One model version's queue. Requests wait in one of two streams (bands): `normal` for requests
  * without a priority, `background` for `priority > 0`, which a worker reads only when `normal` has
  * nothing for it. Each entry carries the request id (`i`), its acceptance time (`t`), its deadline
- * (`d`, when it has one), its failed runs so far (`a`, after a retry) and, when small enough, the
+ * (`d`, when it has one), its failed runs so far (`a`, after a retry), its rows and non-batch dims
+ * (`b`, `SubmitParams.batchShape`, which the worker's batcher groups by) and, when small enough, the
  * payload itself (`p`).
  */
 export interface QueueKeys {
@@ -92,7 +95,8 @@ export function keysFor(prefix: string): Keys {
     // Tenants never contain ':' (API_KEYS splits on the first one), so a key cannot pose as a tenant.
     idempotency: (tenant, key) => `${prefix}:idem:${tenant}:${key}`,
     rateBucket: (tenant) => `${prefix}:rate:${tenant}`,
-    workers: (model) => `${prefix}:workers:${model}`,
+    fleet: `${prefix}:fleet`,
+    reloadChannel: `${prefix}:reload`,
     doneChannel: (id) => `${prefix}:done:${id}`,
     statusChannel: (id) => `${prefix}:status:${id}`,
     notifyChannel: (instance) => `${prefix}:notify:${instance}`,

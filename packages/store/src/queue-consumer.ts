@@ -181,6 +181,7 @@ function parseEntry(stream: string, [entryId, fields]: RawEntry, redelivered: bo
   let deadline: number | undefined;
   let attempts = 0;
   let payload: Buffer | undefined;
+  let batchShape: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1]!;
     switch (fields[i]!.toString()) {
@@ -199,11 +200,15 @@ function parseEntry(stream: string, [entryId, fields]: RawEntry, redelivered: bo
       case 'p':
         payload = value;
         break;
+      case 'b':
+        batchShape = value.toString();
+        break;
     }
   }
   if (id === undefined) return undefined;
   const delivery: Delivery = { id, stream, entry: entryId.toString(), createdAt, attempts, redelivered };
   if (deadline !== undefined) delivery.deadline = deadline;
   if (payload !== undefined) delivery.payload = payload;
+  if (batchShape !== undefined) delivery.batchShape = batchShape;
   return delivery;
 }

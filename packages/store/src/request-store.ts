@@ -39,8 +39,6 @@ export interface RequestStoreOptions {
   redis: Redis;
   prefix: string;
   resultTtlSeconds: number;
-  /** A worker is live when it heartbeated within this window. */
-  workerLivenessMs?: number;
 }
 
 /**
@@ -104,14 +102,12 @@ export class RequestStore {
   readonly redis: Redis;
   private readonly scripts: ScriptedRedis;
   private readonly resultTtlSeconds: number;
-  private readonly workerLivenessMs: number;
   /** A submit already left in this tick of the event loop (see `submit`). */
   private submittedThisTick = false;
 
   constructor(options: RequestStoreOptions) {
     this.keys = keysFor(options.prefix);
     this.resultTtlSeconds = options.resultTtlSeconds;
-    this.workerLivenessMs = options.workerLivenessMs ?? 10_000;
     const redis = options.redis;
     const withLib = (lua: string): string => `${libLua}\n${lua}`;
     redis.defineCommand('inferqSubmit', { numberOfKeys: 0, lua: submitLua });
@@ -198,6 +194,8 @@ export class RequestStore {
     if (p.callbackUrl) fields.push('callbackUrl', p.callbackUrl);
     if (p.metadata) fields.push('metadata', JSON.stringify(p.metadata));
     if (p.notify) fields.push('notify', p.notify);
+    // On the record too: entries made again later (resume, retry, hand-back) carry it from there.
+    if (p.batchShape) fields.push('batch', p.batchShape);
 
     const queue = this.queueKeys(p.model, p.version);
     const stream = streamFor(queue, p.priority);
@@ -228,6 +226,7 @@ export class RequestStore {
           inline ? payload : '',
           k.prefix,
           ...admissionArgs(p).map(String),
+          p.batchShape ?? '',
         ],
         fields,
       ],
@@ -529,27 +528,6 @@ export class RequestStore {
       total += index >= 0 ? Number(flat[index + 1]) : 0;
     }
     return total;
-  }
-
-  async heartbeat(models: string[], workerId: string, now: number): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    for (const model of models) {
-      const key = this.keys.workers(model);
-      pipeline.zadd(key, now, workerId);
-      pipeline.zremrangebyscore(key, '-inf', now - this.workerLivenessMs * 6);
-    }
-    await pipeline.exec();
-  }
-
-  /** Removes a worker at clean shutdown so readiness reflects it at once. */
-  async leave(models: string[], workerId: string): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    for (const model of models) pipeline.zrem(this.keys.workers(model), workerId);
-    await pipeline.exec();
-  }
-
-  async liveWorkers(model: string, now: number): Promise<number> {
-    return this.redis.zcount(this.keys.workers(model), now - this.workerLivenessMs, '+inf');
   }
 
   async ping(): Promise<void> {

@@ -13,6 +13,12 @@ export interface SubmitParams {
   cacheTtlSeconds: number;
   /** MessagePack bytes of `{ inputs, outputs? }`, read by the worker. */
   payload: Uint8Array;
+  /**
+   * The request's rows and non-batch dims (protocol `formatBatchShape`): kept on the record and carried
+   * by every queue entry of the request, so a worker groups it into a batch without reading the
+   * payload. Absent: a worker runs it in a batch of its own.
+   */
+  batchShape?: string;
   /** `priority > 0` waits in the queue's background band (keys.ts `QueueKeys`); absent or <= 0: normal. */
   priority?: number;
   /** Absolute deadline, ms since epoch; absent: none. */
@@ -85,6 +91,8 @@ export interface Delivery {
   attempts: number;
   /** The payload, when small enough to travel inside the entry; absent: `start` reads it from its key. */
   payload?: Buffer;
+  /** `SubmitParams.batchShape` of the request, when it was submitted with one. */
+  batchShape?: string;
   /** Came back through reclaim: the worker that held it stopped before finishing it. */
   redelivered: boolean;
 }

@@ -15,10 +15,11 @@ local given = 0
 for i = 2, #ARGV, 4 do
   local id, stream, entry, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local rk = prefix .. ':req:' .. id
-  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline')
+  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline', 'batch')
   if rec[1] == 'queued' then
     local fresh = { 'i', id, 't', rec[2] }
     if (tonumber(rec[3]) or 0) > 0 then fresh[#fresh + 1] = 'd'; fresh[#fresh + 1] = rec[3] end
+    if rec[4] then fresh[#fresh + 1] = 'b'; fresh[#fresh + 1] = rec[4] end
     if payload ~= '' then fresh[#fresh + 1] = 'p'; fresh[#fresh + 1] = payload end
     redis.call('HSET', rk, 'entry', redis.call('XADD', stream, '*', unpack(fresh)))
     dropEntry(stream, entry)

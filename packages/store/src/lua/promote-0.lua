@@ -19,9 +19,11 @@ for i = 4, #ARGV do
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)) do
     redis.call('ZREM', delayed, id)
     local rk = prefix .. ':req:' .. id
-    local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'attempts', 'retry')
+    local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'attempts', 'retry', 'batch')
     if rec[1] == 'running' and rec[4] == '1' then
-      local entry = redis.call('XADD', stream, '*', 'i', id, 't', rec[2] or now, 'a', rec[3] or '0')
+      local fields = { 'i', id, 't', rec[2] or now, 'a', rec[3] or '0' }
+      if rec[5] then fields[#fields + 1] = 'b'; fields[#fields + 1] = rec[5] end
+      local entry = redis.call('XADD', stream, '*', unpack(fields))
       redis.call('HSET', rk, 'entry', entry)
       enqueued = enqueued + 1
     end

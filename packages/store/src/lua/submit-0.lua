@@ -33,6 +33,8 @@
   A[10] fingerprint of the submission, "" without an idempotency key
   A[11] idempotency window (s)
   A[12] deadline (ms since epoch); 0: none
+  A[13] batch shape (rows and non-batch dims, for the worker's batcher), "" when none; also among
+           the record fields as `batch`, whence resume, promote and hand-back copy it to new entries
   fields: the record fields, as field/value pairs
 
   Returns
@@ -144,6 +146,7 @@ local function submit(K, A, fields)
   else
     local entry = { 'i', id, 't', A[2] }
     if deadline > 0 then entry[#entry + 1] = 'd'; entry[#entry + 1] = A[12] end
+    if A[13] ~= '' then entry[#entry + 1] = 'b'; entry[#entry + 1] = A[13] end
     if payload == '' then
       -- Written by the caller just before this script with a short TTL, in case the script never ran.
       redis.call('PERSIST', K[4])

@@ -1,0 +1,346 @@
+/**
+ * The model versions one worker serves and their lifecycle: each version of the repository is loaded
+ * (session opened, warm-up run) and served, or marked unavailable with the reason; a version that
+ * leaves the repository (or its version policy) is retired after draining; a changed one is loaded
+ * again. Nothing here stops the process: one bad model never takes the others down.
+ */
+import { hostname } from 'node:os';
+import type { Logger, Metrics } from '@inferq/observability';
+import type { RequestError } from '@inferq/protocol';
+import type { ModelRepository, ModelVersion } from '@inferq/repository';
+import { ModelSession } from '@inferq/runtime';
+import {
+  closeConnection,
+  type createRedisConnection,
+  type FleetRegistry,
+  QueueConsumer,
+  type RequestStore,
+  type ServedVersion,
+  type VersionState,
+  type WorkerReport,
+} from '@inferq/store';
+import { endQueued } from './end-queued.ts';
+import { ModelWorker } from './model-worker.ts';
+
+type Redis = ReturnType<typeof createRedisConnection>;
+
+/** Error code of a request whose model version left the repository before a worker ran it. */
+export const MODEL_VERSION_RETIRED = 'model_version_retired';
+/** Error code of a request whose model version no live worker can load. */
+export const MODEL_UNAVAILABLE = 'model_unavailable';
+
+/**
+ * How long a retired version keeps serving its queue before what is left ends `failed`: long enough
+ * for every API to see the version retired in the fleet view (it refreshes every second) and stop
+ * accepting it, so that nothing accepted is stranded.
+ */
+export const RETIRE_DRAIN_MS = 3_000;
+
+export interface ServedModelsOptions {
+  workerId: string;
+  store: RequestStore;
+  fleet: FleetRegistry;
+  /** A new connection for one version's blocking reads (XREADGROUP BLOCK holds its connection). */
+  connect(): Redis;
+  jobAttempts: number;
+  maxOutputBytes: number;
+  metrics: Metrics;
+  logger: Logger;
+  /** Overrides RETIRE_DRAIN_MS (tests). */
+  retireDrainMs?: number;
+}
+
+/** One version of one model on this worker. */
+interface Slot {
+  model: string;
+  version: number;
+  state: VersionState;
+  reason?: string;
+  fingerprint: string;
+  provider?: string;
+  placement?: string;
+  loadMs?: number;
+  warmupMs?: number;
+  session?: ModelSession;
+  worker?: ModelWorker;
+  blocking?: Redis;
+}
+
+const slotKey = (model: string, version: number): string => `${model}\u0000${version}`;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class ServedModels {
+  private readonly options: ServedModelsOptions;
+  private readonly slots = new Map<string, Slot>();
+  /** Reconciliations run one at a time, in order: a reload never races another. */
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Called when a state changes, so the fleet hears of it before the next heartbeat. */
+  onChange: (() => void) | undefined;
+
+  constructor(options: ServedModelsOptions) {
+    this.options = options;
+  }
+
+  /** Brings the served versions in line with the repository; resolves once that is done. */
+  reconcile(repository: ModelRepository): Promise<void> {
+    const run = this.queue.then(() => this.reconcileNow(repository));
+    this.queue = run.catch((error: unknown) =>
+      this.options.logger.error({ err: error }, 'reconciling the model repository failed'),
+    );
+    return run;
+  }
+
+  /** What this worker serves, for its heartbeat report. */
+  versions(): ServedVersion[] {
+    return [...this.slots.values()].map((slot) => {
+      const served: ServedVersion = { model: slot.model, version: slot.version, state: slot.state };
+      if (slot.reason !== undefined) served.reason = slot.reason;
+      if (slot.provider !== undefined) served.provider = slot.provider;
+      if (slot.placement !== undefined) served.placement = slot.placement;
+      if (slot.loadMs !== undefined) served.loadMs = slot.loadMs;
+      if (slot.warmupMs !== undefined) served.warmupMs = slot.warmupMs;
+      served.fingerprint = slot.fingerprint;
+      return served;
+    });
+  }
+
+  report(now: number): WorkerReport {
+    return {
+      id: this.options.workerId,
+      host: hostname(),
+      pid: process.pid,
+      heartbeatAt: now,
+      versions: this.versions(),
+    };
+  }
+
+  /** Versions with a running ModelWorker (ready or draining), for queue-depth metrics. */
+  running(): ModelWorker[] {
+    return [...this.slots.values()].flatMap((slot) => (slot.worker ? [slot.worker] : []));
+  }
+
+  /** Stops every version: running batches finish, formed ones go back to the queue. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.queue;
+    await Promise.all([...this.slots.values()].map((slot) => this.stop(slot)));
+  }
+
+  private async reconcileNow(repository: ModelRepository): Promise<void> {
+    if (this.closed) return;
+    const wanted = new Map<
+      string,
+      ModelVersion | { problem: string; fingerprint: string; name: string; version: number }
+    >();
+    for (const model of repository.models()) {
+      for (const entry of model.versions) {
+        if (entry.retired) continue;
+        wanted.set(
+          slotKey(entry.name, entry.version),
+          entry.model ?? {
+            name: entry.name,
+            version: entry.version,
+            fingerprint: entry.fingerprint,
+            problem: entry.problem ?? 'cannot be served',
+          },
+        );
+      }
+    }
+    // Retire first: a version that left frees its memory before new ones load.
+    const retiring: Promise<void>[] = [];
+    for (const [key, slot] of this.slots) {
+      if (!wanted.has(key) && slot.state !== 'retired') retiring.push(this.retire(slot));
+    }
+    // Mark everything that will load as loading at once, so the fleet knows capacity is coming.
+    const toLoad: ModelVersion[] = [];
+    for (const [key, want] of wanted) {
+      const slot = this.slots.get(key);
+      if (slot !== undefined && slot.fingerprint === want.fingerprint && slot.state !== 'retired') continue;
+      if (slot !== undefined) await this.stop(slot);
+      if ('problem' in want) {
+        this.slots.set(key, {
+          model: want.name,
+          version: want.version,
+          state: 'unavailable',
+          reason: want.problem,
+          fingerprint: want.fingerprint,
+        });
+        this.options.logger.warn(
+          { model: want.name, version: want.version, reason: want.problem },
+          'model version unavailable',
+        );
+        void this.endIfNobodyServes(want.name, want.version, {
+          code: MODEL_UNAVAILABLE,
+          message: want.problem,
+        });
+        continue;
+      }
+      this.slots.set(key, {
+        model: want.name,
+        version: want.version,
+        state: 'loading',
+        fingerprint: want.fingerprint,
+      });
+      toLoad.push(want);
+    }
+    this.onChange?.();
+    // One version at a time: loading is CPU- and memory-heavy, and the first ones serve sooner.
+    for (const version of toLoad) {
+      if (this.closed) break;
+      await this.load(version);
+      this.onChange?.();
+    }
+    await Promise.all(retiring);
+  }
+
+  private async load(version: ModelVersion): Promise<void> {
+    const { logger } = this.options;
+    const slot = this.slots.get(slotKey(version.name, version.version))!;
+    const opening = performance.now();
+    let session: ModelSession | undefined;
+    try {
+      try {
+        session = await ModelSession.open(version, { intraOpThreads: version.config.intraOpThreads });
+      } catch (error) {
+        throw new Error(`cannot load: ${messageOf(error)}`);
+      }
+      slot.loadMs = Math.round(performance.now() - opening);
+      slot.provider = session.executionProvider;
+      slot.placement = session.placement;
+      if (version.config.warmup) {
+        const warming = performance.now();
+        try {
+          await session.warmup();
+        } catch (error) {
+          throw new Error(`warm-up failed: ${messageOf(error)}`);
+        }
+        slot.warmupMs = Math.round(performance.now() - warming);
+      }
+      const blocking = this.options.connect();
+      slot.blocking = blocking;
+      const consumer = new QueueConsumer({
+        blocking,
+        queue: this.options.store.queueKeys(version.name, version.version),
+        consumer: this.options.workerId,
+      });
+      await consumer.ensureGroups();
+      slot.session = session;
+      slot.worker = new ModelWorker({
+        version,
+        session,
+        store: this.options.store,
+        consumer,
+        jobAttempts: this.options.jobAttempts,
+        maxOutputBytes: this.options.maxOutputBytes,
+        metrics: this.options.metrics,
+        logger,
+      });
+      slot.worker.start();
+      slot.state = 'ready';
+      logger.info(
+        {
+          model: version.name,
+          version: version.version,
+          provider: slot.provider,
+          placement: slot.placement,
+          loadMs: slot.loadMs,
+          warmupMs: slot.warmupMs,
+          config: version.config,
+        },
+        'model loaded',
+      );
+    } catch (error) {
+      slot.state = 'unavailable';
+      slot.reason = messageOf(error);
+      await session?.close().catch(() => undefined);
+      if (slot.blocking) await closeConnection(slot.blocking).catch(() => undefined);
+      slot.session = undefined;
+      slot.blocking = undefined;
+      logger.warn(
+        { model: version.name, version: version.version, reason: slot.reason },
+        'model version unavailable',
+      );
+      await this.endIfNobodyServes(version.name, version.version, {
+        code: MODEL_UNAVAILABLE,
+        message: slot.reason,
+      });
+    }
+  }
+
+  /**
+   * A version that left the repository: the fleet hears at once that it is retired (APIs stop
+   * accepting it), its queue is served for a drain period, and whatever is still queued then ends
+   * `failed` (model_version_retired) unless another live worker still serves it.
+   */
+  private async retire(slot: Slot): Promise<void> {
+    slot.state = 'retired';
+    this.onChange?.();
+    this.options.logger.info({ model: slot.model, version: slot.version }, 'model version retired: draining');
+    if (slot.worker !== undefined) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.retireDrainMs ?? RETIRE_DRAIN_MS));
+    }
+    await this.stop(slot);
+    await this.endIfNobodyServes(slot.model, slot.version, {
+      code: MODEL_VERSION_RETIRED,
+      message: `version ${slot.version} of model '${slot.model}' was removed from the repository before a worker ran this request`,
+    });
+  }
+
+  /** Closes the version's ModelWorker, session and connection; its state stays as it is. */
+  private async stop(slot: Slot): Promise<void> {
+    const { worker, session, blocking } = slot;
+    slot.worker = undefined;
+    slot.session = undefined;
+    slot.blocking = undefined;
+    await worker?.close();
+    await session?.close();
+    if (blocking) await closeConnection(blocking).catch(() => undefined);
+  }
+
+  /**
+   * Requests queued for a version that no live worker serves (ready or loading) would wait for ever:
+   * they end `failed` with `error`. Another worker still serving it keeps them.
+   */
+  private async endIfNobodyServes(model: string, version: number, error: RequestError): Promise<void> {
+    const { fleet, store, logger } = this.options;
+    try {
+      const reports = await fleet.live(Date.now());
+      const servedElsewhere = reports.some(
+        (report) =>
+          report.id !== this.options.workerId &&
+          report.versions.some(
+            (v) =>
+              v.model === model && v.version === version && (v.state === 'ready' || v.state === 'loading'),
+          ),
+      );
+      if (servedElsewhere) return;
+      const blocking = this.options.connect();
+      try {
+        const ended = await endQueued({
+          store,
+          blocking,
+          workerId: this.options.workerId,
+          model,
+          version,
+          error,
+        });
+        if (ended > 0)
+          logger.warn(
+            { model, version, ended, code: error.code },
+            'ended the requests queued for a version nobody serves',
+          );
+      } finally {
+        await closeConnection(blocking).catch(() => undefined);
+      }
+    } catch (failure) {
+      logger.warn(
+        { err: failure, model, version },
+        'could not end the requests queued for an unserved version',
+      );
+    }
+  }
+}
