@@ -249,6 +249,7 @@ export class ServedModels {
           placement: slot.placement,
           loadMs: slot.loadMs,
           warmupMs: slot.warmupMs,
+          warmupSample: version.warmupSample?.file,
           config: version.config,
         },
         'model loaded',
