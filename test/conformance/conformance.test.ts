@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { AllInOne } from '../helpers/processes.ts';
-import { casesTodaysWorkerCannotStart } from './lib/interim.ts';
 import { countByClass, countsTable, fullReport, type Measurements } from './lib/report.ts';
 import { buildRepository } from './lib/repository.ts';
 import { type CaseResult, judgeAll, type Prepared, prepareCases } from './lib/run.ts';
@@ -16,7 +15,6 @@ const BEGIN = '<!-- conformance:begin -->';
 const END = '<!-- conformance:end -->';
 
 let prepared: Prepared[];
-let excluded: Map<string, string>;
 let repository: string;
 let app: AllInOne | undefined;
 let startupMs = 0;
@@ -24,10 +22,9 @@ let atStart: Footprint;
 
 beforeAll(async () => {
   prepared = await prepareCases();
-  excluded = await casesTodaysWorkerCannotStart(prepared);
   repository = buildRepository(
     mkdtempSync(join(tmpdir(), 'inferq-conformance-')),
-    prepared.filter((item) => !excluded.has(item.testCase.name)).map((item) => item.testCase),
+    prepared.map((item) => item.testCase),
   );
   const served = await serveRepository(repository);
   app = served.app;
@@ -42,12 +39,12 @@ afterAll(async () => {
 
 test('every case onnxruntime-node runs directly is served correctly, in MessagePack and in JSON', async () => {
   if (app === undefined) throw new Error('inferq did not start');
-  const results: CaseResult[] = await judgeAll(app.url, prepared, excluded);
+  const results: CaseResult[] = await judgeAll(app.url, prepared);
   const measured: Measurements = {
     startupMs,
     atStart,
     atEnd: await measureFootprint(app),
-    versions: prepared.length - excluded.size,
+    versions: prepared.length,
   };
   const counts = countByClass(results);
   console.log(`conformance against ONNX's node tests:\n${countsTable(results)}`);

@@ -82,8 +82,15 @@ function jsonList(tensor: Tensor): unknown[] {
   }
 }
 
-/** The body of `POST /v1/models/{m}/infer` (cache off: every submit runs on the worker). */
-export function encodeBody(inputs: TensorMap, encoding: Encoding): Uint8Array {
+/**
+ * The body of `POST /v1/models/{m}/infer` (cache off: every submit runs on the worker); with
+ * `fields` = {}, inputs alone (a warm-up sample).
+ */
+export function encodeBody(
+  inputs: TensorMap,
+  encoding: Encoding,
+  fields: Record<string, unknown> = { cache: false },
+): Uint8Array {
   const wire: Record<string, unknown> = {};
   for (const [name, tensor] of Object.entries(inputs)) {
     const data =
@@ -94,7 +101,7 @@ export function encodeBody(inputs: TensorMap, encoding: Encoding): Uint8Array {
           : bytesOf(tensor.data as Exclude<TensorData, string[]>);
     wire[name] = { dtype: tensor.dtype, shape: tensor.shape, data };
   }
-  const body = { inputs: wire, cache: false };
+  const body = { inputs: wire, ...fields };
   return encoding === 'json' ? new TextEncoder().encode(JSON.stringify(body)) : packr.pack(body);
 }
 

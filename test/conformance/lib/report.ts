@@ -8,8 +8,7 @@ const CLASS_TITLES: Readonly<Record<Verdict['class'], string>> = {
   'onnxruntime-differs': 'served, equal to onnxruntime; onnxruntime differs from the expected output',
   random: 'served, random operator (dtype and shape equal to onnxruntime’s)',
   'run-refused': 'onnxruntime refuses the inputs; inferq ends the request `failed` with its message',
-  unavailable: 'unavailable, with the reason inferq gives',
-  excluded: 'left out of the repository',
+  unavailable: 'unavailable, with the reason inferq gives (onnxruntime-node cannot run it either)',
   wrong: '**wrong**',
 };
 
@@ -19,7 +18,6 @@ const ORDER: readonly Verdict['class'][] = [
   'random',
   'run-refused',
   'unavailable',
-  'excluded',
   'wrong',
 ];
 
@@ -51,10 +49,10 @@ function escapeCell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-function grouped(results: readonly CaseResult[], cls: 'unavailable' | 'excluded'): Map<string, string[]> {
+function grouped(results: readonly CaseResult[]): Map<string, string[]> {
   const groups = new Map<string, string[]>();
   for (const { name, verdict } of results) {
-    if (verdict.class !== cls) continue;
+    if (verdict.class !== 'unavailable') continue;
     const key = normalizeReason(verdict.reason);
     groups.set(key, [...(groups.get(key) ?? []), name]);
   }
@@ -70,6 +68,10 @@ export function countsTable(results: readonly CaseResult[]): string {
   return lines.join('\n');
 }
 
+function placed(footprint: Footprint): string {
+  return `${footprint.placements.main ?? 0} / ${footprint.placements.thread ?? 0}`;
+}
+
 function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 }
@@ -77,14 +79,9 @@ function mib(bytes: number): string {
 /** Every section: counts, reasons, the per-case lists, and the measurements. */
 export function fullReport(results: readonly CaseResult[], measured: Measurements): string {
   const out: string[] = [countsTable(results), ''];
-  for (const cls of ['unavailable', 'excluded'] as const) {
-    const groups = grouped(results, cls);
-    if (groups.size === 0) continue;
-    out.push(
-      `### ${cls === 'unavailable' ? 'Unavailable, by reason' : 'Left out of the repository, by reason'}`,
-      '',
-    );
-    out.push('| cases | reason | which |', '| ---: | --- | --- |');
+  const groups = grouped(results);
+  if (groups.size > 0) {
+    out.push('### Unavailable, by reason', '', '| cases | reason | which |', '| ---: | --- | --- |');
     for (const [reason, names] of groups) {
       out.push(`| ${names.length} | ${escapeCell(reason)} | ${names.map((n) => `\`${n}\``).join(', ')} |`);
     }
@@ -120,6 +117,7 @@ export function fullReport(results: readonly CaseResult[], measured: Measurement
     `| API RSS | ${mib(atStart.apiRssBytes)} | ${mib(atEnd.apiRssBytes)} |`,
     `| worker OS threads | ${atStart.workerThreads ?? '?'} | ${atEnd.workerThreads ?? '?'} |`,
     `| Redis clients (API + worker) | ${atStart.redisClients} | ${atEnd.redisClients} |`,
+    `| ready versions on the main thread / in a thread of their own | ${placed(atStart)} | ${placed(atEnd)} |`,
     '',
   );
   return out.join('\n');

@@ -1,21 +1,35 @@
 // The model repository of the conformance suite: one model per case, `<dir>/<case>/1/model.onnx`,
-// and a config.json that changes one default (CONFIG below); everything else is inferq's defaults,
-// as for a third-party model dropped in.
+// with inferq's defaults (no config.json), as for a third-party model dropped in, and the case's
+// first data set as its warm-up sample (`1/warmup.msgpack`, docs/models.md "Warm-up samples"): a
+// single-operator model's zeros are often inputs it refuses (a modulo by zero, a Resize to scale 0).
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TensorMap } from '@inferq/protocol';
 import type { ConformanceCase } from './cases.ts';
+import { encodeBody } from './client.ts';
+import { readTensorProto } from './tensor-proto.ts';
 
 /** Model names inferq accepts (packages/repository/src/repository.ts). */
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /**
- * `placement: main`: every case is one operator on a few elements, whose runs take microseconds, so
- * `auto` would place each on the main thread anyway; but `auto` decides by opening each model in a
- * worker thread of its own first and timing three warm-up runs there (packages/runtime/src/session.ts),
- * which costs about 160 ms per model: 811 models take 133 s to start instead of 5 s, past the 60 s
- * `inferq serve` waits for readiness (docs/conformance.md, "Start-up").
+ * The inputs of the case's first data set by graph input name; undefined when a value is not a
+ * tensor inferq carries (the signature reader refuses the model then anyway).
  */
-export const CONFIG = { placement: 'main' } as const;
+function firstDataSetInputs(testCase: ConformanceCase): TensorMap | undefined {
+  const dataSet = testCase.dataSets[0];
+  if (dataSet === undefined || testCase.inputs.some((value) => value.kind !== 'tensor')) return undefined;
+  const inputs: TensorMap = {};
+  try {
+    testCase.inputs.forEach((value, i) => {
+      const file = dataSet.inputs[i];
+      if (file !== undefined) inputs[value.name] = readTensorProto(file);
+    });
+  } catch {
+    return undefined;
+  }
+  return inputs;
+}
 
 /** Writes the repository under `dir` (which must be empty or absent) and returns it. */
 export function buildRepository(dir: string, cases: readonly ConformanceCase[]): string {
@@ -26,7 +40,9 @@ export function buildRepository(dir: string, cases: readonly ConformanceCase[]):
     const versionDir = join(dir, testCase.name, '1');
     mkdirSync(versionDir, { recursive: true });
     copyFileSync(testCase.modelPath, join(versionDir, 'model.onnx'));
-    writeFileSync(join(dir, testCase.name, 'config.json'), `${JSON.stringify(CONFIG)}\n`);
+    const sample = firstDataSetInputs(testCase);
+    if (sample !== undefined)
+      writeFileSync(join(versionDir, 'warmup.msgpack'), encodeBody(sample, 'msgpack', {}));
   }
   return dir;
 }

@@ -18,10 +18,11 @@ export type Verdict =
   | { class: 'random' }
   /** onnxruntime refuses the case's inputs; inferq ends the request `failed` with its message. */
   | { class: 'run-refused'; detail: string }
-  /** inferq lists the version `unavailable`, with this reason; onnxruntime-node cannot run it either. */
+  /**
+   * inferq lists the version `unavailable`, with this reason; onnxruntime-node cannot run it either
+   * (cannot load it, cannot feed it, or refuses its warm-up sample, the case's own first data set).
+   */
   | { class: 'unavailable'; reason: string }
-  /** Left out of the repository (see RunOptions.include). */
-  | { class: 'excluded'; reason: string }
   | { class: 'wrong'; detail: string };
 
 export interface CaseResult {
@@ -85,17 +86,6 @@ function compareOutputs(
   return undefined;
 }
 
-/** Undefined when `served` equals one of `candidates`; else how it differs from the first. */
-function firstProblem(
-  served: TensorMap,
-  candidates: readonly TensorMap[],
-  compare: typeof describeDifference,
-): string | undefined {
-  if (candidates.some((candidate) => compareOutputs(served, candidate, compare) === undefined))
-    return undefined;
-  return compareOutputs(served, candidates[0] ?? {}, compare);
-}
-
 /**
  * Submits every data set of a case in each encoding, one after the other, and judges the answers
  * against the direct run. `state` is what GET /v1/models says about the case's model.
@@ -112,6 +102,15 @@ export async function judgeCase(baseUrl: string, prepared: Prepared, state: Serv
       class: 'wrong',
       detail: `onnxruntime-node cannot run it (${why}), but inferq lists it ${state.state}`,
     };
+  }
+  const first = direct.kind === 'loaded' ? direct.runs[0]?.run : undefined;
+  if (
+    state.state === 'unavailable' &&
+    first?.kind === 'run-failed' &&
+    state.reason === `warm-up failed: ${first.reason}`
+  ) {
+    // Its warm-up sample is its first data set, which onnxruntime refuses: nothing can warm it up.
+    return { class: 'unavailable', reason: state.reason };
   }
   if (state.state !== 'ready') {
     return {
@@ -143,9 +142,11 @@ export async function judgeCase(baseUrl: string, prepared: Prepared, state: Serv
       if (answer.kind !== 'succeeded') {
         return { class: 'wrong', detail: `${where}: onnxruntime runs it; inferq ${describeAnswer(answer)}` };
       }
-      const problem = run.deterministic
-        ? firstProblem(answer.outputs, [run.outputs, ...run.placements], describeDifference)
-        : compareOutputs(answer.outputs, run.outputs, describeHeaderDifference);
+      const problem = compareOutputs(
+        answer.outputs,
+        run.outputs,
+        run.deterministic ? describeDifference : describeHeaderDifference,
+      );
       if (problem !== undefined) {
         return { class: 'wrong', detail: `${where}: served ≠ onnxruntime direct: ${problem}` };
       }
@@ -168,36 +169,29 @@ export type { Encoding };
 // ---------------------------------------------------------------------------------------------
 // Serving
 
-interface ListedVersion {
+/** One entry of a model's `versionStates` (GET /v1/models, docs/models.md "Model states"). */
+interface VersionState {
   version: number;
-  state?: string;
+  state: ServedState['state'];
   reason?: string;
 }
 
-interface ListedModel {
-  name: string;
-  ready?: boolean;
-  versions: (number | ListedVersion)[];
-}
+/** The repository gives every case version 1. */
+const CASE_VERSION = 1;
 
-/**
- * Each model's state per GET /v1/models: the version's `state` and `reason` where the API gives
- * them, else `ready` for a listed model whose `ready` is true.
- */
+/** Each model's version 1 per GET /v1/models: its `state` and, when unavailable, the `reason`. */
 export async function servedStates(baseUrl: string): Promise<Map<string, ServedState>> {
   const response = await fetch(`${baseUrl}/v1/models`, { headers: { accept: 'application/json' } });
   if (response.status !== 200) throw new Error(`GET /v1/models answered ${response.status}`);
-  const { models } = (await response.json()) as { models: ListedModel[] };
+  const { models } = (await response.json()) as { models: { name: string; versionStates: VersionState[] }[] };
   const states = new Map<string, ServedState>();
   for (const model of models) {
-    const first = model.versions[0];
-    if (typeof first === 'object' && first.state !== undefined) {
-      const state: ServedState = { state: first.state as ServedState['state'] };
-      if (first.reason !== undefined) state.reason = first.reason;
-      states.set(model.name, state);
-    } else {
-      states.set(model.name, { state: model.ready === true ? 'ready' : 'loading' });
-    }
+    const listed = model.versionStates.find((entry) => entry.version === CASE_VERSION);
+    if (listed === undefined)
+      throw new Error(`GET /v1/models lists no version ${CASE_VERSION} of ${model.name}`);
+    const state: ServedState = { state: listed.state };
+    if (listed.reason !== undefined) state.reason = listed.reason;
+    states.set(model.name, state);
   }
   return states;
 }
@@ -220,18 +214,15 @@ export async function mapLimited<T, R>(
   return results;
 }
 
-/** Judges every prepared case against a running inferq; `included` says which are in its repository. */
+/** Judges every prepared case against a running inferq serving all of them. */
 export async function judgeAll(
   baseUrl: string,
   prepared: readonly Prepared[],
-  excluded: ReadonlyMap<string, string>,
   concurrency = 4,
 ): Promise<CaseResult[]> {
   const states = await servedStates(baseUrl);
   return mapLimited(prepared, concurrency, async (item) => {
     const name = item.testCase.name;
-    const why = excluded.get(name);
-    if (why !== undefined) return { name, verdict: { class: 'excluded', reason: why } };
     const state = states.get(name) ?? { state: 'absent' };
     try {
       return { name, verdict: await judgeCase(baseUrl, item, state) };

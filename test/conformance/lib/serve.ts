@@ -12,6 +12,25 @@ export interface Footprint {
   workerThreads: number | undefined;
   /** Redis `connected_clients` (the CLI's own check connection excluded: it has none open). */
   redisClients: number;
+  /** Ready versions per placement (`main`, `thread`), from the workers' reports in the fleet view. */
+  placements: Record<string, number>;
+}
+
+/** Counts the ready versions of every worker report in the fleet hash (docs/models.md, "Capacity"). */
+async function placementsOf(redis: Redis): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  // A private redis-server: one deployment, one fleet hash.
+  for (const key of await redis.keys('*:fleet')) {
+    for (const text of Object.values(await redis.hgetall(key))) {
+      const report = JSON.parse(text) as { versions: { state: string; placement?: string }[] };
+      for (const version of report.versions) {
+        if (version.state !== 'ready') continue;
+        const placement = version.placement ?? 'unknown';
+        counts[placement] = (counts[placement] ?? 0) + 1;
+      }
+    }
+  }
+  return counts;
 }
 
 export interface Served {
@@ -73,6 +92,7 @@ export async function measureFootprint(app: AllInOne): Promise<Footprint> {
       workerThreads: workerThreadsOf(app),
       // This connection is one of them.
       redisClients: Number(clients) - 1,
+      placements: await placementsOf(redis),
     };
   } finally {
     redis.disconnect();
