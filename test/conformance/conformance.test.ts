@@ -18,6 +18,7 @@ let prepared: Prepared[];
 let repository: string;
 let app: AllInOne | undefined;
 let startupMs = 0;
+let loadAverage = 0;
 let atStart: Footprint;
 
 beforeAll(async () => {
@@ -29,6 +30,7 @@ beforeAll(async () => {
   const served = await serveRepository(repository);
   app = served.app;
   startupMs = served.startupMs;
+  loadAverage = served.loadAverage;
   atStart = await measureFootprint(app);
 });
 
@@ -42,6 +44,7 @@ test('every case onnxruntime-node runs directly is served correctly, in MessageP
   const results: CaseResult[] = await judgeAll(app.url, prepared);
   const measured: Measurements = {
     startupMs,
+    loadAverage,
     atStart,
     atEnd: await measureFootprint(app),
     versions: prepared.length,

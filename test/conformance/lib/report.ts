@@ -1,5 +1,6 @@
 // The conformance table: counts per class, unavailable cases grouped by reason, and the cost of
 // serving the repository.
+import { cpus } from 'node:os';
 import type { CaseResult, Verdict } from './run.ts';
 import type { Footprint } from './serve.ts';
 
@@ -28,6 +29,8 @@ export interface Measurements {
   atEnd: Footprint;
   /** Versions in the repository. */
   versions: number;
+  /** The machine's 1-minute load average when `inferq serve` was spawned (its cores are shared). */
+  loadAverage: number;
 }
 
 export function countByClass(results: readonly CaseResult[]): Record<Verdict['class'], number> {
@@ -113,6 +116,7 @@ export function fullReport(results: readonly CaseResult[], measured: Measurement
     '| measure | after start-up | after every case |',
     '| --- | ---: | ---: |',
     `| start-up (\`inferq serve\` spawned → \`inferq ready\`) | ${(measured.startupMs / 1000).toFixed(1)} s | |`,
+    `| machine load average (1 min) at spawn, ${cpus().length} cores | ${measured.loadAverage.toFixed(1)} | |`,
     `| worker RSS | ${mib(atStart.workerRssBytes)} | ${mib(atEnd.workerRssBytes)} |`,
     `| API RSS | ${mib(atStart.apiRssBytes)} | ${mib(atEnd.apiRssBytes)} |`,
     `| worker OS threads | ${atStart.workerThreads ?? '?'} | ${atEnd.workerThreads ?? '?'} |`,

@@ -1,6 +1,7 @@
 // inferq started on the conformance repository the way the README does (`npm start` = inferq serve),
 // with what it costs: start-up time, the worker's and the API's memory, Redis connections.
 import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { type AllInOne, startAllInOne } from '../../helpers/processes.ts';
 
@@ -37,12 +38,15 @@ export interface Served {
   app: AllInOne;
   /** From spawning `inferq serve` to its `inferq ready:` line. */
   startupMs: number;
+  /** The 1-minute load average when it was spawned. */
+  loadAverage: number;
 }
 
 export async function serveRepository(dir: string): Promise<Served> {
+  const loadAverage = loadavg()[0] ?? 0;
   const started = performance.now();
   const app = await startAllInOne({ env: { MODEL_REPOSITORY: dir, LOG_LEVEL: 'warn' } });
-  return { app, startupMs: performance.now() - started };
+  return { app, startupMs: performance.now() - started, loadAverage };
 }
 
 async function rssOf(metricsUrl: string): Promise<number> {
