@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Four suites: pure units beside the source, integration against a real redis-server that the
+// Five suites: pure units beside the source, integration against a real redis-server that the
 // suite starts on a free port (test/helpers/global-redis.ts), and end-to-end tests that start the
-// built processes the way the README does and talk HTTP, and fault tests that crash, restart and
-// signal those processes under load.
+// built processes the way the README does and talk HTTP, fault tests that crash, restart and
+// signal those processes under load, and the conformance suite (ONNX's node tests through inferq).
 export default defineConfig({
   test: {
     reporters: ['default', './test/helpers/summary-reporter.ts'],
@@ -40,6 +40,17 @@ export default defineConfig({
           include: ['test/faults/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Issue 10 item 6: every case of ONNX's node tests (Debian's libonnx-testdata) served by
+        // `inferq serve` and compared with onnxruntime-node run directly (docs/conformance.md).
+        test: {
+          name: 'conformance',
+          include: ['test/conformance/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
           fileParallelism: false,
         },
       },

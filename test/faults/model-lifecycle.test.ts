@@ -85,18 +85,30 @@ async function eventually<T>(what: string, read: () => Promise<T>, check: (value
   throw new Error(`${what} never happened; last seen: ${JSON.stringify(last)}`);
 }
 
+/** A warm-up sample for writeWarmupFailingModel: one row of K = 3. */
+const MATMUL_SAMPLE = { inputs: { x: { dtype: 'float32', shape: [1, 3], data: [1, 2, 3] } } };
+
 describe('a repository with a good model, an unloadable one and one that fails its warm-up', () => {
   it('starts, serves the good one, and shows the others unavailable with their reasons', async () => {
     const repo = repositoryDir();
     writeAffineModel(modelPath(repo, 'good', 1), { scale: 2, bias: 1 });
     writeUnloadableModel(modelPath(repo, 'unloadable', 1));
     writeWarmupFailingModel(modelPath(repo, 'coldfail', 1));
+    // The same model with a warm-up sample of its own is served; with a sample of the wrong dtype it is not.
+    writeWarmupFailingModel(modelPath(repo, 'warmed', 1));
+    writeFileSync(join(repo, 'warmed', '1', 'warmup.json'), JSON.stringify(MATMUL_SAMPLE));
+    writeWarmupFailingModel(modelPath(repo, 'badsample', 1));
+    const badSample = join(repo, 'badsample', '1', 'warmup.json');
+    writeFileSync(
+      badSample,
+      JSON.stringify({ inputs: { x: { ...MATMUL_SAMPLE.inputs.x, dtype: 'float64' } } }),
+    );
     writeFileSync(join(repo, 'badconfig.json'), 'a file beside the models is skipped');
     const serve = await startAllInOne({ env: { MODEL_REPOSITORY: repo, LOG_LEVEL: 'warn' } });
     running.push(serve);
 
     const listed = await models(serve.url);
-    expect(listed.map((m) => m.name)).toEqual(['coldfail', 'good', 'unloadable']);
+    expect(listed.map((m) => m.name)).toEqual(['badsample', 'coldfail', 'good', 'unloadable', 'warmed']);
     const byName = new Map(listed.map((m) => [m.name, m]));
     const good = byName.get('good')!;
     expect(good).toMatchObject({ ready: true, defaultVersion: 1, executionProvider: 'cpu' });
@@ -119,6 +131,30 @@ describe('a repository with a good model, an unloadable one and one that fails i
     expect(coldfail).toMatchObject({ version: 1, state: 'unavailable', accepting: false });
     expect(coldfail.reason).toMatch(/^warm-up failed: .*MatMul/);
     expect(byName.get('coldfail')!.executionProvider).toBeNull();
+    expect(byName.get('warmed')!.versionStates[0]).toMatchObject({
+      version: 1,
+      state: 'ready',
+      accepting: true,
+    });
+    const badsample = byName.get('badsample')!.versionStates[0]!;
+    expect(badsample).toMatchObject({
+      version: 1,
+      state: 'unavailable',
+      accepting: false,
+      reason: `${badSample}: warm-up sample: input 'x' is float64; the model expects float32`,
+    });
+
+    const warmed = await submit(
+      serve.url,
+      '/v1/models/warmed/infer',
+      JSON.stringify({ ...MATMUL_SAMPLE, cache: false }),
+      'wait=10',
+    );
+    expect(warmed.status).toBe(200);
+    expect(await warmed.json()).toMatchObject({
+      status: 'succeeded',
+      outputs: { y: { dtype: 'float32', shape: [1, 2], data: [4, 5] } },
+    });
 
     const served = await submit(serve.url, '/v1/models/good/infer', affineBody([1, 2, 3, 4]), 'wait=10');
     expect(served.status).toBe(200);
@@ -141,6 +177,7 @@ describe('a repository with a good model, an unloadable one and one that fails i
     expect(await readiness.json()).toMatchObject({
       ready: true,
       unavailable: [
+        { name: 'badsample', version: 1, reason: badsample.reason },
         { name: 'coldfail', version: 1, reason: coldfail.reason },
         { name: 'unloadable', version: 1, reason: unloadable.reason },
       ],

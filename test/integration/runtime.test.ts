@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,13 +10,15 @@ import {
   type ModelVersion,
   type SessionPlacement,
 } from '@inferq/repository';
-import { ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
+import { MAIN_THREAD_PROBE_MAX_BYTES, ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
+import { Packr } from 'msgpackr';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { writeSlowIdentityModel } from '../faults/models.ts';
 import {
   writeAffineModel,
   writeFixedBatchModel,
   writeIdentityModel,
+  writeModel,
   writeTwoInputModel,
 } from '../helpers/onnx-models.ts';
 import { randomFloats } from '../helpers/random.ts';
@@ -227,6 +229,157 @@ describe('loadModelRepository', () => {
   });
 });
 
+/** q = a / b on int32 [N, 3]: onnxruntime refuses to divide by the zeros of a default warm-up. */
+function writeIntegerDivisionModel(path: string): string {
+  return writeModel(path, {
+    inputs: [
+      { name: 'a', dtype: 'int32', shape: ['N', 3] },
+      { name: 'b', dtype: 'int32', shape: ['N', 3] },
+    ],
+    outputs: [{ name: 'q', dtype: 'int32', shape: ['N', 3] }],
+    nodes: [{ op: 'Div', inputs: ['a', 'b'], outputs: ['q'] }],
+  });
+}
+
+/** A JSON infer body, as a client POSTs it. */
+function jsonBody(
+  inputs: Record<string, { dtype: string; shape: number[]; data: unknown[] }>,
+  extra = {},
+): string {
+  return JSON.stringify({ inputs, ...extra });
+}
+
+describe('warm-up samples', () => {
+  const division = {
+    a: { dtype: 'int32', shape: [1, 3], data: [7, -9, 12] },
+    b: { dtype: 'int32', shape: [1, 3], data: [2, 3, -4] },
+  };
+
+  function divisionRepository(): string {
+    const repo = temporaryRepository();
+    writeIntegerDivisionModel(model(repo, 'div', 1));
+    return repo;
+  }
+
+  it('reads warmup.json or warmup.msgpack beside model.onnx, decoded as a request body', async () => {
+    const repo = divisionRepository();
+    const sampleFile = join(repo, 'div', '1', 'warmup.json');
+    writeFileSync(sampleFile, jsonBody(division));
+    const read = await loadModelRepository(repo);
+    expect(read.get('div')?.warmupSample).toEqual({
+      file: sampleFile,
+      inputs: {
+        a: { dtype: 'int32', shape: [1, 3], data: new Int32Array([7, -9, 12]) },
+        b: { dtype: 'int32', shape: [1, 3], data: new Int32Array([2, 3, -4]) },
+      },
+    });
+    rmSync(sampleFile);
+    const packed = join(repo, 'div', '1', 'warmup.msgpack');
+    const bytes = (values: number[]): Uint8Array => new Uint8Array(new Int32Array(values).buffer);
+    writeFileSync(
+      packed,
+      new Packr({ useRecords: false }).pack({
+        inputs: {
+          a: { dtype: 'int32', shape: [1, 3], data: bytes([7, -9, 12]) },
+          b: { dtype: 'int32', shape: [1, 3], data: bytes([2, 3, -4]) },
+        },
+      }),
+    );
+    const again = await loadModelRepository(repo, undefined, read);
+    expect(again.get('div')?.warmupSample?.file).toBe(packed);
+    expect(again.get('div')?.warmupSample?.inputs.b?.data).toEqual(new Int32Array([2, 3, -4]));
+    // A changed sample is a changed version: the worker loads it again.
+    expect(again.get('div')?.fingerprint).not.toBe(read.get('div')?.fingerprint);
+    expect((await loadModelRepository(divisionRepository())).get('div')?.warmupSample).toBeUndefined();
+  });
+
+  it('makes the version unavailable, naming the file, when the sample is not one the API would accept', async () => {
+    const repo = divisionRepository();
+    const sampleFile = join(repo, 'div', '1', 'warmup.json');
+    const problemWith = async (text: string): Promise<string | undefined> => {
+      writeFileSync(sampleFile, text);
+      const read = await loadModelRepository(repo);
+      expect(read.get('div')).toBeUndefined();
+      return read.version('div', 1)?.problem;
+    };
+    expect(await problemWith(jsonBody({ a: division.a, b: { ...division.b, dtype: 'float32' } }))).toBe(
+      `${sampleFile}: warm-up sample: input 'b' is float32; the model expects int32`,
+    );
+    expect(await problemWith(jsonBody({ a: division.a }))).toBe(
+      `${sampleFile}: warm-up sample: missing input 'b'; the model takes 'a', 'b'`,
+    );
+    expect(await problemWith(jsonBody({ a: division.a, b: { ...division.b, shape: [3, 1] } }))).toBe(
+      `${sampleFile}: warm-up sample: input 'b' has 1 on axis 1 (shape [3, 1]); the model expects 3 [-1, 3], -1 meaning any`,
+    );
+    expect(
+      await problemWith(
+        jsonBody({ a: division.a, b: { dtype: 'int32', shape: [2, 3], data: [1, 1, 1, 1, 1, 1] } }),
+      ),
+    ).toBe(
+      `${sampleFile}: warm-up sample: inputs disagree on the batch axis (axis 0): 'b' has 2 rows, the inputs before it 1`,
+    );
+    expect(await problemWith(jsonBody(division, { priority: 3 }))).toBe(
+      `${sampleFile}: warm-up sample: only "inputs" is used; remove "priority"`,
+    );
+    expect(await problemWith('{ "inputs": ')).toMatch(`${sampleFile}: warm-up sample: `);
+    writeFileSync(
+      join(repo, 'div', '1', 'warmup.msgpack'),
+      new Packr({ useRecords: false }).pack({ inputs: {} }),
+    );
+    expect(await problemWith(jsonBody(division))).toBe(
+      `${sampleFile} and ${join(repo, 'div', '1', 'warmup.msgpack')}: two warm-up samples; keep one`,
+    );
+  });
+
+  it('warms up with the sample stacked to maxBatchSize rows instead of zeros, and places auto by it', async () => {
+    const repo = divisionRepository();
+    writeConfig(repo, 'div', { maxBatchSize: 5 });
+    const withoutSample = (await loadModelRepository(repo)).get('div')!;
+    const zeros = await open(withoutSample, { placement: 'main' });
+    await expect(zeros.warmup()).rejects.toThrow(/Integer division by zero/);
+    // A model that refuses zeros cannot be timed: auto places it in a thread.
+    expect((await open(withoutSample)).placement).toBe('thread');
+
+    writeFileSync(
+      join(repo, 'div', '1', 'warmup.json'),
+      jsonBody({
+        a: { dtype: 'int32', shape: [2, 3], data: [7, -9, 12, 1, 2, 3] },
+        b: { dtype: 'int32', shape: [2, 3], data: [2, 3, -4, 1, 1, 1] },
+      }),
+    );
+    const version = (await loadModelRepository(repo)).get('div')!;
+    const session = await open(version);
+    expect(session.placement).toBe('main');
+    // Two copies of its 2 rows fit in 5: the largest batch of that shape the batcher forms.
+    const { outputs } = await session.warmup();
+    expect(outputs).toEqual({
+      q: { dtype: 'int32', shape: [4, 3], data: new Int32Array([3, -3, -3, 1, 2, 3, 3, -3, -3, 1, 2, 3]) },
+    });
+    // The sample's own buffers are never moved to a thread: it warms every session of the version.
+    const threaded = await open(version, { placement: 'thread' });
+    await threaded.warmup();
+    await threaded.warmup();
+    expect(version.warmupSample?.inputs.a?.data).toEqual(new Int32Array([7, -9, 12, 1, 2, 3]));
+  });
+
+  it('runs a sample of more rows than maxBatchSize once, and a model without a batch axis as it is', async () => {
+    const repo = divisionRepository();
+    writeConfig(repo, 'div', { maxBatchSize: 1 });
+    writeFileSync(
+      join(repo, 'div', '1', 'warmup.json'),
+      jsonBody({
+        a: { dtype: 'int32', shape: [2, 3], data: [7, -9, 12, 1, 2, 3] },
+        b: { dtype: 'int32', shape: [2, 3], data: [2, 3, -4, 1, 1, 1] },
+      }),
+    );
+    const batched = await open((await loadModelRepository(repo)).get('div'));
+    expect((await batched.warmup()).outputs.q?.shape).toEqual([2, 3]);
+    writeConfig(repo, 'div', { maxBatchSize: 0 });
+    const alone = await open((await loadModelRepository(repo)).get('div'));
+    expect((await alone.warmup()).outputs.q?.data).toEqual(new Int32Array([3, -3, -3, 1, 2, 3]));
+  });
+});
+
 describe.each(['thread', 'main'] as const)('ModelSession placed on the %s thread', (placement) => {
   let repository: ModelRepository;
   const openHere = (version: ModelVersion | undefined): Promise<ModelSession> => open(version, { placement });
@@ -341,12 +494,67 @@ describe('ModelSession placement', () => {
     expect(session.placement).toBe('thread');
   });
 
+  it('auto: a small model file is timed on the main thread, and moves to a thread when its batch is slow', async () => {
+    const repo = temporaryRepository();
+    // x @ x on [1, 384, 384]: 56 M multiply-adds, far more than a millisecond, from a file of ~200 bytes.
+    const path = writeModel(model(repo, 'square', 1), {
+      inputs: [{ name: 'x', dtype: 'float32', shape: [1, 384, 384] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [1, 384, 384] }],
+      nodes: [{ op: 'MatMul', inputs: ['x', 'x'], outputs: ['y'] }],
+    });
+    writeConfig(repo, 'square', { intraOpThreads: 1 });
+    expect(statSync(path).size).toBeLessThanOrEqual(MAIN_THREAD_PROBE_MAX_BYTES);
+    const session = await open((await loadModelRepository(repo)).get('square'));
+    expect(session.placement).toBe('thread');
+    const x = new Float32Array(384 * 384).fill(1);
+    const { outputs } = await session.run({ x: f32([1, 384, 384], [...x]) });
+    expect(outputs.y!.data).toEqual(new Float32Array(384 * 384).fill(384));
+  });
+
   it('follows the placement config.json names over the measurement', async () => {
     const repo = temporaryRepository();
     writeAffineModel(model(repo, 'affine', 1), { scale: 2, bias: 0.5 });
     writeConfig(repo, 'affine', { placement: 'thread' });
     const session = await open((await loadModelRepository(repo)).get('affine'));
     expect(session.placement).toBe('thread');
+  });
+});
+
+describe.each(['thread', 'main'] as const)('input alignment on the %s thread', (placement) => {
+  /** The bytes of a float32 output, to compare bit for bit. */
+  const hex = (data: TensorData): string =>
+    Buffer.from(
+      (data as Float32Array).buffer,
+      (data as Float32Array).byteOffset,
+      (data as Float32Array).byteLength,
+    ).toString('hex');
+
+  it('gives a request the same bits wherever its bytes sat in the payload, alone or stacked into a batch', async () => {
+    const repo = temporaryRepository();
+    // ReduceSum over every element: onnxruntime's vectorised sum rounds differently for an input 4,
+    // 8 or 12 bytes past a 16-byte boundary (as test_reduce_log_sum_default of ONNX's node tests does).
+    writeModel(model(repo, 'sum', 1), {
+      inputs: [{ name: 'x', dtype: 'float32', shape: [1, 60] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [1, 1] }],
+      nodes: [{ op: 'ReduceSum', inputs: ['x'], outputs: ['y'] }],
+    });
+    const session = await open((await loadModelRepository(repo)).get('sum'), { placement });
+    const values = randomFloats(60, 11);
+    const atOffset = (offset: number): TensorMap => {
+      const payload = new ArrayBuffer(60 * 4 + 64);
+      const view = new Float32Array(payload, offset, 60);
+      view.set(values);
+      return { x: { dtype: 'float32', shape: [1, 60], data: view } };
+    };
+    const reference = hex((await session.run({ x: f32([1, 60], [...values]) })).outputs.y!.data);
+    for (const offset of [0, 4, 8, 12, 16, 20]) {
+      const request = atOffset(offset);
+      expect(hex((await session.run(request)).outputs.y!.data), `alone at offset ${offset}`).toBe(reference);
+      const stacked = stackInputs([request], ['x']);
+      expect(hex((await session.run(stacked)).outputs.y!.data), `stacked from offset ${offset}`).toBe(
+        reference,
+      );
+    }
   });
 });
 

@@ -174,17 +174,21 @@ export class ServedModels {
       toLoad.push(want.model);
     }
     this.onChange?.();
-    // One version at a time: loading is CPU- and memory-heavy, and the first ones serve sooner.
+    // One version at a time: loading is CPU- and memory-heavy, and the first ones serve sooner. Its
+    // Redis round trips (a connection, the consumer groups) overlap the next version's loading: one
+    // after the other they doubled the start-up of a repository of ~900 small models.
+    const serving: Promise<void>[] = [];
     for (const version of toLoad) {
       if (this.closed) break;
-      await this.load(version);
-      this.onChange?.();
+      const session = await this.load(version);
+      if (session === undefined) this.onChange?.();
+      else serving.push(this.serve(version, session).then(() => this.onChange?.()));
     }
-    await Promise.all(retiring);
+    await Promise.all([...serving, ...retiring]);
   }
 
-  private async load(version: ModelVersion): Promise<void> {
-    const { logger } = this.options;
+  /** Opens and warms up a version's session; undefined when the version is unavailable. */
+  private async load(version: ModelVersion): Promise<ModelSession | undefined> {
     const slot = this.slots.get(slotKey(version.name, version.version))!;
     const opening = performance.now();
     let session: ModelSession | undefined;
@@ -206,6 +210,18 @@ export class ServedModels {
         }
         slot.warmupMs = Math.round(performance.now() - warming);
       }
+      return session;
+    } catch (error) {
+      await this.fail(version, slot, session, error);
+      return undefined;
+    }
+  }
+
+  /** Starts serving a loaded version's queue: its own blocking connection, groups, ModelWorker. */
+  private async serve(version: ModelVersion, session: ModelSession): Promise<void> {
+    const { logger } = this.options;
+    const slot = this.slots.get(slotKey(version.name, version.version))!;
+    try {
       const blocking = this.options.connect();
       slot.blocking = blocking;
       const consumer = new QueueConsumer({
@@ -235,26 +251,37 @@ export class ServedModels {
           placement: slot.placement,
           loadMs: slot.loadMs,
           warmupMs: slot.warmupMs,
+          warmupSample: version.warmupSample?.file,
           config: version.config,
         },
         'model loaded',
       );
     } catch (error) {
-      slot.state = 'unavailable';
-      slot.reason = messageOf(error);
-      await session?.close().catch(() => undefined);
-      if (slot.blocking) await closeConnection(slot.blocking).catch(() => undefined);
-      slot.session = undefined;
-      slot.blocking = undefined;
-      logger.warn(
-        { model: version.name, version: version.version, reason: slot.reason },
-        'model version unavailable',
-      );
-      await this.endIfNobodyServes(version.name, version.version, {
-        code: MODEL_UNAVAILABLE,
-        message: slot.reason,
-      });
+      await this.fail(version, slot, session, error);
     }
+  }
+
+  /** Marks the version unavailable with why, releases what it held, ends what is queued for it. */
+  private async fail(
+    version: ModelVersion,
+    slot: Slot,
+    session: ModelSession | undefined,
+    error: unknown,
+  ): Promise<void> {
+    slot.state = 'unavailable';
+    slot.reason = messageOf(error);
+    await session?.close().catch(() => undefined);
+    if (slot.blocking) await closeConnection(slot.blocking).catch(() => undefined);
+    slot.session = undefined;
+    slot.blocking = undefined;
+    this.options.logger.warn(
+      { model: version.name, version: version.version, reason: slot.reason },
+      'model version unavailable',
+    );
+    await this.endIfNobodyServes(version.name, version.version, {
+      code: MODEL_UNAVAILABLE,
+      message: slot.reason,
+    });
   }
 
   /**

@@ -258,9 +258,9 @@ function parseTensorMap(value: unknown, where: string, format: WireFormat, limit
   if (!isPlainMap(value)) {
     throw new BadRequestError(`${where} must be a map of name -> tensor, got ${describeValue(value)}`);
   }
+  // An empty map is valid here: a model may take no inputs (ONNX's Constant, a generator); against a
+  // model that takes some, validateInputs answers 422 naming the first missing one.
   const names = Object.keys(value);
-  if (where === 'inputs' && names.length === 0)
-    throw new BadRequestError('inputs must hold at least one tensor');
   if (names.length > limits.maxInputs) {
     throw new BadRequestError(
       `${where} holds ${names.length} tensors; at most ${limits.maxInputs} are allowed`,

@@ -31,6 +31,15 @@ test('a matching request passes, dynamic dimensions taking any size', () => {
   ).not.toThrow();
 });
 
+test('no inputs: valid for a model that takes none, 422 naming the first missing one otherwise', () => {
+  expect(() =>
+    validateInputs({ inputs: {} }, { inputs: [], outputs: [{ name: 'y', dtype: 'float32', shape: [2] }] }),
+  ).not.toThrow();
+  expect(() => validateInputs({ inputs: {} }, signature)).toThrow(
+    new UnprocessableError("missing input 'x'; the model takes 'x', 'mask'"),
+  );
+});
+
 describe('mismatches are 422 and name the input', () => {
   const cases: [string, InferRequestBody, RegExp][] = [
     [

@@ -27,6 +27,8 @@ export {
   type ModelRepository,
   type ModelVersion,
   type RepositoryVersion,
+  WARMUP_FILES,
+  type WarmupSample,
 } from './repository.ts';
 export { readModelSignature, SignatureError } from './signature.ts';
 export { RepositoryWatch, type RepositoryWatchOptions, type WatchLogger } from './watch.ts';

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ModelSignature } from '@inferq/protocol';
+import {
+  batchShapeOf,
+  decodeInferRequest,
+  type InputLimits,
+  type ModelSignature,
+  type TensorMap,
+  validateInputs,
+  type WireFormat,
+} from '@inferq/protocol';
 import {
   type ModelConfig,
   ModelConfigError,
@@ -19,8 +27,18 @@ export interface ModelVersion {
   path: string;
   signature: ModelSignature;
   config: ModelConfig;
-  /** Identifies the model file and config.json this was read from: a different one means reload. */
+  /** Identifies the model file, config.json and warm-up sample read: a different one means reload. */
   fingerprint: string;
+  /** The version's own warm-up request (WARMUP_FILES), checked against the signature. */
+  warmupSample?: WarmupSample;
+}
+
+/** A warm-up request read from the version folder: what the worker warms up (and places) with. */
+export interface WarmupSample {
+  /** Absolute path of the file it came from. */
+  file: string;
+  /** Its inputs, valid for the signature (and sharing one batch axis when the model batches). */
+  inputs: TensorMap;
 }
 
 /** A version folder as the repository holds it, servable or not. */
@@ -71,6 +89,24 @@ export interface ModelRepository {
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.onnx';
+/**
+ * A version's own warm-up request, beside its model.onnx: an infer body in either wire format
+ * (docs/models.md, "Warm-up samples"). At most one of the two.
+ */
+export const WARMUP_FILES: Readonly<Record<WireFormat, string>> = {
+  json: 'warmup.json',
+  msgpack: 'warmup.msgpack',
+};
+
+/** The operator's own file, like model.onnx: no caps on its size (the API's are for clients). */
+const UNCAPPED: InputLimits = {
+  maxElementsPerTensor: Number.MAX_SAFE_INTEGER,
+  maxRank: 1024,
+  maxDimension: Number.MAX_SAFE_INTEGER,
+  maxStringBytes: Number.MAX_SAFE_INTEGER,
+  maxInputs: 4096,
+  maxListElements: Number.MAX_SAFE_INTEGER,
+};
 
 /** Model names end up in URLs, Redis keys and metric labels. */
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -101,6 +137,44 @@ function parseConfig(text: string | undefined, file: string): unknown {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The warm-up sample files in a version folder, with their stamps (none, one, or both: refused). */
+async function warmupFilesOf(
+  versionDir: string,
+): Promise<{ format: WireFormat; file: string; stamp: string }[]> {
+  const found: { format: WireFormat; file: string; stamp: string }[] = [];
+  for (const [format, name] of Object.entries(WARMUP_FILES) as [WireFormat, string][]) {
+    const file = join(versionDir, name);
+    const stamp = await fileStamp(file);
+    if (stamp !== undefined) found.push({ format, file, stamp });
+  }
+  return found;
+}
+
+/**
+ * Decodes a warm-up sample as the API decodes a request body, then checks it as the API checks a
+ * request for this version: a body the API would refuse is refused here, naming the file.
+ */
+async function readWarmupSample(
+  file: string,
+  format: WireFormat,
+  signature: ModelSignature,
+  maxBatchSize: number,
+): Promise<WarmupSample> {
+  try {
+    const body = decodeInferRequest(new Uint8Array(await readFile(file)), format, UNCAPPED);
+    const extra = Object.keys(body).filter(
+      (key) => key !== 'inputs' && (body as unknown as Record<string, unknown>)[key] !== undefined,
+    );
+    if (extra.length > 0)
+      throw new Error(`only "inputs" is used; remove ${extra.map((key) => `"${key}"`).join(', ')}`);
+    validateInputs(body, signature);
+    if (maxBatchSize > 0 && signature.inputs.length > 0) batchShapeOf(body.inputs, signature);
+    return { file, inputs: body.inputs };
+  } catch (error) {
+    throw new Error(`${file}: warm-up sample: ${messageOf(error)}`);
+  }
 }
 
 async function readModel(
@@ -147,9 +221,11 @@ async function readModel(
 
   const versions: RepositoryVersion[] = [];
   for (const version of numbers) {
-    const path = join(modelDir, String(version), MODEL_FILE);
+    const versionDir = join(modelDir, String(version));
+    const path = join(versionDir, MODEL_FILE);
     const stamp = await fileStamp(path);
-    const fingerprint = `${stamp ?? 'missing'}/${configHash}`;
+    const samples = await warmupFilesOf(versionDir);
+    const fingerprint = [`${stamp ?? 'missing'}/${configHash}`, ...samples.map((s) => s.stamp)].join('/');
     const base = { name, version, path, fingerprint, retired: !served.has(version) };
     const known = previous?.version(name, version);
     if (known !== undefined && known.fingerprint === fingerprint && configProblem === undefined) {
@@ -164,11 +240,25 @@ async function readModel(
       versions.push({ ...base, problem: `${path}: missing` });
       continue;
     }
+    if (samples.length > 1) {
+      const names = samples.map((sample) => sample.file).join(' and ');
+      versions.push({ ...base, problem: `${names}: two warm-up samples; keep one` });
+      continue;
+    }
     try {
       const signature = await readModelSignature(path);
       // The config is shared by every version, but inferred defaults and checks depend on each signature.
       const config = resolveModelConfig(raw, configFile, signature);
-      versions.push({ ...base, model: { name, version, path, signature, config, fingerprint } });
+      const model: ModelVersion = { name, version, path, signature, config, fingerprint };
+      const sample = samples[0];
+      if (sample !== undefined)
+        model.warmupSample = await readWarmupSample(
+          sample.file,
+          sample.format,
+          signature,
+          config.maxBatchSize,
+        );
+      versions.push({ ...base, model });
     } catch (error) {
       versions.push({ ...base, problem: messageOf(error) });
     }
@@ -177,8 +267,8 @@ async function readModel(
 }
 
 /**
- * Reads `<dir>/<model>/config.json` (optional) and `<dir>/<model>/<version>/model.onnx`, each model's
- * signature from its file. Nothing in the folder is fatal but the folder itself missing: a version
+ * Reads `<dir>/<model>/config.json` (optional), `<dir>/<model>/<version>/model.onnx` and the
+ * version's warm-up sample (optional, WARMUP_FILES), each model's signature from its file. Nothing in the folder is fatal but the folder itself missing: a version
  * whose config or model file cannot be used carries the reason (`problem`), and entries that are not
  * models or versions are listed in `problems`. `only` restricts reading to those models. With
  * `previous`, versions whose files did not change are taken from it instead of being read again.

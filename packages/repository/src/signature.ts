@@ -27,14 +27,31 @@ export class SignatureError extends Error {
   override readonly name = 'SignatureError';
 }
 
+/** Element types newer than onnx-proto's enum (onnx.proto3 TensorProto.DataType). */
+const NEWER_ELEMENT_TYPES: ReadonlyMap<number, string> = new Map([
+  [17, 'FLOAT8E4M3FN'],
+  [18, 'FLOAT8E4M3FNUZ'],
+  [19, 'FLOAT8E5M2'],
+  [20, 'FLOAT8E5M2FNUZ'],
+  [21, 'UINT4'],
+  [22, 'INT4'],
+  [23, 'FLOAT4E2M1'],
+  [24, 'FLOAT8E8M0'],
+]);
+
 function elementTypeName(elemType: number): string {
-  return (ElementType as unknown as Record<number, string>)[elemType] ?? `element type ${elemType}`;
+  return (
+    (ElementType as unknown as Record<number, string>)[elemType] ??
+    NEWER_ELEMENT_TYPES.get(elemType) ??
+    `element type ${elemType}`
+  );
 }
 
 function kindOf(type: onnxProto.onnx.ITypeProto | null | undefined): string {
   if (type?.sequenceType) return 'a sequence';
   if (type?.mapType) return 'a map';
-  if ((type as { optionalType?: unknown } | null | undefined)?.optionalType) return 'an optional';
+  if (type?.optionalType) return 'an optional';
+  if (type?.sparseTensorType) return 'a sparse tensor';
   return 'not a tensor';
 }
 
@@ -53,8 +70,16 @@ function toSpec(value: onnxProto.onnx.IValueInfoProto, modelPath: string): Tenso
       `${modelPath}: '${name}' has element type ${elementTypeName(elemType)}, which is not served`,
     );
   }
-  // A missing shape is an unknown rank: callers see no dims and validate the rank they are sent.
-  const dims = tensorType.shape?.dim ?? [];
+  // No shape at all is an unknown rank, which a signature cannot say: `[]` means a scalar, so every
+  // request with a tensor would be refused (an input), or a client told a scalar comes back (an
+  // output). The model is refused instead, saying how to give it shapes.
+  if (!tensorType.shape) {
+    throw new SignatureError(
+      `${modelPath}: '${name}' has no shape (its rank is unknown), which inferq cannot check requests against; ` +
+        'give the graph input and output shapes (onnx.shape_inference.infer_shapes, or the exporter)',
+    );
+  }
+  const dims = tensorType.shape.dim ?? [];
   const shape = dims.map((dim) => {
     const value = dim.dimValue;
     if (value === null || value === undefined || dim.dimParam) return -1;

@@ -1,5 +1,6 @@
 export {
   MAIN_THREAD_MAX_RUN_MS,
+  MAIN_THREAD_PROBE_MAX_BYTES,
   ModelSession,
   type ModelSessionOptions,
   type SessionRunResult,

@@ -1,12 +1,12 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Tensor, TensorMap } from '@inferq/protocol';
+import type { Tensor, TensorData, TensorMap } from '@inferq/protocol';
 import type { ModelVersion, SessionPlacement } from '@inferq/repository';
 import type { InferenceSession } from 'onnxruntime-node';
 import { elementsOf } from './dtypes.ts';
 import { errorMessage, type OrtSessionSettings, openOrtSession, runOrtSession } from './ort-session.mjs';
-import { allocateOwned, isExclusivelyOwned } from './stacking.ts';
+import { allocateOwned, batchRows, isExclusivelyOwned, stackInputs } from './stacking.ts';
 
 /**
  * Where the thread script lives. From source (vitest, tsc) it is `session-thread.mjs` beside this file.
@@ -27,6 +27,42 @@ export const MAIN_THREAD_MAX_RUN_MS = 1;
 
 /** Warm-up runs timed to place an `auto` model; the fastest one decides. */
 const PLACEMENT_PROBE_RUNS = 3;
+
+/**
+ * An `auto` model whose file is at most this size is probed on the main thread, where opening costs
+ * what `main` costs; a bigger one is probed in its thread. A thread start loads onnxruntime's binding
+ * anew (~160 ms on 2 cores), which dominated start-up for repositories of many small models, while
+ * loading 1 MiB of weights a second time when a small model turns out slow costs a few milliseconds.
+ * Bigger files are mostly models whose runs take milliseconds (they end up on a thread anyway), and
+ * probing them there never blocks the event loop for their runs nor loads their weights twice.
+ */
+export const MAIN_THREAD_PROBE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * A probe run on the main thread this long ends the probe at once: the model moves to a thread
+ * without blocking the event loop for the remaining runs.
+ */
+const MAIN_THREAD_PROBE_ABORT_MS = 20;
+
+/**
+ * onnxruntime's vectorised CPU kernels round differently when an input does not start on a 16-byte
+ * boundary (measured: a ReduceLogSum gives another last bit at offsets 4, 8 and 12 mod 16, the same
+ * at 0, 16, 32 and 48), so a request's tensors, views into its payload at any offset, are copied
+ * to a fresh buffer (malloc'd: 16-byte aligned) when misaligned: its result never depends on where
+ * its bytes sat, alone or stacked into a batch.
+ */
+const INPUT_ALIGNMENT = 16;
+
+function alignedInputs(inputs: TensorMap): TensorMap {
+  let copied: TensorMap | undefined;
+  for (const [name, tensor] of Object.entries(inputs)) {
+    const { data } = tensor;
+    if (Array.isArray(data) || data.byteOffset % INPUT_ALIGNMENT === 0) continue;
+    copied ??= { ...inputs };
+    copied[name] = { dtype: tensor.dtype, shape: tensor.shape, data: data.slice() as TensorData };
+  }
+  return copied ?? inputs;
+}
 
 function threadScriptUrl(): URL {
   for (const candidate of THREAD_SCRIPT_CANDIDATES) {
@@ -85,8 +121,10 @@ export class ModelSession {
   /**
    * Opens the model with the first execution provider of the config that works (falling back to
    * cpu) and graph optimisation 'all', in a worker thread or on the main thread as its placement
-   * says. `auto` opens it in a thread, times its warm-up batch, and moves it to the main thread
-   * when that takes less than MAIN_THREAD_MAX_RUN_MS.
+   * says. `auto` times its warm-up batch (warmup()) and runs it on the main thread when that takes
+   * less than MAIN_THREAD_MAX_RUN_MS, else in a thread: a file of at most
+   * MAIN_THREAD_PROBE_MAX_BYTES is opened and timed on the main thread first, a bigger one in its
+   * thread. A model whose warm-up fails is placed in a thread, where any model can run.
    */
   static async open(version: ModelVersion, options: ModelSessionOptions = {}): Promise<ModelSession> {
     const settings: OrtSessionSettings = {
@@ -98,37 +136,64 @@ export class ModelSession {
     const placement = options.placement ?? version.config.placement;
     if (placement === 'main')
       return new ModelSession(version, await MainThreadBackend.open(settings), 'main');
-    const threaded = new ModelSession(version, await ThreadBackend.open(settings), 'thread');
-    if (placement === 'thread') return threaded;
-    let fastest = Number.POSITIVE_INFINITY;
-    try {
-      for (let run = 0; run < PLACEMENT_PROBE_RUNS; run++) {
-        fastest = Math.min(fastest, (await threaded.warmup()).inferMs);
-      }
-    } catch {
-      // A model that refuses zeros is placed where any model can run; its real inputs will tell.
-      return threaded;
+    if (placement === 'auto' && statSync(version.path).size <= MAIN_THREAD_PROBE_MAX_BYTES) {
+      const main = new ModelSession(version, await MainThreadBackend.open(settings), 'main');
+      if (await main.#runsFast(MAIN_THREAD_PROBE_ABORT_MS)) return main;
+      await main.close();
+      return new ModelSession(version, await ThreadBackend.open(settings), 'thread');
     }
-    if (fastest >= MAIN_THREAD_MAX_RUN_MS) return threaded;
+    const threaded = new ModelSession(version, await ThreadBackend.open(settings), 'thread');
+    if (placement === 'thread' || !(await threaded.#runsFast(Number.POSITIVE_INFINITY))) return threaded;
     await threaded.close();
     return new ModelSession(version, await MainThreadBackend.open(settings), 'main');
   }
 
   /**
+   * Whether one of PLACEMENT_PROBE_RUNS warm-up runs takes under MAIN_THREAD_MAX_RUN_MS; false at
+   * once when one takes `abortMs` or more, or fails (its real inputs will tell).
+   */
+  async #runsFast(abortMs: number): Promise<boolean> {
+    try {
+      for (let run = 0; run < PLACEMENT_PROBE_RUNS; run++) {
+        const { inferMs } = await this.warmup();
+        if (inferMs < MAIN_THREAD_MAX_RUN_MS) return true;
+        if (inferMs >= abortMs) return false;
+      }
+    } catch {
+      return false;
+    }
+    return false;
+  }
+
+  /**
    * Runs the model once. On a thread, buffers allocated by stackInputs (or warmup) are moved to it,
-   * not copied, and are unusable here afterwards; any other input is copied. Outputs are owned by the
-   * caller. Rejects with onnxruntime's message when the model refuses the inputs.
+   * not copied, and are unusable here afterwards; any other input is copied. On the main thread, an
+   * input not 16-byte aligned is copied (INPUT_ALIGNMENT). Outputs are owned by the caller. Rejects with onnxruntime's message when the model refuses the inputs.
    */
   run(inputs: TensorMap, outputNames?: string[]): Promise<SessionRunResult> {
     return this.#backend.run(inputs, outputNames);
   }
 
   /**
-   * Runs once on zeros shaped like the signature (dynamic dims 1, the batch axis at maxBatchSize when
-   * the model batches) so that the first real request does not pay for lazy initialisation.
+   * Runs the warm-up batch once, so that the first real request does not pay for lazy
+   * initialisation. With a sample (by default the version's warm-up sample file): its inputs, and
+   * for a model that batches, the sample stacked as many times as fit in maxBatchSize rows (at least
+   * once), the largest batch of its shape the batcher forms. Without: zeros shaped like the
+   * signature (dynamic dims 1, the batch axis at maxBatchSize when the model batches).
    */
-  async warmup(): Promise<SessionRunResult> {
+  async warmup(sample: TensorMap | undefined = this.version.warmupSample?.inputs): Promise<SessionRunResult> {
     const { signature, config } = this.version;
+    if (sample !== undefined) {
+      const names = signature.inputs.map((spec) => spec.name);
+      if (config.maxBatchSize <= 0 || names.length === 0) return this.run(sample);
+      const copies = Math.max(1, Math.floor(config.maxBatchSize / batchRows(sample)));
+      return this.run(
+        stackInputs(
+          Array.from({ length: copies }, () => sample),
+          names,
+        ),
+      );
+    }
     const inputs: TensorMap = {};
     for (const spec of signature.inputs) {
       const shape = spec.shape.map((dim, axis) => {
@@ -231,11 +296,15 @@ class ThreadBackend implements SessionBackend {
     const transferList: ArrayBuffer[] = [];
     const plainInputs: TensorMap = {};
     for (const [name, tensor] of Object.entries(inputs)) {
-      plainInputs[name] = { dtype: tensor.dtype, shape: tensor.shape, data: tensor.data };
-      if (isExclusivelyOwned(tensor.data) && !Array.isArray(tensor.data)) {
-        const buffer = tensor.data.buffer;
+      let data = tensor.data;
+      if (!Array.isArray(data)) {
+        // Cloning a view clones its whole buffer (a request's payload) at the same, maybe misaligned,
+        // offset: a copy of the view alone, moved, costs less and starts aligned (INPUT_ALIGNMENT).
+        if (!isExclusivelyOwned(data)) data = data.slice() as TensorData;
+        const buffer = (data as Exclude<TensorData, string[]>).buffer;
         if (buffer instanceof ArrayBuffer && !transferList.includes(buffer)) transferList.push(buffer);
       }
+      plainInputs[name] = { dtype: tensor.dtype, shape: tensor.shape, data };
     }
     return new Promise<SessionRunResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -285,7 +354,7 @@ class MainThreadBackend implements SessionBackend {
     if (this.#closed !== undefined) return Promise.reject(new Error('session is closed'));
     const run = this.#queue.then(async () => {
       try {
-        return (await runOrtSession(this.#session, inputs, outputNames)) as SessionRunResult;
+        return (await runOrtSession(this.#session, alignedInputs(inputs), outputNames)) as SessionRunResult;
       } catch (error) {
         throw new Error(errorMessage(error));
       }
