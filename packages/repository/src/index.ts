@@ -30,5 +30,5 @@ export {
   WARMUP_FILES,
   type WarmupSample,
 } from './repository.ts';
-export { readModelSignature, SignatureError } from './signature.ts';
+export { DTYPE_OF_ONNX_ELEMENT, readModelSignature, SignatureError } from './signature.ts';
 export { RepositoryWatch, type RepositoryWatchOptions, type WatchLogger } from './watch.ts';

@@ -6,7 +6,7 @@ const { onnx } = onnxProto;
 const ElementType = onnx.TensorProto.DataType;
 
 /** ONNX element types that inferq carries; any other (bfloat16, complex, float8…) is not served. */
-const DTYPE_OF_ELEMENT: ReadonlyMap<number, DType> = new Map([
+export const DTYPE_OF_ONNX_ELEMENT: ReadonlyMap<number, DType> = new Map([
   [ElementType.FLOAT, 'float32'],
   [ElementType.DOUBLE, 'float64'],
   [ElementType.FLOAT16, 'float16'],
@@ -64,7 +64,7 @@ function toSpec(value: onnxProto.onnx.IValueInfoProto, modelPath: string): Tenso
     );
   }
   const elemType = tensorType.elemType ?? 0;
-  const dtype = DTYPE_OF_ELEMENT.get(elemType);
+  const dtype = DTYPE_OF_ONNX_ELEMENT.get(elemType);
   if (dtype === undefined) {
     throw new SignatureError(
       `${modelPath}: '${name}' has element type ${elementTypeName(elemType)}, which is not served`,

@@ -4,6 +4,7 @@
 // integers as decimal strings, non-finite floats as "NaN"/"Infinity"/"-Infinity").
 import type { DType, Tensor, TensorData, TensorMap } from '@inferq/protocol';
 import { Packr, Unpackr } from 'msgpackr';
+import { typedArrayOf } from './typed-array.ts';
 
 export type Encoding = 'msgpack' | 'json';
 export const ENCODINGS: readonly Encoding[] = ['msgpack', 'json'];
@@ -108,36 +109,6 @@ export function encodeBody(
 // ---------------------------------------------------------------------------------------------
 // Answers
 
-function fromBytes(dtype: Exclude<DType, 'string'>, bin: Uint8Array): TensorData {
-  const copy = new Uint8Array(bin.byteLength);
-  copy.set(bin);
-  const buffer = copy.buffer;
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(buffer);
-    case 'float64':
-      return new Float64Array(buffer);
-    case 'float16':
-    case 'uint16':
-      return new Uint16Array(buffer);
-    case 'int8':
-      return new Int8Array(buffer);
-    case 'int16':
-      return new Int16Array(buffer);
-    case 'int32':
-      return new Int32Array(buffer);
-    case 'int64':
-      return new BigInt64Array(buffer);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(buffer);
-    case 'uint32':
-      return new Uint32Array(buffer);
-    case 'uint64':
-      return new BigUint64Array(buffer);
-  }
-}
-
 function jsonFloat(value: unknown): number {
   if (typeof value === 'number') return value;
   if (value === 'NaN') return Number.NaN;
@@ -196,7 +167,7 @@ function readTensor(wire: unknown, encoding: Encoding, where: string): Tensor {
   const { dtype, shape, data } = wire as { dtype: DType; shape: number[]; data: unknown };
   if (encoding === 'msgpack' && dtype !== 'string') {
     if (!(data instanceof Uint8Array)) throw new Error(`${where}: data is not bin`);
-    return { dtype, shape, data: fromBytes(dtype, data) };
+    return { dtype, shape, data: typedArrayOf(dtype, data) };
   }
   if (!Array.isArray(data)) throw new Error(`${where}: data is not a list`);
   return { dtype, shape, data: fromJsonList(dtype, data) };

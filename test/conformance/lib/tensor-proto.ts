@@ -3,27 +3,15 @@
 // fields, exactly as onnx.numpy_helper.to_array reads them.
 import { readFileSync } from 'node:fs';
 import type { DType, Tensor, TensorData } from '@inferq/protocol';
+import { DTYPE_OF_ONNX_ELEMENT } from '@inferq/repository';
 import onnxProto from 'onnx-proto';
+import { typedArrayOf } from './typed-array.ts';
 
 const { onnx } = onnxProto;
 const ElementType = onnx.TensorProto.DataType;
 
-/** ONNX element type -> inferq dtype, for the types inferq carries. */
-export const DTYPE_OF_ELEMENT: ReadonlyMap<number, DType> = new Map<number, DType>([
-  [ElementType.FLOAT, 'float32'],
-  [ElementType.DOUBLE, 'float64'],
-  [ElementType.FLOAT16, 'float16'],
-  [ElementType.INT8, 'int8'],
-  [ElementType.INT16, 'int16'],
-  [ElementType.INT32, 'int32'],
-  [ElementType.INT64, 'int64'],
-  [ElementType.UINT8, 'uint8'],
-  [ElementType.UINT16, 'uint16'],
-  [ElementType.UINT32, 'uint32'],
-  [ElementType.UINT64, 'uint64'],
-  [ElementType.BOOL, 'bool'],
-  [ElementType.STRING, 'string'],
-]);
+/** ONNX element type -> inferq dtype, for the types inferq carries (the repository's own table). */
+export const DTYPE_OF_ELEMENT = DTYPE_OF_ONNX_ELEMENT;
 
 /** The name ONNX gives an element type (`BFLOAT16`, `COMPLEX64`…), or its number. */
 export function elementTypeName(elemType: number): string {
@@ -49,35 +37,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A fresh, aligned typed array of `dtype` over a copy of `raw` (little-endian element bytes). */
 function fromRaw(dtype: Exclude<DType, 'string'>, raw: Uint8Array, count: number): TensorData {
-  const bytes = new Uint8Array(raw.byteLength);
-  bytes.set(raw);
-  const buffer = bytes.buffer;
-  const data = ((): Exclude<TensorData, string[]> => {
-    switch (dtype) {
-      case 'float32':
-        return new Float32Array(buffer);
-      case 'float64':
-        return new Float64Array(buffer);
-      case 'float16':
-      case 'uint16':
-        return new Uint16Array(buffer);
-      case 'int8':
-        return new Int8Array(buffer);
-      case 'int16':
-        return new Int16Array(buffer);
-      case 'int32':
-        return new Int32Array(buffer);
-      case 'int64':
-        return new BigInt64Array(buffer);
-      case 'uint8':
-      case 'bool':
-        return new Uint8Array(buffer);
-      case 'uint32':
-        return new Uint32Array(buffer);
-      case 'uint64':
-        return new BigUint64Array(buffer);
-    }
-  })();
+  const data = typedArrayOf(dtype, raw);
   if (data.length !== count) {
     throw new Error(`raw_data holds ${data.length} ${dtype} elements, the shape needs ${count}`);
   }
