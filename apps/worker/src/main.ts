@@ -178,8 +178,10 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   leaving = true;
   repositoryWatch.stop();
   deadlineSweeper.stop();
+  // Stop dispatching first, in this tick; the API hears of the leave while running batches finish.
+  const closing = Promise.all([served.close(), webhooks?.stop()]);
   await fleet.leave(workerId).catch(() => undefined);
-  await Promise.all([served.close(), webhooks?.stop()]);
+  await closing;
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   await Promise.all([connection, reloads].map((c) => closeConnection(c)));
   logger.info('worker stopped');

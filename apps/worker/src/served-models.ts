@@ -126,8 +126,11 @@ export class ServedModels {
   /** Stops every version: running batches finish, formed ones go back to the queue. */
   async close(): Promise<void> {
     this.closed = true;
+    // Every ModelWorker stops dispatching now, in this tick (its close marks it first thing): a
+    // reconciliation under way is waited for after, and whatever it started is stopped then.
+    const stopping = [...this.slots.values()].map((slot) => this.stop(slot));
     await this.queue;
-    await Promise.all([...this.slots.values()].map((slot) => this.stop(slot)));
+    await Promise.all([...stopping, ...[...this.slots.values()].map((slot) => this.stop(slot))]);
   }
 
   private async reconcileNow(repository: ModelRepository): Promise<void> {
