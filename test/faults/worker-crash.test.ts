@@ -94,6 +94,7 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     );
     victim.signal('SIGKILL');
     expect((await victim.exited).signal).toBe('SIGKILL');
+    await redisDroppedDeadWorker();
     // With the only worker dead, what is taken is exactly what it held.
     const heldIds = await takenRequestIds(inspector, 'slow');
     expect(heldIds.length).toBeGreaterThan(0);
@@ -175,11 +176,7 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
       );
       victim.signal('SIGKILL');
       await victim.exited;
-      await waitFor(
-        async () => !String(await inspector.call('CLIENT', 'LIST')).includes('name=inferq-worker'),
-        "Redis dropping the dead worker's connections",
-        30_000,
-      );
+      await redisDroppedDeadWorker();
       held = await takenRequestIds(inspector, 'slow');
       // The ones it had started: as if two workers had already died running them, this stall is one
       // too many. (Those it had only taken run normally.)
@@ -210,3 +207,15 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     expect(await rescuer.stop()).toEqual({ code: 0, signal: null });
   });
 });
+
+/**
+ * Once Redis has dropped a killed worker's connections (the only worker of these tests), it has run
+ * every command the worker sent before it died: what is read after this is final.
+ */
+async function redisDroppedDeadWorker(): Promise<void> {
+  await waitFor(
+    async () => !String(await inspector.call('CLIENT', 'LIST')).includes('name=inferq-worker'),
+    "Redis dropping the dead worker's connections",
+    30_000,
+  );
+}
