@@ -172,11 +172,40 @@ describe('loadModelRepository', () => {
     mkdirSync(join(bad, 'affine', '3'), { recursive: true });
     writeFileSync(model(bad, 'affine', 3), 'not a model');
     const read = await loadModelRepository(bad);
-    expect(read.version('affine', 2)?.problem).toBe(`${model(bad, 'affine', 2)}: missing`);
+    // A folder without its model file is being copied in (or deleted): not a version yet.
+    expect(read.version('affine', 2)).toBeUndefined();
+    expect(read.problems).toEqual([`${join(bad, 'affine', '2')}: skipped; no model.onnx in it`]);
     expect(read.version('affine', 3)?.problem).toMatch(`${model(bad, 'affine', 3)}: not an ONNX model`);
     // The default is the highest served version, servable or not: the API picks the highest ready one.
-    expect(read.list()).toEqual([{ name: 'affine', versions: [1, 2, 3], defaultVersion: 3 }]);
+    expect(read.list()).toEqual([{ name: 'affine', versions: [1, 3], defaultVersion: 3 }]);
     expect(read.get('affine', 1)?.version).toBe(1);
+  });
+
+  it('keeps serving the last good read of a version whose files turn unusable, until they read well again', async () => {
+    const changing = temporaryRepository();
+    writeAffineModel(model(changing, 'affine', 1), { scale: 1, bias: 0 });
+    const good = await loadModelRepository(changing);
+    const before = good.get('affine', 1);
+    expect(before).toBeDefined();
+    // Overwritten in place and read half-written.
+    writeFileSync(model(changing, 'affine', 1), 'half a model');
+    const broken = await loadModelRepository(changing, undefined, good);
+    expect(broken.get('affine', 1)).toBe(before);
+    expect(broken.problems).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${model(changing, 'affine', 1)}: changed but cannot be served \\(.*not an ONNX model.*\\); serving its last good read$`,
+        ),
+      ),
+    ]);
+    writeAffineModel(model(changing, 'affine', 1), { scale: 2, bias: 0 });
+    const fixed = await loadModelRepository(changing, undefined, broken);
+    expect(fixed.get('affine', 1)).not.toBe(before);
+    expect(fixed.get('affine', 1)?.fingerprint).not.toBe(before?.fingerprint);
+    expect(fixed.problems).toEqual([]);
+    // Without a good read before it, the same file is simply unavailable.
+    writeFileSync(model(changing, 'affine', 1), 'half a model');
+    expect((await loadModelRepository(changing)).version('affine', 1)?.problem).toMatch(/not an ONNX model/);
   });
 
   it('skips what is neither a model nor a version, and notes it', async () => {

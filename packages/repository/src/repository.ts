@@ -194,6 +194,12 @@ async function readModel(
       );
       continue;
     }
+    // A folder without its model file is not a version yet (being copied in) or any more (being
+    // deleted: `rm -r` removes the files first): neither may look like a broken version.
+    if ((await fileStamp(join(modelDir, entry.name, MODEL_FILE))) === undefined) {
+      problems.push(`${join(modelDir, entry.name)}: skipped; no ${MODEL_FILE} in it`);
+      continue;
+    }
     numbers.push(version);
   }
   if (numbers.length === 0) {
@@ -220,6 +226,19 @@ async function readModel(
   }
 
   const versions: RepositoryVersion[] = [];
+  /**
+   * A version that was servable and whose files changed into something unusable (a model file
+   * overwritten in place and read half-written, a config edited into an error) keeps its last good
+   * read, so a worker keeps serving it, until its files read well again; the problem is noted.
+   */
+  const settle = (entry: RepositoryVersion): RepositoryVersion => {
+    const known = previous?.version(name, entry.version);
+    if (entry.problem === undefined || known?.model === undefined) return entry;
+    problems.push(
+      `${entry.path}: changed but cannot be served (${entry.problem}); serving its last good read`,
+    );
+    return { ...known, retired: entry.retired };
+  };
   for (const version of numbers) {
     const versionDir = join(modelDir, String(version));
     const path = join(versionDir, MODEL_FILE);
@@ -233,16 +252,16 @@ async function readModel(
       continue;
     }
     if (configProblem !== undefined) {
-      versions.push({ ...base, problem: configProblem });
+      versions.push(settle({ ...base, problem: configProblem }));
       continue;
     }
     if (stamp === undefined) {
-      versions.push({ ...base, problem: `${path}: missing` });
+      versions.push(settle({ ...base, problem: `${path}: missing` }));
       continue;
     }
     if (samples.length > 1) {
       const names = samples.map((sample) => sample.file).join(' and ');
-      versions.push({ ...base, problem: `${names}: two warm-up samples; keep one` });
+      versions.push(settle({ ...base, problem: `${names}: two warm-up samples; keep one` }));
       continue;
     }
     try {
@@ -260,7 +279,7 @@ async function readModel(
         );
       versions.push({ ...base, model });
     } catch (error) {
-      versions.push({ ...base, problem: messageOf(error) });
+      versions.push(settle({ ...base, problem: messageOf(error) }));
     }
   }
   return { name, versions };
