@@ -11,6 +11,7 @@ import { newRequestId } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
+import { events } from '../helpers/sse.ts';
 import {
   completeAsWorker,
   expectProblem,
@@ -54,32 +55,6 @@ async function getRecord(api: TestApi, id: string, as: Record<string, string>, q
   const response = await api.fetch(`/v1/requests/${id}${query}`, { headers: as });
   expect(response.status).toBe(200);
   return (await response.json()) as Record<string, unknown>;
-}
-
-/** Reads server-sent events one at a time. */
-function events(response: Response): () => Promise<{ event: string; data: string } | undefined> {
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  return async () => {
-    for (;;) {
-      const end = buffer.indexOf('\n\n');
-      if (end >= 0) {
-        const lines = buffer
-          .slice(0, end)
-          .split('\n')
-          .filter((line) => !line.startsWith(':'));
-        buffer = buffer.slice(end + 2);
-        if (lines.length === 0) continue;
-        const field = (name: string) =>
-          lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
-        return { event: field('event'), data: field('data') };
-      }
-      const { done, value } = await reader.read();
-      if (done) return undefined;
-      buffer += decoder.decode(value, { stream: true });
-    }
-  };
 }
 
 beforeAll(async () => {

@@ -1,5 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from './private-redis.ts';
 import { findRepoRoot } from './repo-root.ts';
 
 /**
@@ -40,13 +41,4 @@ export function readServeState(dir: string = defaultDataDir()): ServeState | und
   if (typeof state.pid !== 'number' || typeof state.redisUrl !== 'string' || typeof state.apiUrl !== 'string')
     return undefined;
   return isAlive(state.pid) ? (state as ServeState) : undefined;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
