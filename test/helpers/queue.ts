@@ -5,13 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  closeConnection,
   createRedisConnection,
   QueueConsumer,
   type RequestStore,
   type StartOutcome,
+  StreamsIntake,
 } from '@inferq/store';
-import { ModelWorker, type ModelWorkerOptions } from '../../apps/worker/src/model-worker.ts';
+import { intakeCapacity, ModelWorker, type ModelWorkerOptions } from '../../apps/worker/src/model-worker.ts';
 
 /** A started request with its payload, as a worker holds it. */
 export type StartedRequest =
@@ -63,24 +63,32 @@ export interface TestModelWorker {
 }
 
 export function startModelWorker(
-  options: Omit<ModelWorkerOptions, 'consumer'> & { redisUrl: string; consumerName?: string },
+  options: Omit<ModelWorkerOptions, 'intake'> & {
+    store: RequestStore;
+    redisUrl: string;
+    consumerName?: string;
+  },
 ): TestModelWorker {
-  const { redisUrl, consumerName, ...workerOptions } = options;
+  const { redisUrl, consumerName, store, ...workerOptions } = options;
   const blocking = createRedisConnection(redisUrl, 'worker');
   blocking.on('error', () => undefined);
+  const { name, version } = options.version;
   const consumer = new QueueConsumer({
     blocking,
-    queue: options.store.queueKeys(options.version.name, options.version.version),
+    queue: store.queueKeys(name, version),
     consumer: consumerName ?? `test-${randomBytes(4).toString('hex')}`,
   });
-  const worker = new ModelWorker({ ...workerOptions, consumer });
-  worker.start();
-  return {
-    worker,
+  const intake = new StreamsIntake({
+    store,
     consumer,
-    close: async () => {
-      await worker.close();
-      await closeConnection(blocking);
-    },
-  };
+    blocking,
+    model: name,
+    version,
+    capacity: intakeCapacity(options.version),
+    logger: options.logger,
+  });
+  const worker = new ModelWorker({ ...workerOptions, intake });
+  worker.start();
+  // The intake closes its connection with the worker.
+  return { worker, consumer, close: () => worker.close() };
 }

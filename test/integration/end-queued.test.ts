@@ -10,16 +10,17 @@ import {
   createRedisConnection,
   QueueConsumer,
   RequestStore,
+  StreamsQueue,
   type SubmitParams,
 } from '@inferq/store';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { endQueued } from '../../apps/worker/src/end-queued.ts';
 
 type Redis = ReturnType<typeof createRedisConnection>;
 
 let redis: Redis;
 let blocking: Redis;
 let store: RequestStore;
+let queue: StreamsQueue;
 
 function params(x: number): SubmitParams {
   const inputs: TensorMap = { x: { dtype: 'float32', shape: [1, 1], data: new Float32Array([x]) } };
@@ -41,6 +42,7 @@ beforeEach(() => {
   redis = createRedisConnection(inject('redisUrl'), 'worker');
   blocking = createRedisConnection(inject('redisUrl'), 'worker');
   store = new RequestStore({ redis, prefix, resultTtlSeconds: 60 });
+  queue = new StreamsQueue({ store, connect: () => createRedisConnection(inject('redisUrl'), 'worker') });
 });
 
 afterEach(async () => {
@@ -48,7 +50,7 @@ afterEach(async () => {
   await closeConnection(redis);
 });
 
-describe('endQueued', () => {
+describe('failWaiting', () => {
   it('ends every request waiting for a model version failed with the code, and leaves the queue empty', async () => {
     const waiting = [params(1), params(2), params(3)];
     for (const p of waiting) expect(await store.submit(p)).toEqual({ kind: 'queued' });
@@ -66,13 +68,13 @@ describe('endQueued', () => {
     await store.retryLater([{ ref: retried!, due: Date.now() + 3_600_000 }]);
 
     const error = { code: 'model_version_retired', message: 'version 3 of model m was removed' };
-    const ended = await endQueued({ store, blocking, workerId: 'me', model: 'm', version: 3, error });
+    const ended = await queue.failWaiting('m', 3, error, 'me');
     // Entries: the three leaders (pending under the dead consumer) and the retry, enqueued again.
     expect(ended).toBe(4);
     for (const id of [...waiting.map((p) => p.id), follower.id, later.id, taken!.id]) {
       expect(await store.get(id)).toMatchObject({ status: 'failed', error });
     }
     expect(await store.queueCounts('m', 3)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
-    expect(await endQueued({ store, blocking, workerId: 'me', model: 'm', version: 3, error })).toBe(0);
+    expect(await queue.failWaiting('m', 3, error, 'me')).toBe(0);
   });
 });

@@ -14,7 +14,13 @@ import { createLogger, createMetrics, type Metrics } from '@inferq/observability
 import { type CompletionMessage, decodeCompletionMessage } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
+import {
+  CompletionWatcher,
+  createRedisConnection,
+  RequestStore,
+  StreamsQueue,
+  startDeadlineSweeper,
+} from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
@@ -58,6 +64,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
   const api = createServer({
     config,
     store,
+    queue: new StreamsQueue({ store }),
     watcher,
     catalog: testCatalog(repository, redis, prefix),
     metrics: createMetrics('api'),

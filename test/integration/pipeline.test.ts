@@ -14,7 +14,7 @@ import { createLogger, createMetrics, type Metrics } from '@inferq/observability
 import { decodeCompletionMessage } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository, type ModelVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, RequestStore, StreamsQueue } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
@@ -124,6 +124,7 @@ beforeAll(async () => {
   const api = createServer({
     config,
     store: apiStore,
+    queue: new StreamsQueue({ store: apiStore }),
     watcher: new CompletionWatcher({ subscriber, prefix, instance: 'pipeline' }),
     catalog: testCatalog(repository, apiRedis, prefix),
     metrics: createMetrics('api'),

@@ -13,6 +13,7 @@ import {
   createRedisConnection,
   FleetRegistry,
   RequestStore,
+  StreamsQueue,
   startDeadlineSweeper,
   subscribeReload,
 } from '@inferq/store';
@@ -77,6 +78,7 @@ process.on('SIGHUP', () => void repositoryWatch.readNow('SIGHUP'));
 const server = createServer({
   config,
   store,
+  queue: new StreamsQueue({ store }),
   watcher,
   catalog,
   metrics,

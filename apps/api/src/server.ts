@@ -17,7 +17,7 @@ import {
   UnsupportedMediaTypeError,
   type WireFormat,
 } from '@inferq/protocol';
-import type { CompletionWatcher, RequestStore } from '@inferq/store';
+import type { CompletionWatcher, InferenceQueue, RequestStore } from '@inferq/store';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { ApiKeyAuthenticator } from './auth.ts';
 import { readRawBody } from './body.ts';
@@ -30,6 +30,9 @@ import { matchSubmitRoute, type SubmitRoute } from './submit-route.ts';
 
 export interface ServerDeps {
   config: Config;
+  /** Where requests wait for workers (QUEUE_BACKEND). */
+  queue: InferenceQueue;
+  /** Records, cache and the rest of a request's data. */
   store: RequestStore;
   watcher: CompletionWatcher;
   /** The models and their states in the fleet (its owner starts and refreshes it). */
@@ -64,6 +67,7 @@ export function createServer(deps: ServerDeps): Server {
   const { config, metrics, logger } = deps;
   const service = new InferenceService({
     config,
+    queue: deps.queue,
     store: deps.store,
     watcher: deps.watcher,
     catalog: deps.catalog,

@@ -1,5 +1,5 @@
 import { loadModelRepository } from '@inferq/repository';
-import { FleetRegistry, queueName, RequestStore } from '@inferq/store';
+import { FleetRegistry, queueName, RequestStore, StreamsQueue } from '@inferq/store';
 import { withRedis } from './redis.ts';
 
 export type QueueAction = 'status' | 'pause' | 'resume';
@@ -42,22 +42,24 @@ export async function queueCommand(
         );
         return 1;
       }
-      const store = new RequestStore({
-        redis,
-        prefix: config.queuePrefix,
-        resultTtlSeconds: config.resultTtlSeconds,
+      const queue = new StreamsQueue({
+        store: new RequestStore({
+          redis,
+          prefix: config.queuePrefix,
+          resultTtlSeconds: config.resultTtlSeconds,
+        }),
       });
       // The highest version with a queue in Redis; 1 when none has one yet (a queue can be paused first).
-      const version = options.modelVersion ?? Math.max(1, ...(await store.queuedVersions(model)));
+      const version = options.modelVersion ?? Math.max(1, ...(await queue.versions(model)));
       let resumed: number | undefined;
-      if (action === 'pause') await store.pause(model, version);
-      if (action === 'resume') resumed = await store.resume(model, version);
+      if (action === 'pause') await queue.pause(model, version);
+      if (action === 'resume') resumed = await queue.resume(model, version);
       const state = {
         queue: queueName(model, version),
         model,
         version,
-        paused: await store.isPaused(model, version),
-        ...(await store.queueCounts(model, version)),
+        paused: await queue.isPaused(model, version),
+        ...(await queue.counts(model, version)),
         ...(resumed === undefined ? {} : { resumed }),
       };
       process.stdout.write(`${JSON.stringify(state)}\n`);

@@ -7,6 +7,7 @@ import {
   createRedisConnection,
   FleetRegistry,
   RequestStore,
+  StreamsQueue,
   startDeadlineSweeper,
   subscribeReload,
 } from '@inferq/store';
@@ -38,15 +39,15 @@ const store = new RequestStore({
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
 });
+const queue = new StreamsQueue({ store, connect });
 const fleet = new FleetRegistry({ redis: connection, prefix: config.queuePrefix });
 const metrics = createMetrics('worker');
 
 let ready = false;
 const served = new ServedModels({
   workerId,
-  store,
+  queue,
   fleet,
-  connect,
   jobAttempts: config.jobAttempts,
   maxOutputBytes: config.caps.maxOutputBytes,
   metrics,
@@ -101,7 +102,7 @@ metrics.setQueueDepthSource(async () =>
   Promise.all(
     served
       .running()
-      .map(async (w) => [w.version.name, await store.queueDepth(w.version.name, w.version.version)] as const),
+      .map(async (w) => [w.version.name, await queue.depth(w.version.name, w.version.version)] as const),
   ),
 );
 

@@ -9,20 +9,8 @@ import type { Logger, Metrics } from '@inferq/observability';
 import type { RequestError } from '@inferq/protocol';
 import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import {
-  closeConnection,
-  type createRedisConnection,
-  type FleetRegistry,
-  QueueConsumer,
-  type RequestStore,
-  type ServedVersion,
-  type VersionState,
-  type WorkerReport,
-} from '@inferq/store';
-import { endQueued } from './end-queued.ts';
-import { ModelWorker } from './model-worker.ts';
-
-type Redis = ReturnType<typeof createRedisConnection>;
+import type { FleetRegistry, InferenceQueue, ServedVersion, VersionState, WorkerReport } from '@inferq/store';
+import { intakeCapacity, ModelWorker } from './model-worker.ts';
 
 /** Error code of a request whose model version left the repository before a worker ran it. */
 export const MODEL_VERSION_RETIRED = 'model_version_retired';
@@ -38,10 +26,8 @@ export const RETIRE_DRAIN_MS = 3_000;
 
 export interface ServedModelsOptions {
   workerId: string;
-  store: RequestStore;
+  queue: InferenceQueue;
   fleet: FleetRegistry;
-  /** A new connection for one version's blocking reads (XREADGROUP BLOCK holds its connection). */
-  connect(): Redis;
   jobAttempts: number;
   maxOutputBytes: number;
   metrics: Metrics;
@@ -63,7 +49,6 @@ interface Slot {
   warmupMs?: number;
   session?: ModelSession;
   worker?: ModelWorker;
-  blocking?: Redis;
 }
 
 const slotKey = (model: string, version: number): string => `${model}\u0000${version}`;
@@ -220,25 +205,23 @@ export class ServedModels {
     }
   }
 
-  /** Starts serving a loaded version's queue: its own blocking connection, groups, ModelWorker. */
+  /** Starts serving a loaded version's queue: its intake and a ModelWorker. */
   private async serve(version: ModelVersion, session: ModelSession): Promise<void> {
     const { logger } = this.options;
     const slot = this.slots.get(slotKey(version.name, version.version))!;
     try {
-      const blocking = this.options.connect();
-      slot.blocking = blocking;
-      const consumer = new QueueConsumer({
-        blocking,
-        queue: this.options.store.queueKeys(version.name, version.version),
+      const intake = await this.options.queue.openIntake({
+        model: version.name,
+        version: version.version,
         consumer: this.options.workerId,
+        capacity: intakeCapacity(version),
+        logger,
       });
-      await consumer.ensureGroups();
       slot.session = session;
       slot.worker = new ModelWorker({
         version,
         session,
-        store: this.options.store,
-        consumer,
+        intake,
         jobAttempts: this.options.jobAttempts,
         maxOutputBytes: this.options.maxOutputBytes,
         metrics: this.options.metrics,
@@ -274,9 +257,7 @@ export class ServedModels {
     slot.state = 'unavailable';
     slot.reason = messageOf(error);
     await session?.close().catch(() => undefined);
-    if (slot.blocking) await closeConnection(slot.blocking).catch(() => undefined);
     slot.session = undefined;
-    slot.blocking = undefined;
     this.options.logger.warn(
       { model: version.name, version: version.version, reason: slot.reason },
       'model version unavailable',
@@ -306,15 +287,13 @@ export class ServedModels {
     });
   }
 
-  /** Closes the version's ModelWorker, session and connection; its state stays as it is. */
+  /** Closes the version's ModelWorker (and its intake) and session; its state stays as it is. */
   private async stop(slot: Slot): Promise<void> {
-    const { worker, session, blocking } = slot;
+    const { worker, session } = slot;
     slot.worker = undefined;
     slot.session = undefined;
-    slot.blocking = undefined;
     await worker?.close();
     await session?.close();
-    if (blocking) await closeConnection(blocking).catch(() => undefined);
   }
 
   /**
@@ -322,7 +301,7 @@ export class ServedModels {
    * they end `failed` with `error`. Another worker still serving it keeps them.
    */
   private async endIfNobodyServes(model: string, version: number, error: RequestError): Promise<void> {
-    const { fleet, store, logger } = this.options;
+    const { fleet, queue, logger } = this.options;
     try {
       const reports = await fleet.live(Date.now());
       const servedElsewhere = reports.some(
@@ -335,26 +314,14 @@ export class ServedModels {
       );
       if (servedElsewhere) return;
       // Most unavailable versions never had a request: no connection, no consumer group for those.
-      const counts = await store.queueCounts(model, version);
+      const counts = await queue.counts(model, version);
       if (counts.waiting + counts.taken + counts.delayed === 0) return;
-      const blocking = this.options.connect();
-      try {
-        const ended = await endQueued({
-          store,
-          blocking,
-          workerId: this.options.workerId,
-          model,
-          version,
-          error,
-        });
-        if (ended > 0)
-          logger.warn(
-            { model, version, ended, code: error.code },
-            'ended the requests queued for a version nobody serves',
-          );
-      } finally {
-        await closeConnection(blocking).catch(() => undefined);
-      }
+      const ended = await queue.failWaiting(model, version, error, this.options.workerId);
+      if (ended > 0)
+        logger.warn(
+          { model, version, ended, code: error.code },
+          'ended the requests queued for a version nobody serves',
+        );
     } catch (failure) {
       logger.warn(
         { err: failure, model, version },

@@ -15,6 +15,16 @@ export {
   type WorkerReport,
 } from './fleet.ts';
 export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
+export {
+  deliveryKey,
+  type InferenceQueue,
+  type IntakeHandler,
+  type IntakeOptions,
+  QUEUE_BACKENDS,
+  type QueueBackendName,
+  type QueueIntake,
+  type QueueLogger,
+} from './queue/queue.ts';
 export { QueueConsumer, type QueueConsumerOptions } from './queue-consumer.ts';
 export { publishReload, subscribeReload } from './reload.ts';
 export {
@@ -24,4 +34,6 @@ export {
   type RequestStoreOptions,
   streamFor,
 } from './request-store.ts';
+export { DEFAULT_LEASE_TIMINGS, type LeaseTimings, StreamsIntake } from './streams/streams-intake.ts';
+export { StreamsQueue, type StreamsQueueOptions } from './streams/streams-queue.ts';
 export type * from './types.ts';

@@ -1,11 +1,10 @@
 import type { RequestError } from '@inferq/protocol';
-import { type createRedisConnection, QueueConsumer, type RequestStore } from '@inferq/store';
+import type { QueueConsumer } from '../queue-consumer.ts';
+import type { RequestStore } from '../request-store.ts';
 
-export interface EndQueuedOptions {
+export interface FailWaitingOptions {
   store: RequestStore;
-  /** A connection of its own for the queue reads. */
-  blocking: ReturnType<typeof createRedisConnection>;
-  workerId: string;
+  consumer: QueueConsumer;
   model: string;
   version: number;
   error: RequestError;
@@ -17,17 +16,12 @@ const READ_COUNT = 100;
 const NO_WAIT_MS = 1;
 
 /**
- * Ends every request waiting in one model version's queue `failed` with `error`: new entries, entries
- * other consumers hold (only called when no live worker serves the version) and retries not yet due.
- * Requests held by `inferq queue pause` stay held (the operator's choice). Returns how many ended.
+ * Ends every request waiting in one model version's streams `failed` with `error`: new entries,
+ * entries other consumers hold (only called when no live worker serves the version) and retries not
+ * yet due. Requests held by `inferq queue pause` stay held (the operator's choice). Returns how many.
  */
-export async function endQueued(options: EndQueuedOptions): Promise<number> {
-  const { store, model, version, error } = options;
-  const consumer = new QueueConsumer({
-    blocking: options.blocking,
-    queue: store.queueKeys(model, version),
-    consumer: options.workerId,
-  });
+export async function failWaitingInStreams(options: FailWaitingOptions): Promise<number> {
+  const { store, consumer, model, version, error } = options;
   await consumer.ensureGroups();
   while ((await store.promoteDue(model, version, Number.MAX_SAFE_INTEGER)) > 0) {
     // every retry becomes due now
