@@ -19,7 +19,7 @@ export type StartedRequest =
   | Exclude<StartOutcome, { state: 'run' }>;
 
 /**
- * Starts `ids` (start-0.lua) as a worker that took them from their queue would, and returns each
+ * Starts `ids` (start-n.lua) as a worker that took them from their queue would, and returns each
  * one's outcome; a request that runs comes with its payload, read from its queue entry or its key.
  */
 export async function startAsWorker(

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { describeConfig, exitOnListenFailure, loadConfigOrExit } from '@inferq/config';
+import { describeConfig, exitOnListenFailure, loadConfigOrExit, redisTarget } from '@inferq/config';
 import { createLogger, createMetrics, type Logger } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
@@ -22,7 +22,8 @@ import { createServer } from './server.ts';
 import { drainHttpServer, onStopSignal } from './shutdown.ts';
 
 const config = loadConfigOrExit(process.env, { requireRedisUrl: true });
-const redisUrl = config.redisUrl as string;
+// REDIS_URL, or REDIS_CLUSTER_NODES for a Redis Cluster (loadConfig requires one of them here).
+const redisUrl = redisTarget(config) as NonNullable<ReturnType<typeof redisTarget>>;
 const logger = createLogger(config, 'api');
 logger.info({ config: describeConfig(config) }, 'starting');
 

@@ -1,4 +1,4 @@
-import { type Config, loadConfigOrExit } from '@inferq/config';
+import { type Config, loadConfigOrExit, type RedisClusterConfig, redisTarget } from '@inferq/config';
 import { closeConnection, createRedisConnection } from '@inferq/store';
 import { defaultDataDir, readServeState, SERVE_STATE_NAME } from './serve-state.ts';
 
@@ -8,11 +8,15 @@ type Redis = ReturnType<typeof createRedisConnection>;
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
- * The Redis a command talks to: REDIS_URL when set, else the private Redis of the `inferq serve`
+ * The Redis a command talks to: REDIS_URL (or REDIS_CLUSTER_NODES) when set, else the private Redis of the `inferq serve`
  * running from `dataDir` (its state file there; default `<repo>/.data/redis`).
  */
-export function resolveRedisUrl(config: Config, dataDir: string = defaultDataDir()): string {
-  if (config.redisUrl !== undefined) return config.redisUrl;
+export function resolveRedisUrl(
+  config: Config,
+  dataDir: string = defaultDataDir(),
+): string | RedisClusterConfig {
+  const configured = redisTarget(config);
+  if (configured !== undefined) return configured;
   const state = readServeState(dataDir);
   if (state !== undefined) return state.redisUrl;
   throw new Error(

@@ -137,7 +137,8 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
 
   try {
     let redisUrl = config.redisUrl;
-    if (redisUrl === undefined) {
+    // REDIS_CLUSTER_NODES reaches the API and worker through the environment as it is.
+    if (redisUrl === undefined && config.redisCluster === undefined) {
       if (findOnPath('redis-server') === undefined) throw new Error(REDIS_INSTALL_HINT);
       const dir = resolve(options.dataDir ?? join(root, '.data', 'redis'));
       dataDir = dir;
@@ -151,7 +152,10 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
       redisUrl = redis.socketUrl ?? redis.url;
     }
     if (!latch.triggered) {
-      const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl };
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }),
+      };
       for (const app of APPS) {
         const child = spawnApp(root, app, env);
         apps.push(child);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { exitOnListenFailure, loadConfigOrExit } from '@inferq/config';
+import { exitOnListenFailure, loadConfigOrExit, redisTarget } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
@@ -21,11 +21,14 @@ const HEARTBEAT_MS = 2_000;
 const config = loadConfigOrExit(process.env);
 const logger = createLogger(config, 'worker');
 
-if (!config.redisUrl) {
-  logger.fatal('REDIS_URL is required for a worker process (npm start sets it for the all-in-one)');
+// REDIS_URL, or REDIS_CLUSTER_NODES for a Redis Cluster.
+const redisUrl = redisTarget(config);
+if (redisUrl === undefined) {
+  logger.fatal(
+    'REDIS_URL (or REDIS_CLUSTER_NODES) is required for a worker process (npm start sets it for the all-in-one)',
+  );
   process.exit(1);
 }
-const redisUrl = config.redisUrl;
 
 const workerId = `${process.pid}-${randomUUID().slice(0, 8)}`;
 const connect = (): ReturnType<typeof createRedisConnection> => {
@@ -130,7 +133,7 @@ process.on('SIGHUP', () => void repositoryWatch.readNow('SIGHUP'));
 beat();
 const heartbeat = setInterval(beat, HEARTBEAT_MS);
 // Queued requests past their timeoutMs end `expired` within a second, whether or not a worker
-// takes them (start-0.lua catches the rest).
+// takes them (start-n.lua catches the rest).
 const deadlineSweeper = startDeadlineSweeper(store, {
   onExpired: (ids) => logger.debug({ expired: ids.length }, 'expired queued requests past their deadline'),
   onError: (error) => logger.warn({ err: error }, 'deadline sweep failed'),

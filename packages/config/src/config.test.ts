@@ -224,6 +224,50 @@ describe('loadConfig', () => {
     expect(loadConfig({ REDIS_URL: 'redis://h:1' }, { requireRedisUrl: true }).redisUrl).toBe('redis://h:1');
   });
 
+  it('takes a Redis Cluster from REDIS_CLUSTER_NODES, never together with REDIS_URL', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, [::1]:7001' }).redisCluster).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '::1', port: 7001 },
+      ],
+      tls: false,
+    });
+    expect(
+      loadConfig({ REDIS_CLUSTER_NODES: 'rediss://u:p%40ss@a:7000,b:7001' }, { requireRedisUrl: true })
+        .redisCluster,
+    ).toEqual({
+      nodes: [
+        { host: 'a', port: 7000 },
+        { host: 'b', port: 7001 },
+      ],
+      username: 'u',
+      password: 'p@ss',
+      tls: true,
+    });
+    expect(describeConfig(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://u:secret@a:7000' })).redis).toBe(
+      'cluster a:7000',
+    );
+    expect(() => loadConfig({ REDIS_URL: 'redis://h:1', REDIS_CLUSTER_NODES: 'a:7000' })).toThrow(
+      /^invalid configuration: REDIS_CLUSTER_NODES: set either REDIS_URL \(one Redis\) or REDIS_CLUSTER_NODES, not both$/,
+    );
+    for (const bad of [
+      'a',
+      'a:0',
+      'a:70000',
+      'http://a:7000',
+      'redis://a:7000/2',
+      ',',
+      'redis://:x@a:1,redis://:y@b:2',
+    ]) {
+      expect(() => loadConfig({ REDIS_CLUSTER_NODES: bad })).toThrow(
+        /^invalid configuration: REDIS_CLUSTER_NODES: /,
+      );
+    }
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://:hunter2@a' })).toThrow(
+      'invalid configuration: REDIS_CLUSTER_NODES: expected host:port or redis[s]://host:port entries, comma separated; "redis://:***@a" is not one',
+    );
+  });
+
   it('takes a unix socket path as REDIS_URL, and refuses one with a host or without a path', () => {
     expect(loadConfig({ REDIS_URL: 'unix:///run/redis/redis.sock' }).redisUrl).toBe(
       'unix:///run/redis/redis.sock',

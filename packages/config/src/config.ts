@@ -14,6 +14,11 @@ export interface Config {
    * all-in-one CLI starts its own Redis.
    */
   redisUrl: string | undefined;
+  /**
+   * A Redis Cluster instead (`REDIS_CLUSTER_NODES`): its seed nodes, with the credentials and TLS of
+   * every node; undefined: `redisUrl` names a single Redis. Never both.
+   */
+  redisCluster: RedisClusterConfig | undefined;
   /** Absolute path of the model repository folder. */
   modelRepository: string;
   /** Models this worker serves; undefined: all in the repository. */
@@ -52,6 +57,14 @@ export interface Config {
   limits: AdmissionLimits;
   /** `callback.url` delivery (docs/webhooks.md). */
   webhooks: WebhookConfig;
+}
+
+/** A Redis Cluster's seed nodes and what every node needs (one ACL and TLS setting per cluster). */
+export interface RedisClusterConfig {
+  nodes: { host: string; port: number }[];
+  username?: string;
+  password?: string;
+  tls: boolean;
 }
 
 /** Webhook signing, retries and the destinations the deliverer may call. */
@@ -165,6 +178,69 @@ const redisUrl = z.preprocess(
     )
     .optional(),
 );
+
+/**
+ * `host:port` or `redis[s]://[user[:password]@]host:port` entries, comma separated; URL entries
+ * must agree on scheme and credentials (a cluster has one), which then apply to every node.
+ */
+const redisClusterNodes = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .transform((value, ctx): RedisClusterConfig => {
+      const config: RedisClusterConfig = { nodes: [], tls: false };
+      let access: string | undefined;
+      for (const entry of commaList(value)) {
+        const url = parseNode(entry);
+        if (url === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected host:port or redis[s]://host:port entries, comma separated; "${redactNode(entry)}" is not one`,
+          });
+          return z.NEVER;
+        }
+        config.nodes.push({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) });
+        if (!entry.includes('://')) continue;
+        const thisAccess = `${url.protocol}${url.username}:${url.password}`;
+        if (access !== undefined && access !== thisAccess) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'every URL entry must have the same scheme and credentials',
+          });
+          return z.NEVER;
+        }
+        access = thisAccess;
+        config.tls = url.protocol === 'rediss:';
+        if (url.username !== '') config.username = decodeURIComponent(url.username);
+        if (url.password !== '') config.password = decodeURIComponent(url.password);
+      }
+      if (config.nodes.length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'expected at least one host:port' });
+        return z.NEVER;
+      }
+      return config;
+    })
+    .optional(),
+);
+
+/** A cluster node entry as a URL with a host and a port, or undefined. */
+function parseNode(entry: string): URL | undefined {
+  try {
+    const url = new URL(entry.includes('://') ? entry : `redis://${entry}`);
+    const port = Number(url.port);
+    const plain = url.pathname === '' || url.pathname === '/';
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return undefined;
+    if (url.hostname === '' || !plain || url.search !== '' || !(port >= 1 && port <= 65535)) return undefined;
+    return url;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An entry as it may be shown: without a password. */
+function redactNode(entry: string): string {
+  return entry.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
 
 const models = z.preprocess(
   unsetIfBlank,
@@ -312,6 +388,7 @@ const text = (fallback: string) => z.preprocess(unsetIfBlank, z.string().trim().
 
 const EnvSchema = z.object({
   REDIS_URL: redisUrl,
+  REDIS_CLUSTER_NODES: redisClusterNodes,
   MODEL_REPOSITORY: z.preprocess(unsetIfBlank, z.string().optional()),
   MODELS: models,
   REPOSITORY_POLL_SECONDS: integer(0, 86_400, 5),
@@ -351,7 +428,7 @@ const EnvSchema = z.object({
 });
 
 /** Variables whose values may hold secrets (a Redis password, API keys): never echoed back. */
-const SECRET_VARIABLES = new Set(['REDIS_URL', 'API_KEYS', 'WEBHOOK_SECRET']);
+const SECRET_VARIABLES = new Set(['REDIS_URL', 'REDIS_CLUSTER_NODES', 'API_KEYS', 'WEBHOOK_SECRET']);
 
 /**
  * Parses and validates the environment. Throws `ConfigError` naming every bad variable.
@@ -371,11 +448,20 @@ export function loadConfig(
     throw new ConfigError(issues);
   }
   const e = parsed.data;
-  if (options.requireRedisUrl && e.REDIS_URL === undefined) {
+  if (e.REDIS_URL !== undefined && e.REDIS_CLUSTER_NODES !== undefined) {
+    throw new ConfigError([
+      {
+        variable: 'REDIS_CLUSTER_NODES',
+        message: 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES, not both',
+      },
+    ]);
+  }
+  if (options.requireRedisUrl && e.REDIS_URL === undefined && e.REDIS_CLUSTER_NODES === undefined) {
     throw new ConfigError([
       {
         variable: 'REDIS_URL',
-        message: 'required by this process (only `inferq serve` starts its own Redis)',
+        message:
+          'required by this process, or REDIS_CLUSTER_NODES (only `inferq serve` starts its own Redis)',
       },
     ]);
   }
@@ -386,6 +472,7 @@ export function loadConfig(
   }
   return {
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER_NODES,
     modelRepository:
       e.MODEL_REPOSITORY === undefined ? defaultModelRepository() : resolve(e.MODEL_REPOSITORY),
     models: e.MODELS,
@@ -433,6 +520,14 @@ export function loadConfig(
 }
 
 /**
+ * Where the processes' Redis is: the cluster (`REDIS_CLUSTER_NODES`) or the URL (`REDIS_URL`);
+ * undefined when neither is set. The shape `createRedisConnection` takes.
+ */
+export function redisTarget(config: Config): string | RedisClusterConfig | undefined {
+  return config.redisCluster ?? config.redisUrl;
+}
+
+/**
  * `loadConfig` for a process entry point: a bad environment prints one line naming the variable
  * (`inferq: invalid configuration: PORT: ...`) to stderr and exits 1, before anything else starts.
  */
@@ -452,7 +547,12 @@ export function loadConfigOrExit(
 /** The settings worth logging at start-up: everything except secrets. */
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
-    redis: config.redisUrl === undefined ? 'unset' : redactUrl(config.redisUrl),
+    redis:
+      config.redisCluster !== undefined
+        ? `cluster ${config.redisCluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`
+        : config.redisUrl === undefined
+          ? 'unset'
+          : redactUrl(config.redisUrl),
     modelRepository: config.modelRepository,
     models: config.models ?? 'all',
     repositoryPollSeconds: config.repositoryPollSeconds,

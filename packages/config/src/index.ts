@@ -9,6 +9,8 @@ export {
   type LogLevel,
   loadConfig,
   loadConfigOrExit,
+  type RedisClusterConfig,
+  redisTarget,
   type WebhookConfig,
 } from './config.ts';
 export { exitOnListenFailure, listenFailure, type PortVariable } from './listen.ts';

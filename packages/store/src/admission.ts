@@ -2,7 +2,7 @@ import { type Keys, queueName } from './keys.ts';
 import type { SubmitParams, SubmitRejection } from './types.ts';
 
 /**
- * K[5..7] of submit-0.lua: the model version's queued set, the tenant's idempotency entry and
+ * K[5..7] of submit-n.lua: the model version's queued set, the tenant's idempotency entry and
  * token bucket. Always passed (a script declares its keys up front); the script leaves alone the
  * ones its ARGV turns off.
  */
@@ -14,7 +14,7 @@ export function admissionKeys(keys: Keys, p: SubmitParams): string[] {
   ];
 }
 
-/** A[7..12] of submit-0.lua: the limits, the idempotency fingerprint and window, the deadline. */
+/** A[7..12] of submit-n.lua: the limits, the idempotency fingerprint and window, the deadline. */
 export function admissionArgs(p: SubmitParams): (string | number)[] {
   const admission = p.admission;
   const rate = admission?.rateLimit;
@@ -29,7 +29,7 @@ export function admissionArgs(p: SubmitParams): (string | number)[] {
   ];
 }
 
-/** The rejection a `{ "rejected", reason, ... }` answer of submit-0.lua stands for. */
+/** The rejection a `{ "rejected", reason, ... }` answer of submit-n.lua stands for. */
 export function rejectionOf(reply: readonly unknown[], p: SubmitParams): SubmitRejection {
   const reason = String(reply[1]);
   const admission = p.admission;

@@ -5,9 +5,8 @@ import {
   REQUEST_STATUSES,
   type RequestStatus,
 } from '@inferq/protocol';
-import type { Redis } from 'ioredis';
 import { Unpackr } from 'msgpackr';
-import { closeConnection } from './connection.ts';
+import { closeConnection, type RedisConnection } from './connection.ts';
 import { type Keys, keysFor } from './keys.ts';
 
 /** A completion message's fields, its outputs left undecoded (they stay in its bytes). */
@@ -24,7 +23,7 @@ const STATUSES: ReadonlySet<string> = new Set(REQUEST_STATUSES);
 
 /** Options of a CompletionWatcher. */
 export interface CompletionWatcherOptions {
-  subscriber: Redis;
+  subscriber: RedisConnection;
   prefix: string;
   /**
    * This process's name on its notify channel (`Keys.notifyChannel`), to which it stays subscribed:
@@ -43,7 +42,7 @@ export interface CompletionWatcherOptions {
 export class CompletionWatcher {
   readonly instance: string | undefined;
   private readonly keys: Keys;
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisConnection;
   /** Channel name -> its listeners. */
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly notifyChannel: string | undefined;

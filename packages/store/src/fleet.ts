@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.ts';
 import { keysFor } from './keys.ts';
 
 /**
@@ -38,7 +38,7 @@ export interface WorkerReport {
 }
 
 export interface FleetRegistryOptions {
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   /** A worker is live when its last report is at most this old (ms). */
   livenessMs?: number;
@@ -54,7 +54,7 @@ const FORGET_AFTER_WINDOWS = 6;
  */
 export class FleetRegistry {
   readonly livenessMs: number;
-  private readonly redis: Redis;
+  private readonly redis: RedisConnection;
   private readonly key: string;
 
   constructor(options: FleetRegistryOptions) {

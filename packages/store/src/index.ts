@@ -4,7 +4,15 @@ export {
   type CompletionWatcherOptions,
   type ExpectedListener,
 } from './completion-watcher.ts';
-export { closeConnection, createRedisConnection, type RedisRole } from './connection.ts';
+export {
+  closeConnection,
+  createRedisConnection,
+  isCluster,
+  type RedisClusterTarget,
+  type RedisConnection,
+  type RedisRole,
+  type RedisTarget,
+} from './connection.ts';
 export { DEADLINE_SWEEP_MS, type DeadlineSweeperOptions, startDeadlineSweeper } from './deadline-sweeper.ts';
 export {
   FleetRegistry,

@@ -33,7 +33,7 @@ export interface Keys {
   queued(queue: string): string;
   /**
    * ZSET: request id -> deadline (ms) of queued requests (leaders and followers) sent with
-   * `timeoutMs`; swept every second by workers and API processes (expire-0.lua).
+   * `timeoutMs`; swept every second by workers and API processes (expire-n.lua).
    */
   deadlines: string;
   /** STRING `<fingerprint> <id>`: the request an Idempotency-Key names, per tenant; IDEMPOTENCY_TTL_SECONDS. */

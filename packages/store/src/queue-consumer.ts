@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.ts';
 import { CONSUMER_GROUP, type QueueKeys } from './keys.ts';
 import type { Delivery } from './types.ts';
 
 export interface QueueConsumerOptions {
   /** A connection of its own: XREADGROUP BLOCK holds it while it waits. */
-  blocking: Redis;
+  blocking: RedisConnection;
   queue: QueueKeys;
   /** This worker's consumer name in the group, unique per process. */
   consumer: string;
@@ -22,7 +22,7 @@ type RawEntry = [Buffer, Buffer[] | null];
 export class QueueConsumer {
   readonly consumer: string;
   readonly queue: QueueKeys;
-  private readonly blocking: Redis;
+  private readonly blocking: RedisConnection;
 
   constructor(options: QueueConsumerOptions) {
     this.blocking = options.blocking;

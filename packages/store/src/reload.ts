@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.ts';
 import { keysFor } from './keys.ts';
 
 /** The little of a pino logger this needs. */
@@ -11,11 +11,11 @@ interface ReloadLogger {
  * to the deployment's reload channel; `onReload` runs for each message. Returns the connection.
  */
 export function subscribeReload(
-  subscriber: Redis,
+  subscriber: RedisConnection,
   prefix: string,
   onReload: () => void,
   logger: ReloadLogger,
-): Redis {
+): RedisConnection {
   const channel = keysFor(prefix).reloadChannel;
   subscriber.on('message', (from: string) => {
     if (from === channel) onReload();
@@ -28,6 +28,6 @@ export function subscribeReload(
 }
 
 /** Asks every API and worker of the deployment to read the model repository again; returns how many heard. */
-export async function publishReload(redis: Redis, prefix: string): Promise<number> {
+export async function publishReload(redis: RedisConnection, prefix: string): Promise<number> {
   return redis.publish(keysFor(prefix).reloadChannel, String(Date.now()));
 }

@@ -7,21 +7,21 @@ import {
   type RequestError,
   type RequestStatus,
 } from '@inferq/protocol';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import { admissionArgs, admissionKeys, hashOf, rejectionOf } from './admission.ts';
-import { SUBMIT_NOW_COMMAND } from './connection.ts';
+import { isCluster, type RedisConnection, SUBMIT_NOW_COMMAND } from './connection.ts';
 import { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
-import cancelLua from './lua/cancel-1.lua?raw';
-import completeLua from './lua/complete-0.lua?raw';
-import expireLua from './lua/expire-0.lua?raw';
-import handBackLua from './lua/hand-back-0.lua?raw';
+import cancelLua from './lua/cancel-5.lua?raw';
+import completeLua from './lua/complete-n.lua?raw';
+import expireLua from './lua/expire-n.lua?raw';
+import handBackLua from './lua/hand-back-n.lua?raw';
 import libLua from './lua/lib.lua?raw';
-import promoteLua from './lua/promote-0.lua?raw';
-import renewLua from './lua/renew-0.lua?raw';
-import resumeLua from './lua/resume-1.lua?raw';
-import retryLua from './lua/retry-0.lua?raw';
-import startLua from './lua/start-0.lua?raw';
-import submitLua from './lua/submit-0.lua?raw';
+import promoteLua from './lua/promote-n.lua?raw';
+import renewLua from './lua/renew-1.lua?raw';
+import resumeLua from './lua/resume-5.lua?raw';
+import retryLua from './lua/retry-n.lua?raw';
+import startLua from './lua/start-n.lua?raw';
+import submitLua from './lua/submit-n.lua?raw';
 import { type LuaValue, packForLua } from './lua-args.ts';
 import type {
   CancelOutcome,
@@ -35,7 +35,7 @@ import type {
 } from './types.ts';
 
 export interface RequestStoreOptions {
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   resultTtlSeconds: number;
 }
@@ -61,17 +61,20 @@ type Arg = string | Buffer | number;
 
 type SubmitReply = [Buffer, ...(Buffer | Buffer[] | number)[]];
 
-/** One request ready for submit-0.lua. */
+/** One request ready for submit-n.lua. */
 interface PreparedSubmit {
   params: SubmitParams;
   payloadKey: string;
   payload: Buffer;
   /** The payload travels inside the queue entry (else under its key, written before the script). */
   inline: boolean;
+  /** Its ten keys (K[1..10] of submit-n.lua). */
+  keys: string[];
+  /** Its arguments and record fields: [A, fields]. */
   request: LuaValue;
 }
 
-interface ScriptedRedis extends Redis {
+interface ScriptCommands {
   inferqSubmitBuffer(...args: Arg[]): Promise<SubmitReply>;
   inferqSubmitNowBuffer(...args: Arg[]): Promise<SubmitReply>;
   inferqStartBuffer(...args: Arg[]): Promise<[Buffer, Buffer, Buffer?][]>;
@@ -83,8 +86,10 @@ interface ScriptedRedis extends Redis {
   inferqRenew(...args: Arg[]): Promise<string[]>;
   inferqExpire(...args: Arg[]): Promise<string[]>;
   inferqCancel(...args: Arg[]): Promise<string>;
-  inferqWriteProbe(): Promise<number>;
+  inferqWriteProbe(key: string): Promise<number>;
 }
+
+type ScriptedRedis = RedisConnection & ScriptCommands;
 
 /** The stream of a queue a request waits in: `priority > 0` is the background band. */
 export function streamFor(queue: QueueKeys, priority: number | undefined): string {
@@ -99,7 +104,7 @@ export function streamFor(queue: QueueKeys, priority: number | undefined): strin
  */
 export class RequestStore {
   readonly keys: Keys;
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   private readonly scripts: ScriptedRedis;
   private readonly resultTtlSeconds: number;
   /** A submit already left in this tick of the event loop (see `submit`). */
@@ -110,19 +115,22 @@ export class RequestStore {
     this.resultTtlSeconds = options.resultTtlSeconds;
     const redis = options.redis;
     const withLib = (lua: string): string => `${libLua}\n${lua}`;
-    redis.defineCommand('inferqSubmit', { numberOfKeys: 0, lua: submitLua });
-    redis.defineCommand(SUBMIT_NOW_COMMAND, { numberOfKeys: 0, lua: submitLua });
-    redis.defineCommand('inferqStart', { numberOfKeys: 0, lua: withLib(startLua) });
-    redis.defineCommand('inferqComplete', { numberOfKeys: 0, lua: withLib(completeLua) });
-    redis.defineCommand('inferqRetry', { numberOfKeys: 0, lua: withLib(retryLua) });
-    redis.defineCommand('inferqPromote', { numberOfKeys: 0, lua: promoteLua });
-    redis.defineCommand('inferqResume', { numberOfKeys: 1, lua: resumeLua });
-    redis.defineCommand('inferqHandBack', { numberOfKeys: 0, lua: withLib(handBackLua) });
+    // Every key a script knows of at call time is declared (a `-n` script takes the count first),
+    // so a cluster client routes it to the master of the prefix's slot.
+    redis.defineCommand('inferqSubmit', { lua: submitLua });
+    redis.defineCommand(SUBMIT_NOW_COMMAND, { lua: submitLua });
+    redis.defineCommand('inferqStart', { lua: withLib(startLua) });
+    redis.defineCommand('inferqComplete', { lua: withLib(completeLua) });
+    redis.defineCommand('inferqRetry', { lua: withLib(retryLua) });
+    redis.defineCommand('inferqPromote', { lua: promoteLua });
+    redis.defineCommand('inferqResume', { numberOfKeys: 5, lua: resumeLua });
+    redis.defineCommand('inferqHandBack', { lua: withLib(handBackLua) });
     redis.defineCommand('inferqRenew', { numberOfKeys: 1, lua: renewLua });
-    redis.defineCommand('inferqExpire', { numberOfKeys: 0, lua: withLib(expireLua) });
-    redis.defineCommand('inferqCancel', { numberOfKeys: 1, lua: withLib(cancelLua) });
-    // A declared script that may write: Redis refuses it as it would refuse a submit (OOM, MISCONF, READONLY).
-    redis.defineCommand('inferqWriteProbe', { numberOfKeys: 0, lua: '#!lua\nreturn 1' });
+    redis.defineCommand('inferqExpire', { lua: withLib(expireLua) });
+    redis.defineCommand('inferqCancel', { numberOfKeys: 5, lua: withLib(cancelLua) });
+    // A declared script that may write: Redis refuses it as it would refuse a submit (OOM, MISCONF,
+    // READONLY). Its key (untouched) sends it to the master that owns the prefix's slot in a cluster.
+    redis.defineCommand('inferqWriteProbe', { numberOfKeys: 1, lua: '#!lua\nreturn 1' });
     this.redis = redis;
     this.scripts = redis as ScriptedRedis;
   }
@@ -130,6 +138,12 @@ export class RequestStore {
   /** The keys of a model version's queue. */
   queueKeys(model: string, version: number): QueueKeys {
     return this.keys.queue(queueName(model, version));
+  }
+
+  /** The queue (`queueName`) a stream of this prefix belongs to: `<prefix>:q:<queue>[:background]`. */
+  private queueOfStream(stream: string): string {
+    const rest = stream.slice(this.keys.prefix.length + ':q:'.length);
+    return rest.endsWith(':background') ? rest.slice(0, -':background'.length) : rest;
   }
 
   async submit(p: SubmitParams): Promise<SubmitOutcome> {
@@ -145,10 +159,10 @@ export class RequestStore {
       });
     }
     const written = this.writeLargePayloads([prepared]);
-    const argument = packForLua(prepared.request);
+    const args = this.submitArgs([prepared], packForLua(prepared.request));
     const submitted = alone
-      ? this.scripts.inferqSubmitNowBuffer(argument)
-      : this.scripts.inferqSubmitBuffer(argument);
+      ? this.scripts.inferqSubmitNowBuffer(...args)
+      : this.scripts.inferqSubmitBuffer(...args);
     // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
     const [, reply] = await this.settled([prepared], Promise.all([written, submitted]));
     return this.outcomeOf(reply, prepared);
@@ -159,7 +173,7 @@ export class RequestStore {
    * unable to persist, a replica): for readiness. Resolves when a submit could write.
    */
   async writeProbe(): Promise<void> {
-    await this.scripts.inferqWriteProbe();
+    await this.scripts.inferqWriteProbe(this.keys.deadlines);
   }
 
   /**
@@ -186,14 +200,22 @@ export class RequestStore {
     const prepared = params.map((p) => this.prepareSubmit(p));
     const written = this.writeLargePayloads(prepared);
     const submitted = this.scripts.inferqSubmitBuffer(
-      packForLua(prepared.map((one) => one.request)),
+      ...this.submitArgs(prepared, packForLua(prepared.map((one) => one.request))),
       'many',
     ) as unknown as Promise<SubmitReply[]>;
     const [, replies] = await this.settled(prepared, Promise.all([written, submitted]));
     return replies.map((reply, index) => this.outcomeOf(reply, prepared[index]!));
   }
 
-  /** What submit-0.lua needs for one request: [keys, arguments, record fields]. */
+  /** submit-n.lua's key count and keys for `prepared`, then `argument`. */
+  private submitArgs(prepared: readonly PreparedSubmit[], argument: Buffer): Arg[] {
+    const keys: Arg[] = [2 + prepared.length * 10, this.keys.deadlines, this.keys.webhooks];
+    for (const one of prepared) keys.push(...one.keys);
+    keys.push(argument);
+    return keys;
+  }
+
+  /** What submit-n.lua needs for one request: its keys, and [arguments, record fields]. */
   private prepareSubmit(p: SubmitParams): PreparedSubmit {
     const k = this.keys;
     const fields: string[] = [
@@ -231,17 +253,17 @@ export class RequestStore {
       payloadKey,
       payload,
       inline,
+      keys: [
+        k.cache(p.cacheKey),
+        k.inflight(p.cacheKey),
+        k.request(p.id),
+        payloadKey,
+        ...admissionKeys(k, p),
+        stream,
+        queue.paused,
+        queue.held(stream),
+      ],
       request: [
-        [
-          k.cache(p.cacheKey),
-          k.inflight(p.cacheKey),
-          k.request(p.id),
-          payloadKey,
-          ...admissionKeys(k, p),
-          stream,
-          queue.paused,
-          queue.held(stream),
-        ],
         [
           p.id,
           String(p.now),
@@ -300,7 +322,7 @@ export class RequestStore {
     let raw = await this.redis.hgetallBuffer(this.keys.request(id));
     if (!raw.id) return undefined;
     if (isOverdue(raw, now)) {
-      await this.scripts.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, 1, id);
+      await this.expireIds([id], now);
       raw = await this.redis.hgetallBuffer(this.keys.request(id));
       if (!raw.id) return undefined;
     }
@@ -314,13 +336,36 @@ export class RequestStore {
    * Returns the ids it expired.
    */
   async expireOverdue(now: number, limit = 500): Promise<string[]> {
-    return this.scripts.inferqExpire(this.keys.prefix, now, this.resultTtlSeconds, limit);
+    // Two phases (expire-n.lua): the ids first, so the script can declare their records.
+    const ids = await this.redis.zrangebyscore(this.keys.deadlines, '-inf', `(${now}`, 'LIMIT', 0, limit);
+    return ids.length === 0 ? [] : this.expireIds(ids, now);
+  }
+
+  /** expire-n.lua over `ids`, which it checks again (status, deadline). */
+  private expireIds(ids: readonly string[], now: number): Promise<string[]> {
+    const k = this.keys;
+    const keys = ids.flatMap((id) => [k.request(id), k.followers(id), k.payload(id)]);
+    return this.scripts.inferqExpire(
+      2 + keys.length,
+      k.deadlines,
+      k.webhooks,
+      ...keys,
+      k.prefix,
+      now,
+      this.resultTtlSeconds,
+      ...ids,
+    );
   }
 
   async cancel(id: string, now: number): Promise<CancelOutcome> {
+    const k = this.keys;
     const outcome = await this.scripts.inferqCancel(
-      this.keys.request(id),
-      this.keys.prefix,
+      k.request(id),
+      k.deadlines,
+      k.webhooks,
+      k.followers(id),
+      k.payload(id),
+      k.prefix,
       id,
       now,
       this.resultTtlSeconds,
@@ -340,12 +385,23 @@ export class RequestStore {
   ): Promise<StartOutcome[]> {
     if (refs.length === 0) return [];
     const pipeline = this.redis.pipeline() as ChainableCommander & ScriptedRedis;
+    const k = this.keys;
     void pipeline.inferqStartBuffer(
-      this.keys.prefix,
+      2 + refs.length * 5,
+      k.deadlines,
+      k.webhooks,
+      ...refs.flatMap((r) => [
+        k.request(r.id),
+        r.stream,
+        k.followers(r.id),
+        k.payload(r.id),
+        k.queued(this.queueOfStream(r.stream)),
+      ]),
+      k.prefix,
       now,
       this.resultTtlSeconds,
       MAX_STALLS,
-      ...refs.flatMap((r) => [r.id, r.stream, r.entry]),
+      ...refs.flatMap((r) => [r.id, r.entry]),
     );
     const reads = refs.filter((r) => readPayloadOf.has(r.id)).map((r) => r.id);
     for (const id of reads) void pipeline.getBuffer(this.keys.payload(id));
@@ -411,9 +467,24 @@ export class RequestStore {
         String(bytes.indexOf(r.id)),
       ]);
     }
+    const k = this.keys;
+    const keys = results.flatMap((r) => {
+      const queue = queueName(r.model, r.version);
+      return [
+        k.request(r.id),
+        r.queueEntry?.stream || k.queue(queue).normal,
+        k.followers(r.id),
+        k.payload(r.id),
+        k.queued(queue),
+      ];
+    });
     // One time for the batch: its results were taken together.
     await this.scripts.inferqComplete(
-      this.keys.prefix,
+      2 + keys.length,
+      k.deadlines,
+      k.webhooks,
+      ...keys,
+      k.prefix,
       String(results[0]!.now),
       String(this.resultTtlSeconds),
       packForLua(rows),
@@ -426,24 +497,48 @@ export class RequestStore {
    */
   async retryLater(items: readonly { ref: QueueEntryRef; due: number; payload?: Buffer }[]): Promise<void> {
     if (items.length === 0) return;
+    const k = this.keys;
+    const queue = (stream: string): QueueKeys => k.queue(this.queueOfStream(stream));
     await this.scripts.inferqRetry(
-      this.keys.prefix,
-      ...items.flatMap(({ ref, due, payload }) => [ref.id, ref.stream, ref.entry, due, payload ?? '']),
+      items.length * 4,
+      ...items.flatMap(({ ref }) => [
+        k.request(ref.id),
+        ref.stream,
+        queue(ref.stream).delayed(ref.stream),
+        k.payload(ref.id),
+      ]),
+      ...items.flatMap(({ ref, due, payload }) => [ref.id, ref.entry, due, payload ?? '']),
     );
   }
 
   /** Enqueues again the requests of a model version whose retry is due. Returns how many. */
   async promoteDue(model: string, version: number, now: number): Promise<number> {
     const queue = this.queueKeys(model, version);
-    return this.scripts.inferqPromote(this.keys.prefix, now, PROMOTE_BATCH, queue.normal, queue.background);
+    const streams = [queue.normal, queue.background];
+    // Two phases (promote-n.lua): the due ids first, so the script can declare their records.
+    const pipeline = this.redis.pipeline();
+    for (const stream of streams)
+      pipeline.zrangebyscore(queue.delayed(stream), '-inf', now, 'LIMIT', 0, PROMOTE_BATCH);
+    const due = (await execOrThrow(pipeline)) as string[][];
+    const keys: string[] = [];
+    const ids: string[] = [];
+    streams.forEach((stream, index) => {
+      for (const id of due[index] ?? []) {
+        keys.push(this.keys.request(id), stream, queue.delayed(stream));
+        ids.push(id);
+      }
+    });
+    if (ids.length === 0) return 0;
+    return this.scripts.inferqPromote(keys.length, ...keys, now, ...ids);
   }
 
   /** A stopping worker's unstarted requests go back to their streams (hand-back-0.lua). Returns how many. */
   async handBack(items: readonly { ref: QueueEntryRef; payload?: Buffer }[]): Promise<number> {
     if (items.length === 0) return 0;
     return this.scripts.inferqHandBack(
-      this.keys.prefix,
-      ...items.flatMap(({ ref, payload }) => [ref.id, ref.stream, ref.entry, payload ?? '']),
+      items.length * 2,
+      ...items.flatMap(({ ref }) => [this.keys.request(ref.id), ref.stream]),
+      ...items.flatMap(({ ref, payload }) => [ref.id, ref.entry, payload ?? '']),
     );
   }
 
@@ -467,7 +562,14 @@ export class RequestStore {
   /** Lifts `pause`: the held requests are enqueued in arrival order. Returns how many. */
   async resume(model: string, version: number): Promise<number> {
     const queue = this.queueKeys(model, version);
-    return this.scripts.inferqResume(queue.paused, this.keys.prefix, queue.normal, queue.background);
+    return this.scripts.inferqResume(
+      queue.paused,
+      queue.normal,
+      queue.held(queue.normal),
+      queue.background,
+      queue.held(queue.background),
+      this.keys.prefix,
+    );
   }
 
   /** The versions of `model` whose queue exists in Redis (a worker or a request created it). */
@@ -475,16 +577,21 @@ export class RequestStore {
     // The normal stream's key without its version number: `…<model>.v`.
     const stem = this.queueKeys(model, 0).normal.slice(0, -1);
     const versions = new Set<number>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${stem}*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) {
-        const version = /^[1-9][0-9]*$/.exec(key.slice(stem.length))?.[0];
-        if (version !== undefined && this.queueKeys(model, Number(version)).normal === key)
-          versions.add(Number(version));
-      }
-    } while (cursor !== '0');
+    // SCAN answers for one node: on a cluster, every master is scanned (the prefix's hash tag puts
+    // the keys on one of them, but which one is the cluster's business).
+    const nodes = isCluster(this.redis) ? this.redis.nodes('master') : [this.redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${stem}*`, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          const version = /^[1-9][0-9]*$/.exec(key.slice(stem.length))?.[0];
+          if (version !== undefined && this.queueKeys(model, Number(version)).normal === key)
+            versions.add(Number(version));
+        }
+      } while (cursor !== '0');
+    }
     return [...versions].sort((a, b) => a - b);
   }
 

@@ -11,13 +11,13 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from '@inferq/observability';
 import { encodeRecord } from '@inferq/protocol';
-import type { RequestStore } from '@inferq/store';
-import type { Redis } from 'ioredis';
+import type { RedisConnection, RequestStore } from '@inferq/store';
+
 import { Counter, type Registry } from 'prom-client';
 import { type AttemptOutcome, postWebhook } from './deliver.ts';
 import { DestinationGuard, type DestinationPolicy, type Resolver } from './destination.ts';
 import claimLua from './lua/webhook-claim-1.lua?raw';
-import settleLua from './lua/webhook-settle-1.lua?raw';
+import settleLua from './lua/webhook-settle-2.lua?raw';
 import { retryDelayMs } from './retry.ts';
 import { signedHeaders } from './signature.ts';
 
@@ -33,7 +33,7 @@ export interface WebhookSettings extends DestinationPolicy {
 
 export interface WebhookDispatcherOptions {
   /** Command connection; the dispatcher defines its scripts on it. */
-  redis: Redis;
+  redis: RedisConnection;
   /** Reads the records it sends (same Redis and prefix). */
   store: RequestStore;
   settings: WebhookSettings;
@@ -53,10 +53,12 @@ export interface WebhookDispatcherOptions {
 /** Final outcome of one webhook, the label of `inferq_webhook_deliveries_total`. */
 export type DeliveryOutcome = 'delivered' | 'failed' | 'refused' | 'expired';
 
-interface ScriptedRedis extends Redis {
+interface ScriptCommands {
   inferqWebhookClaim(...args: (string | number)[]): Promise<[string, number, string][]>;
   inferqWebhookSettle(...args: (string | number)[]): Promise<number>;
 }
+
+type ScriptedRedis = RedisConnection & ScriptCommands;
 
 interface DueWebhook {
   id: string;
@@ -103,7 +105,7 @@ export class WebhookDispatcher {
     this.concurrency = options.concurrency ?? 32;
     this.now = options.now ?? Date.now;
     options.redis.defineCommand('inferqWebhookClaim', { numberOfKeys: 1, lua: claimLua });
-    options.redis.defineCommand('inferqWebhookSettle', { numberOfKeys: 1, lua: settleLua });
+    options.redis.defineCommand('inferqWebhookSettle', { numberOfKeys: 2, lua: settleLua });
     this.redis = options.redis as ScriptedRedis;
     if (options.registry) {
       this.deliveries = counter(options.registry, {
@@ -249,6 +251,7 @@ export class WebhookDispatcher {
   ): Promise<void> {
     await this.redis.inferqWebhookSettle(
       this.webhooksKey,
+      this.options.store.keys.request(id),
       this.options.store.keys.prefix,
       id,
       outcome,

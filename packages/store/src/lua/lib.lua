@@ -1,6 +1,8 @@
 --[[
   Helpers shared by the scripts that move requests: request-store.ts puts this text in front of
-  each of them, so they are one copy here and local functions there.
+  each of them, so they are one copy here and local functions there. They build key names from the
+  prefix: each name is one the calling script declares in KEYS or lists in its header as named at
+  run time (under the prefix's hash tag, so in the declared keys' Redis Cluster slot).
 ]]
 local TERMINAL = { succeeded = true, failed = true, cancelled = true, expired = true }
 -- Mirrors keys.ts: CONSUMER_GROUP.

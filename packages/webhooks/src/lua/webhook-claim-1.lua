@@ -9,6 +9,9 @@
   ARGV[3] lease (ms)
   ARGV[4] most entries to claim
 
+  Keys named at run time, not declared: the records of the claimed ids (read from KEYS[1]). They
+  carry the prefix's hash tag, so in a Redis Cluster they live in KEYS[1]'s slot.
+
   Returns one entry per claimed id:
   { id, attempt, callbackUrl }
   { id, 0, "" }   the record is gone (its result TTL ran out) or has no callback URL: entry removed

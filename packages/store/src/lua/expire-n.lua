@@ -5,29 +5,37 @@
 
   An expired follower leaves its leader's list. An expired leader leaves its queue and releases its
   payload and in-flight key unless followers still wait on it, in which case it still runs for them
-  (start-0.lua). Entries of requests that are no longer queued (they ran, were cancelled or are
+  (start-n.lua). Entries of requests that are no longer queued (they ran, were cancelled or are
   gone) are dropped from <prefix>:deadlines.
 
+  Two phases, so that every record is declared: the sweep reads the ids of <prefix>:deadlines whose
+  deadline is before now first (ZRANGEBYSCORE), then names them here; each is re-checked (status
+  and deadline), so one that started or ended in between is left alone.
+
+  KEYS[1] <prefix>:deadlines
+  KEYS[2] <prefix>:webhooks
+  KEYS[3..] three per id: its record, its followers list, its payload
   ARGV[1] key prefix
   ARGV[2] now (ms)
   ARGV[3] result TTL (s)
-  ARGV[4] the most ids to sweep
-  ARGV[5..] ids to check; none: the ids of <prefix>:deadlines whose deadline is before now
+  ARGV[4..] ids to check, in the order of KEYS
+
+  Keys named at run time, not declared: a follower's leader record and followers list (the leader
+  id is read from the record), the queued set, stream or held list and in-flight key the record
+  names. They carry the prefix's hash tag, so in a Redis Cluster they live in the declared keys' slot.
 
   Returns the ids it expired.
 ]]
-local prefix, now, resultTtl, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local deadlines = prefix .. ':deadlines'
-
-local ids = {}
-for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then ids = redis.call('ZRANGEBYSCORE', deadlines, '-inf', '(' .. ARGV[2], 'LIMIT', 0, limit) end
+local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local deadlines = KEYS[1]
 
 local expired = {}
-for _, id in ipairs(ids) do
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local k = 2 + (i - 4) * 3
   -- 1 status, 2 deadline, 3 createdAt, 4 model, 5 version, 6 callbackChannel, 7 cacheKey, 8 leader, 9 callbackUrl,
   -- 10 notify, 11 queue stream, 12 entry
-  local rec = redis.call('HMGET', prefix .. ':req:' .. id, 'status', 'deadline', 'createdAt', 'model', 'version',
+  local rec = redis.call('HMGET', KEYS[k + 1], 'status', 'deadline', 'createdAt', 'model', 'version',
     'callbackChannel', 'cacheKey', 'leader', 'callbackUrl', 'notify', 'q', 'entry')
   local deadline = tonumber(rec[2]) or 0
   if rec[1] ~= 'queued' then
@@ -48,7 +56,7 @@ for _, id in ipairs(ids) do
     else
       -- Mirrors keys.ts: queued(queueName(model, version)).
       if rec[4] and rec[5] then redis.call('ZREM', prefix .. ':queued:' .. rec[4] .. '.v' .. rec[5], id) end
-      if redis.call('LLEN', prefix .. ':followers:' .. id) == 0 then
+      if redis.call('LLEN', KEYS[k + 2]) == 0 then
         dequeue(id, rec[11], rec[12])
         release(prefix, id, rec[7])
       end

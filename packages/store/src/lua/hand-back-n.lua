@@ -5,16 +5,16 @@
   A request no longer queued keeps its entry: if it is running, its lease runs out and it is
   reclaimed like any other.
 
-  ARGV[1] key prefix
-  ARGV[2..] per request, 4 values: id, stream, entry id, payload carried by the entry or ""
+  KEYS    two per request: its record, its stream
+  ARGV    per request, 3 values: id, entry id, payload carried by the entry or ""
 
   Returns how many requests it gave back.
 ]]
-local prefix = ARGV[1]
 local given = 0
-for i = 2, #ARGV, 4 do
-  local id, stream, entry, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local rk = prefix .. ':req:' .. id
+for i = 1, #ARGV, 3 do
+  local id, entry, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local k = (i - 1) / 3 * 2
+  local rk, stream = KEYS[k + 1], KEYS[k + 2]
   local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline', 'batch')
   if rec[1] == 'queued' then
     local fresh = { 'i', id, 't', rec[2] }

@@ -6,10 +6,19 @@
   model version's queued set, so it no longer counts against MAX_QUEUE_DEPTH.
 
   KEYS[1] request record
+  KEYS[2] <prefix>:deadlines
+  KEYS[3] <prefix>:webhooks
+  KEYS[4] its followers list
+  KEYS[5] its payload
   ARGV[1] key prefix
   ARGV[2] id
   ARGV[3] now (ms)
   ARGV[4] result TTL (s)
+
+  Keys named at run time, not declared: the leader's record and followers list of a follower (the
+  leader id is read from the record), the queued set, stream or held list and in-flight key the
+  record names. They carry the prefix's hash tag, so in a Redis Cluster they live in the declared
+  keys' slot.
 
   Returns "cancelled", "conflict" (running or finished) or "missing".
 ]]
@@ -25,7 +34,7 @@ local createdAt = tonumber(rec[2]) or now
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', tostring(now), 'totalMs', tostring(now - createdAt),
   'queueMs', tostring(now - createdAt))
 redis.call('EXPIRE', KEYS[1], resultTtl)
-redis.call('ZREM', prefix .. ':deadlines', id)
+redis.call('ZREM', KEYS[2], id)
 
 if rec[6] then
   local followersKey = prefix .. ':followers:' .. rec[6]
@@ -39,7 +48,7 @@ if rec[6] then
 else
   -- Mirrors keys.ts: queued(queueName(model, version)).
   redis.call('ZREM', prefix .. ':queued:' .. rec[3] .. '.v' .. rec[4], id)
-  if redis.call('LLEN', prefix .. ':followers:' .. id) == 0 then
+  if redis.call('LLEN', KEYS[4]) == 0 then
     dequeue(id, rec[10], rec[11])
     release(prefix, id, rec[7])
   end
@@ -49,5 +58,5 @@ local msg = cmsgpack.pack({ id = id, status = 'cancelled', model = rec[3], versi
   timings = { queueMs = now - createdAt, batchWaitMs = 0, inferMs = 0, totalMs = now - createdAt } })
 announceEnd(prefix, id, rec[5], rec[9], msg)
 -- Due now for the webhook dispatcher (packages/webhooks).
-if rec[8] then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+if rec[8] then redis.call('ZADD', KEYS[3], now, id) end
 return 'cancelled'

@@ -10,11 +10,19 @@
   failed run (its `retry` mark): past `maxStalls` such restarts it is answered `lost`, for the
   worker to end it failed instead of running, once more, an input that may be what kills workers.
 
+  KEYS[1] <prefix>:deadlines
+  KEYS[2] <prefix>:webhooks
+  KEYS[3..] five per request: its record, its stream, its followers list, its payload, its model
+            version's queued set
   ARGV[1] key prefix
   ARGV[2] now (ms)
   ARGV[3] result TTL (s)
   ARGV[4] most restarts of a stalled request (maxStalls)
-  ARGV[5..] triples: request id, its stream, its entry id ("" when it was not taken from a stream)
+  ARGV[5..] pairs: request id, its entry id ("" when it was not taken from a stream)
+
+  Keys named at run time, not declared: the followers' records (ids read from the followers list)
+  and the in-flight key of a leader released here (its cache key read from the record). They carry
+  the prefix's hash tag, so in a Redis Cluster they live in the declared keys' slot.
 
   Returns one entry per id:
   { id, "run", createdAt }
@@ -22,7 +30,7 @@
   { id, "dropped", reason }   reason: missing | finished | cancelled | expired
 ]]
 local prefix, now, resultTtl, maxStalls = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local deadlines = prefix .. ':deadlines'
+local deadlines = KEYS[1]
 local out = {}
 
 local function announceRunning(id)
@@ -44,18 +52,17 @@ local function expire(id, rec)
     callbackChannel = rec[6], notify = rec[9], callbackUrl = rec[8] })
 end
 
-for i = 5, #ARGV, 3 do
-  local id, stream, entry = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local rk = prefix .. ':req:' .. id
+for i = 5, #ARGV, 2 do
+  local id, entry = ARGV[i], ARGV[i + 1]
+  local k = 2 + (i - 5) / 2 * 5
+  local rk, stream, followersKey, queuedKey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
   local rec = redis.call('HMGET', rk, unpack(FIELDS))
   local status = rec[1]
-  local followersKey = prefix .. ':followers:' .. id
   if not status then
     dropEntry(stream, entry)
     out[#out + 1] = { id, 'dropped', 'missing' }
   else
-    -- Mirrors keys.ts: queued(queueName(model, version)).
-    if rec[4] and rec[5] then redis.call('ZREM', prefix .. ':queued:' .. rec[4] .. '.v' .. rec[5], id) end
+    redis.call('ZREM', queuedKey, id)
     if (tonumber(rec[2]) or 0) > 0 then redis.call('ZREM', deadlines, id) end
     if pastDeadline(rec) then
       expire(id, rec)

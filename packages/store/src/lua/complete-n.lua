@@ -11,6 +11,11 @@
   script does what starting does: the request leaves its model version's queued set and the
   deadlines, and gets its `startedAt`; one whose deadline had passed by then ends expired instead.
 
+  KEYS[1] <prefix>:deadlines
+  KEYS[2] <prefix>:webhooks
+  KEYS[3..] five per row of ARGV[4], in order: its record, its stream (the one its entry is in, or
+            its model version's normal stream when the caller holds no entry), its followers list,
+            its payload, its model version's queued set
   ARGV[1] key prefix
   ARGV[2] now (ms)
   ARGV[3] result TTL (s)
@@ -19,6 +24,11 @@
     id, stream, entry id ("": the one its record names), status (succeeded | failed), outputs (MessagePack bytes or ""),
     error JSON or "", queueMs, batchWaitMs, inferMs, batchSize, startedAt (ms, "" when it never ran),
     completion message (MessagePack, the request id as its first value), byte offset of the id in it
+
+  Keys named at run time, not declared: the cache and in-flight keys (the cache key is read from the
+  record), the followers' records (ids read from the followers list) and, for a row without an
+  entry, the stream its record names. They carry the prefix's hash tag, so in a Redis Cluster they
+  live in the declared keys' slot.
 
   Returns how many records (requests and followers) it wrote.
 ]]
@@ -54,7 +64,7 @@ local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, 
     -- ends expired, as starting it would have ended it.
     writeExpired(prefix, rid, now, resultTtl, { createdAt = rec[2], model = rec[6], version = rec[7],
       callbackChannel = rec[3], notify = rec[5], callbackUrl = rec[4] })
-    redis.call('ZREM', prefix .. ':deadlines', rid)
+    redis.call('ZREM', KEYS[1], rid)
     return
   end
   local createdAt = tonumber(rec[2]) or now
@@ -65,7 +75,7 @@ local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, 
   if rec[1] == 'queued' then
     -- Mirrors keys.ts: queued(queueName(model, version)).
     if rec[6] and rec[7] then redis.call('ZREM', prefix .. ':queued:' .. rec[6] .. '.v' .. rec[7], rid) end
-    if deadline > 0 then redis.call('ZREM', prefix .. ':deadlines', rid) end
+    if deadline > 0 then redis.call('ZREM', KEYS[1], rid) end
     -- A follower that arrived after the run started starts when it arrived.
     if startedAt ~= '' then
       fields[#fields + 1] = 'startedAt'
@@ -78,7 +88,7 @@ local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, 
   redis.call('EXPIRE', rk, resultTtl)
   announceEnd(prefix, rid, rec[3], rec[5], msg)
   -- Due now for the webhook dispatcher (packages/webhooks), which POSTs the record to callback.url.
-  if rec[4] then redis.call('ZADD', prefix .. ':webhooks', now, rid) end
+  if rec[4] then redis.call('ZADD', KEYS[2], now, rid) end
   written = written + 1
 end
 
@@ -86,7 +96,8 @@ local function fieldsOf(rid)
   return redis.call('HMGET', prefix .. ':req:' .. rid, unpack(FIELDS))
 end
 
-for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
+for n, row in ipairs(cmsgpack.unpack(ARGV[4])) do
+  local k = 2 + (n - 1) * 5
   local id, stream, entry, status, outputs, errorJson = row[1], row[2], row[3], row[4], row[5], row[6]
   local timings = { row[7], row[8], row[9], row[10] }
   local startedAt, message, idOffset = row[11], row[12], tonumber(row[13])
@@ -94,7 +105,7 @@ for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
   finish(id, rec, status, outputs, errorJson, timings, startedAt, message)
 
   local cacheKey, cacheTtl = rec[9], tonumber(rec[10]) or 0
-  redis.call('DEL', prefix .. ':payload:' .. id)
+  redis.call('DEL', KEYS[k + 4])
   if cacheKey and cacheKey ~= '' then
     if status == 'succeeded' and cacheTtl > 0 then
       redis.call('SET', prefix .. ':cache:' .. cacheKey, outputs, 'EX', cacheTtl)
@@ -104,7 +115,7 @@ for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
     end
   end
 
-  local followersKey = prefix .. ':followers:' .. id
+  local followersKey = KEYS[k + 3]
   local followers = redis.call('LRANGE', followersKey, 0, -1)
   if #followers > 0 then
     redis.call('DEL', followersKey)
@@ -114,7 +125,7 @@ for _, row in ipairs(cmsgpack.unpack(ARGV[4])) do
     end
   end
   -- The entry the worker names, else the one the record names (a caller that did not take it itself).
-  if entry == '' then stream, entry = rec[11], rec[12] end
+  if entry == '' then stream, entry = rec[11], rec[12] else stream = KEYS[k + 2] end
   dropEntry(stream, entry)
 end
 return written

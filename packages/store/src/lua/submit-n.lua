@@ -5,11 +5,19 @@
   already in flight, or create its record and enqueue it: an entry in its band's stream, which wakes
   a blocked worker at once (or, while the queue is paused, its id in the band's held list).
 
-  ARGV[1] is one MessagePack array [K, A, fields]: the keys K, the arguments A and the record
-  fields (one argument where there would be dozens: a client pays for each argument it sends).
-  Every value is a string, as in KEYS and ARGV; the payload a binary string. With ARGV[2] "many",
-  ARGV[1] is an array of such requests (infer:bulk), submitted in order in this one call, and the
-  reply is the array of their replies.
+  KEYS[1] <prefix>:deadlines  (ZSET id -> deadline)
+  KEYS[2] <prefix>:webhooks   (ZSET id -> due, for a cache hit with a callback URL)
+  KEYS[3..] ten per request, in order: K[1..10] below
+  ARGV[1] one MessagePack array [A, fields]: the arguments A and the record fields (one argument
+          where there would be dozens: a client pays for each argument it sends). Every value is a
+          string, as in ARGV; the payload a binary string. With ARGV[2] "many", ARGV[1] is an array
+          of such requests (infer:bulk), submitted in order in this one call, and the reply is the
+          array of their replies.
+
+  Keys named at run time, not declared: the leader's record and followers list (the leader's id is
+  read from K[2]), the records a full queue re-checks (ids read from K[5]) and the record an
+  idempotency entry names (read from K[6]). They carry the prefix's hash tag (`{inferq}` by
+  default), so in a Redis Cluster they live in the declared keys' slot.
 
   K[1]  cache key           <prefix>:cache:<cacheKey>
   K[2]  in-flight key       <prefix>:inflight:<cacheKey>
@@ -66,7 +74,7 @@ local function submit(K, A, fields)
   local id, now, useCache, resultTtl, payload, prefix = A[1], tonumber(A[2]), A[3], A[4], A[5], A[6]
   local maxDepth, ratePerSecond, burst = tonumber(A[7]), tonumber(A[8]), tonumber(A[9])
   local fingerprint, idempotencyTtl, deadline = A[10], A[11], tonumber(A[12])
-  local deadlines = prefix .. ':deadlines'
+  local deadlines = KEYS[1]
 
   if fingerprint ~= '' then
     local entry = redis.call('GET', K[6])
@@ -113,7 +121,7 @@ local function submit(K, A, fields)
       accept()
       -- A cache hit ends the request at once: its webhook is due now (packages/webhooks).
       for i = 1, #fields, 2 do
-        if fields[i] == 'callbackUrl' then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+        if fields[i] == 'callbackUrl' then redis.call('ZADD', KEYS[2], now, id) end
       end
       return { 'cached', redis.call('HGETALL', K[3]) }
     end
@@ -173,22 +181,29 @@ local function submit(K, A, fields)
   return { 'queued' }
 end
 
+-- The ten keys of the n-th request of this call.
+local function keysOf(n)
+  local K, base = {}, 2 + (n - 1) * 10
+  for j = 1, 10 do K[j] = KEYS[base + j] end
+  return K
+end
+
 local request = cmsgpack.unpack(ARGV[1])
 local requests = request
 if ARGV[2] ~= 'many' then requests = { request } end
-for _, r in ipairs(requests) do
-  if r[2][5] == '' and redis.call('EXISTS', r[1][4]) == 0 then
+for n, r in ipairs(requests) do
+  if r[1][5] == '' and redis.call('EXISTS', keysOf(n)[4]) == 0 then
     return redis.error_reply('NOPAYLOAD the payload written before the submit script is missing')
   end
 end
-if ARGV[2] ~= 'many' then return submit(request[1], request[2], request[3]) end
+if ARGV[2] ~= 'many' then return submit(keysOf(1), request[1], request[2]) end
 -- infer:bulk with an Idempotency-Key: each request has an entry of its own (the key, then the key
 -- and its index). One entry made by another submission refuses the whole body, before any write,
 -- rather than accept some of its requests and refuse the others.
-for i, r in ipairs(request) do
-  local fingerprint = r[2][10]
+for n, r in ipairs(request) do
+  local fingerprint = r[1][10]
   if fingerprint ~= '' then
-    local entry = redis.call('GET', r[1][6])
+    local entry = redis.call('GET', keysOf(n)[6])
     if entry and string.sub(entry, 1, string.find(entry, ' ', 1, true) - 1) ~= fingerprint then
       local refused = {}
       for j = 1, #request do refused[j] = { 'rejected', 'idempotency-key-reused' } end
@@ -197,5 +212,5 @@ for i, r in ipairs(request) do
   end
 end
 local replies = {}
-for i, r in ipairs(request) do replies[i] = submit(r[1], r[2], r[3]) end
+for n, r in ipairs(request) do replies[n] = submit(keysOf(n), r[1], r[2]) end
 return replies

@@ -1,20 +1,23 @@
 --[[
-  Resume a paused queue: requests held while it was paused (submit-0.lua) get their stream entries,
+  Resume a paused queue: requests held while it was paused (submit-n.lua) get their stream entries,
   in the order they arrived; their payloads stay under their keys, where the worker reads them.
   Requests that ended meanwhile (cancelled, expired) are only forgotten.
 
   KEYS[1] paused flag
+  KEYS[2], KEYS[3] the normal stream and its held list
+  KEYS[4], KEYS[5] the background stream and its held list
   ARGV[1] key prefix
-  ARGV[2..] the queue's streams
+
+  Keys named at run time, not declared: the held requests' records (ids read from the held lists).
+  They carry the prefix's hash tag, so in a Redis Cluster they live in the declared keys' slot.
 
   Returns how many requests it enqueued.
 ]]
 local prefix = ARGV[1]
 redis.call('DEL', KEYS[1])
 local enqueued = 0
-for i = 2, #ARGV do
-  local stream = ARGV[i]
-  local held = stream .. ':held'
+for i = 2, #KEYS, 2 do
+  local stream, held = KEYS[i], KEYS[i + 1]
   local ids = redis.call('LRANGE', held, 0, -1)
   redis.call('DEL', held)
   for _, id in ipairs(ids) do
