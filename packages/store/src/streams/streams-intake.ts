@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.ts';
 import { closeConnection } from '../connection.ts';
 import { deliveryKey, type IntakeHandler, type QueueIntake, type QueueLogger } from '../queue/queue.ts';
 import type { QueueConsumer } from '../queue-consumer.ts';
@@ -19,7 +19,7 @@ export interface StreamsIntakeOptions {
   store: RequestStore;
   consumer: QueueConsumer;
   /** The consumer's own connection, closed with the intake. */
-  blocking: Redis;
+  blocking: RedisConnection;
   model: string;
   version: number;
   capacity: number;

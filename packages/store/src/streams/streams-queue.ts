@@ -1,5 +1,5 @@
 import type { RequestError } from '@inferq/protocol';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.ts';
 import { closeConnection } from '../connection.ts';
 import type { InferenceQueue, IntakeOptions, QueueIntake } from '../queue/queue.ts';
 import { QueueConsumer } from '../queue-consumer.ts';
@@ -14,7 +14,7 @@ export interface StreamsQueueOptions {
    * Opens a connection of the worker role for each intake (its XREADGROUP BLOCK holds it); only
    * workers and tools that take from queues need it.
    */
-  connect?: () => Redis;
+  connect?: () => RedisConnection;
   leases?: LeaseTimings;
 }
 
@@ -109,7 +109,7 @@ export class StreamsQueue implements InferenceQueue {
     model: string,
     version: number,
     consumer: string,
-  ): { consumer: QueueConsumer; blocking: Redis } {
+  ): { consumer: QueueConsumer; blocking: RedisConnection } {
     if (this.options.connect === undefined)
       throw new Error('this queue was opened without worker connections');
     const blocking = this.options.connect();
