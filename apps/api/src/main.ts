@@ -10,10 +10,10 @@ import { RepositoryWatch } from '@inferq/repository';
 import {
   CompletionWatcher,
   closeConnection,
+  createQueue,
   createRedisConnection,
   FleetRegistry,
   RequestStore,
-  StreamsQueue,
   startDeadlineSweeper,
   subscribeReload,
 } from '@inferq/store';
@@ -76,10 +76,18 @@ const reloads = subscribeReload(
 );
 process.on('SIGHUP', () => void repositoryWatch.readNow('SIGHUP'));
 
+// QUEUE_BACKEND: the streams queue, or BullMQ (whose outbox this process sweeps, docs/design.md).
+const queue = createQueue({
+  backend: config.queueBackend,
+  store,
+  jobAttempts: config.jobAttempts,
+  sweepOutbox: true,
+  logger,
+});
 const server = createServer({
   config,
   store,
-  queue: new StreamsQueue({ store }),
+  queue,
   watcher,
   catalog,
   metrics,
@@ -121,6 +129,7 @@ onStopSignal(async () => {
   const drained = await drainHttpServer(server, config.shutdownGraceMs);
   if (!drained) logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: open connections cut');
   await watcher.close();
+  await queue.close();
   await Promise.all([redis, reloads].map((c) => closeConnection(c)));
 }, logger);
 

@@ -1,5 +1,5 @@
 import { loadModelRepository } from '@inferq/repository';
-import { FleetRegistry, queueName, RequestStore, StreamsQueue } from '@inferq/store';
+import { createQueue, FleetRegistry, queueName, RequestStore } from '@inferq/store';
 import { withRedis } from './redis.ts';
 
 export type QueueAction = 'status' | 'pause' | 'resume';
@@ -42,12 +42,14 @@ export async function queueCommand(
         );
         return 1;
       }
-      const queue = new StreamsQueue({
+      const queue = createQueue({
+        backend: config.queueBackend,
         store: new RequestStore({
           redis,
           prefix: config.queuePrefix,
           resultTtlSeconds: config.resultTtlSeconds,
         }),
+        jobAttempts: config.jobAttempts,
       });
       // The highest version with a queue in Redis; 1 when none has one yet (a queue can be paused first).
       const version = options.modelVersion ?? Math.max(1, ...(await queue.versions(model)));
@@ -63,6 +65,7 @@ export async function queueCommand(
         ...(resumed === undefined ? {} : { resumed }),
       };
       process.stdout.write(`${JSON.stringify(state)}\n`);
+      await queue.close();
       return 0;
     },
     options.dataDir,

@@ -78,7 +78,11 @@ export class BatchEnds {
     const outcomes = await confirmed;
     if (outcomes === undefined) return;
     const mine = group.filter((r) => outcomes.get(r.taken.delivery.id)?.state === 'run');
-    const final = mine.filter((r) => r.taken.delivery.attempts + 1 >= jobAttempts);
+    // A queue that counts attempts itself (BullMQ) may allow fewer: it would fail the job on its own.
+    const final = mine.filter(
+      (r) =>
+        r.taken.delivery.attempts + 1 >= Math.min(jobAttempts, r.taken.delivery.maxAttempts ?? jobAttempts),
+    );
     let again = mine.filter((r) => !final.includes(r));
     const unstarted = again.filter((r) => r.startSkipped);
     if (unstarted.length > 0) {

@@ -4,10 +4,10 @@ import { createLogger, createMetrics } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
   closeConnection,
+  createQueue,
   createRedisConnection,
   FleetRegistry,
   RequestStore,
-  StreamsQueue,
   startDeadlineSweeper,
   subscribeReload,
 } from '@inferq/store';
@@ -42,7 +42,14 @@ const store = new RequestStore({
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
 });
-const queue = new StreamsQueue({ store, connect });
+const queue = createQueue({
+  backend: config.queueBackend,
+  store,
+  jobAttempts: config.jobAttempts,
+  connect,
+  sweepOutbox: true,
+  logger,
+});
 const fleet = new FleetRegistry({ redis: connection, prefix: config.queuePrefix });
 const metrics = createMetrics('worker');
 
@@ -186,6 +193,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   const closing = Promise.all([served.close(), webhooks?.stop()]);
   await fleet.leave(workerId).catch(() => undefined);
   await closing;
+  await queue.close();
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   await Promise.all([connection, reloads].map((c) => closeConnection(c)));
   logger.info('worker stopped');

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const QUEUE_BACKENDS = ['streams', 'bullmq'] as const;
+export type QueueBackend = (typeof QUEUE_BACKENDS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Every setting of every inferq process, read once at start-up from the environment (docs/api.md). */
@@ -36,6 +38,8 @@ export interface Config {
   /** API key -> tenant; undefined: the API is open and every caller is tenant `public`. */
   apiKeys: ReadonlyMap<string, string> | undefined;
   queuePrefix: string;
+  /** Where requests wait for workers: inferq's Redis-streams queue or BullMQ (docs/design.md). */
+  queueBackend: QueueBackend;
   maxBodyBytes: number;
   /** What one request may hold; structurally protocol's `InputLimits` plus the output and bulk caps. */
   caps: RequestCaps;
@@ -290,6 +294,14 @@ const queuePrefix = z.preprocess(
   z.string().regex(/^\S+$/, { error: 'expected a non-empty prefix without spaces' }).default('{inferq}'),
 );
 
+const queueBackend = z.preprocess(
+  (value) => {
+    const v = unsetIfBlank(value);
+    return typeof v === 'string' ? v.trim().toLowerCase() : v;
+  },
+  z.enum(QUEUE_BACKENDS, { error: `expected one of ${QUEUE_BACKENDS.join(', ')}` }).default('streams'),
+);
+
 const logLevel = z.preprocess(
   (value) => {
     const v = unsetIfBlank(value);
@@ -398,6 +410,7 @@ const EnvSchema = z.object({
   METRICS_PORT: integer(0, 65535, 9464),
   API_KEYS: apiKeys,
   QUEUE_PREFIX: queuePrefix,
+  QUEUE_BACKEND: queueBackend,
   MAX_BODY_BYTES: integer(1, 1024 * MIB, 16 * MIB),
   MAX_TENSOR_ELEMENTS: integer(1, 2 ** 32, 16 * MIB),
   MAX_TENSOR_RANK: integer(1, 64, 8),
@@ -483,6 +496,7 @@ export function loadConfig(
     metricsPort: e.METRICS_PORT,
     apiKeys: e.API_KEYS,
     queuePrefix: e.QUEUE_PREFIX,
+    queueBackend: e.QUEUE_BACKEND,
     maxBodyBytes: e.MAX_BODY_BYTES,
     caps: {
       maxElementsPerTensor: e.MAX_TENSOR_ELEMENTS,
@@ -562,6 +576,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     metricsPort: config.metricsPort,
     auth: config.apiKeys === undefined ? 'open' : `${new Set(config.apiKeys.values()).size} tenant(s)`,
     queuePrefix: config.queuePrefix,
+    queueBackend: config.queueBackend,
     maxBodyBytes: config.maxBodyBytes,
     caps: config.caps,
     logLevel: config.logLevel,

@@ -9,6 +9,8 @@ export {
   type LogLevel,
   loadConfig,
   loadConfigOrExit,
+  QUEUE_BACKENDS,
+  type QueueBackend,
   type RedisClusterConfig,
   redisTarget,
   type WebhookConfig,

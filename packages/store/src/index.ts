@@ -1,3 +1,7 @@
+export { BULLMQ_LOCK_MS, BULLMQ_STALLED_CHECK_MS, BullmqIntake } from './bullmq/bullmq-intake.ts';
+export { BullmqQueue, type BullmqQueueOptions } from './bullmq/bullmq-queue.ts';
+export { INFER_JOB_NAME, type InferJobData } from './bullmq/job-data.ts';
+export { OUTBOX_GRACE_MS, Outbox } from './bullmq/outbox.ts';
 export {
   type CompletionHead,
   CompletionWatcher,
@@ -23,12 +27,12 @@ export {
   type WorkerReport,
 } from './fleet.ts';
 export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
+export { type CreateQueueOptions, createQueue } from './queue/create-queue.ts';
 export {
   deliveryKey,
   type InferenceQueue,
   type IntakeHandler,
   type IntakeOptions,
-  QUEUE_BACKENDS,
   type QueueBackendName,
   type QueueIntake,
   type QueueLogger,

@@ -40,6 +40,14 @@ export interface Keys {
   idempotency(tenant: string, key: string): string;
   /** HASH `{ tokens, at }`: the tenant's token bucket (RATE_LIMIT_PER_SECOND); gone once full again. */
   rateBucket(tenant: string): string;
+  /**
+   * ZSET: request id -> acceptance time (ms) of requests the submit script accepted for the bullmq
+   * backend and the API has not yet added to their BullMQ queue (bullmq/outbox.ts): an API that dies
+   * between the two leaves them here, and a sweep adds them.
+   */
+  outbox: string;
+  /** BullMQ's key prefix (its queues are `<bullPrefix>:<queueName>:…`), inside the hash tag. */
+  bullPrefix: string;
   /** HASH: worker id -> JSON WorkerReport (what it serves, in which state), rewritten each heartbeat. */
   fleet: string;
   /** channel: a message asks every API and worker to read the model repository again now. */
@@ -95,6 +103,8 @@ export function keysFor(prefix: string): Keys {
     // Tenants never contain ':' (API_KEYS splits on the first one), so a key cannot pose as a tenant.
     idempotency: (tenant, key) => `${prefix}:idem:${tenant}:${key}`,
     rateBucket: (tenant) => `${prefix}:rate:${tenant}`,
+    outbox: `${prefix}:outbox`,
+    bullPrefix: `${prefix}:bull`,
     fleet: `${prefix}:fleet`,
     reloadChannel: `${prefix}:reload`,
     doneChannel: (id) => `${prefix}:done:${id}`,

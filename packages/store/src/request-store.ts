@@ -140,14 +140,25 @@ export class RequestStore {
     return this.keys.queue(queueName(model, version));
   }
 
+  /** The queue (`queueName`) a request is held in: named, or read from its stream's key. */
+  private queueOf(ref: QueueEntryRef): string {
+    if (ref.queue !== undefined) return ref.queue;
+    if (ref.stream === '') throw new Error(`request ${ref.id} is held without a stream or a queue name`);
+    return this.queueOfStream(ref.stream);
+  }
+
   /** The queue (`queueName`) a stream of this prefix belongs to: `<prefix>:q:<queue>[:background]`. */
   private queueOfStream(stream: string): string {
     const rest = stream.slice(this.keys.prefix.length + ':q:'.length);
     return rest.endsWith(':background') ? rest.slice(0, -':background'.length) : rest;
   }
 
-  async submit(p: SubmitParams): Promise<SubmitOutcome> {
-    const prepared = this.prepareSubmit(p);
+  /**
+   * With `outbox` (a backend that enqueues after the script, such as bullmq), a queued request's id
+   * goes to that sorted set instead of a stream, and its payload always under its own key.
+   */
+  async submit(p: SubmitParams, outbox?: string): Promise<SubmitOutcome> {
+    const prepared = this.prepareSubmit(p, outbox);
     // The first submit of a tick leaves at once; the others of the same tick join the connection's
     // pipeline, sent in one write at the tick's end. Alone (low load) a request waits for no
     // pipeline (about 60 µs per round trip on the bench machine); under load the writes still merge.
@@ -195,9 +206,9 @@ export class RequestStore {
    * of a call (the client's and Redis's) is paid once for the body instead of once per request.
    * Outcomes are in the order of `params`.
    */
-  async submitBulk(params: SubmitParams[]): Promise<SubmitOutcome[]> {
+  async submitBulk(params: SubmitParams[], outbox?: string): Promise<SubmitOutcome[]> {
     if (params.length === 0) return [];
-    const prepared = params.map((p) => this.prepareSubmit(p));
+    const prepared = params.map((p) => this.prepareSubmit(p, outbox));
     const written = this.writeLargePayloads(prepared);
     const submitted = this.scripts.inferqSubmitBuffer(
       ...this.submitArgs(prepared, packForLua(prepared.map((one) => one.request))),
@@ -216,7 +227,7 @@ export class RequestStore {
   }
 
   /** What submit-n.lua needs for one request: its keys, and [arguments, record fields]. */
-  private prepareSubmit(p: SubmitParams): PreparedSubmit {
+  private prepareSubmit(p: SubmitParams, outbox: string | undefined): PreparedSubmit {
     const k = this.keys;
     const fields: string[] = [
       'id',
@@ -242,12 +253,14 @@ export class RequestStore {
     if (p.notify) fields.push('notify', p.notify);
     // On the record too: entries made again later (resume, retry, hand-back) carry it from there.
     if (p.batchShape) fields.push('batch', p.batchShape);
+    // For a backend that enqueues after the script (bullmq's outbox sweep needs it from the record).
+    if (p.priority !== undefined && p.priority > 0) fields.push('priority', String(p.priority));
 
     const queue = this.queueKeys(p.model, p.version);
     const stream = streamFor(queue, p.priority);
     const payloadKey = k.payload(p.id);
     const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
-    const inline = payload.byteLength <= INLINE_PAYLOAD_BYTES;
+    const inline = outbox === undefined && payload.byteLength <= INLINE_PAYLOAD_BYTES;
     return {
       params: p,
       payloadKey,
@@ -259,7 +272,7 @@ export class RequestStore {
         k.request(p.id),
         payloadKey,
         ...admissionKeys(k, p),
-        stream,
+        outbox ?? stream,
         queue.paused,
         queue.held(stream),
       ],
@@ -273,6 +286,7 @@ export class RequestStore {
           k.prefix,
           ...admissionArgs(p).map(String),
           p.batchShape ?? '',
+          outbox === undefined ? '' : '1',
         ],
         fields,
       ],
@@ -390,13 +404,17 @@ export class RequestStore {
       2 + refs.length * 5,
       k.deadlines,
       k.webhooks,
-      ...refs.flatMap((r) => [
-        k.request(r.id),
-        r.stream,
-        k.followers(r.id),
-        k.payload(r.id),
-        k.queued(this.queueOfStream(r.stream)),
-      ]),
+      ...refs.flatMap((r) => {
+        const queue = this.queueOf(r);
+        // Without a stream (bullmq) the version's stream name stands in: in the slot, never touched.
+        return [
+          k.request(r.id),
+          r.stream || k.queue(queue).normal,
+          k.followers(r.id),
+          k.payload(r.id),
+          k.queued(queue),
+        ];
+      }),
       k.prefix,
       now,
       this.resultTtlSeconds,
@@ -498,16 +516,20 @@ export class RequestStore {
   async retryLater(items: readonly { ref: QueueEntryRef; due: number; payload?: Buffer }[]): Promise<void> {
     if (items.length === 0) return;
     const k = this.keys;
-    const queue = (stream: string): QueueKeys => k.queue(this.queueOfStream(stream));
     await this.scripts.inferqRetry(
       items.length * 4,
-      ...items.flatMap(({ ref }) => [
-        k.request(ref.id),
-        ref.stream,
-        queue(ref.stream).delayed(ref.stream),
-        k.payload(ref.id),
+      ...items.flatMap(({ ref }) => {
+        const queue = k.queue(this.queueOf(ref));
+        const stream = ref.stream || queue.normal;
+        return [k.request(ref.id), stream, queue.delayed(stream), k.payload(ref.id)];
+      }),
+      // No due time without a stream: that queue (bullmq) schedules the next run itself.
+      ...items.flatMap(({ ref, due, payload }) => [
+        ref.id,
+        ref.entry,
+        ref.stream === '' ? '' : due,
+        payload ?? '',
       ]),
-      ...items.flatMap(({ ref, due, payload }) => [ref.id, ref.entry, due, payload ?? '']),
     );
   }
 

@@ -80,6 +80,8 @@ export interface StoredRecord extends RequestRecord {
 /** A request a worker took from its queue (`QueueConsumer`). */
 export interface Delivery {
   id: string;
+  /** Its queue (`queueName`): on the bullmq backend, where it has no stream. */
+  queue?: string;
   /** The stream it came from and its entry there, acknowledged when the request ends or leaves. */
   stream: string;
   entry: string;
@@ -95,6 +97,8 @@ export interface Delivery {
   batchShape?: string;
   /** Came back through reclaim: the worker that held it stopped before finishing it. */
   redelivered: boolean;
+  /** Runs the queue allows it in all (a BullMQ job's `attempts`); absent: the worker's JOB_ATTEMPTS. */
+  maxAttempts?: number;
 }
 
 /** What `start` answers for one delivered request. */
@@ -107,6 +111,8 @@ export type StartOutcome =
 /** Where a request waits and the queue entry a worker holds it by. */
 export interface QueueEntryRef {
   id: string;
+  /** Its queue (`queueName`); needed where `stream` is "" (a queue without streams: bullmq). */
+  queue?: string;
   stream: string;
   /** "" for a request not taken from a stream (a test acting as the worker). */
   entry: string;

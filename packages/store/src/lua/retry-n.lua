@@ -7,7 +7,8 @@
   for a first start) with a `retry` mark, so the next start does not take it for a stalled one.
 
   KEYS    four per request: its record, its stream, the stream's delayed set, its payload
-  ARGV    per request, 4 values: id, entry id, due time (ms), payload carried by the entry or ""
+  ARGV    per request, 4 values: id, entry id, due time (ms; "" when the queue schedules the retry
+          itself, as BullMQ does: then only the record changes), payload carried by the entry or ""
 
   Returns how many requests now wait for a retry.
 ]]
@@ -20,7 +21,8 @@ for i = 1, #ARGV, 4 do
     if payload ~= '' then redis.call('SET', payloadKey, payload) end
     redis.call('HSET', rk, 'retry', '1', 'entry', '')
     redis.call('HINCRBY', rk, 'attempts', 1)
-    redis.call('ZADD', delayed, due, id)
+    -- No due time (a BullMQ job): the queue schedules the next run itself; only the record changes.
+    if due ~= '' then redis.call('ZADD', delayed, due, id) end
     waiting = waiting + 1
     dropEntry(stream, entry)
   elseif status ~= 'queued' then

@@ -44,6 +44,10 @@
   A[12] deadline (ms since epoch); 0: none
   A[13] batch shape (rows and non-batch dims, for the worker's batcher), "" when none; also among
            the record fields as `batch`, whence resume, promote and hand-back copy it to new entries
+  A[14] "1" for a queue backend that enqueues after this script (bullmq: docs/design.md), "" for
+           the streams: K[8] is then the outbox (<prefix>:outbox, ZSET id -> acceptance time), where
+           the request's id goes instead of a stream entry, its payload (written by the caller) kept
+           under K[4]; K[9] and K[10] are unused
   fields: the record fields, as field/value pairs
 
   Returns
@@ -155,8 +159,12 @@ local function submit(K, A, fields)
   end
 
   if useCache == '1' then redis.call('SET', K[2], id) end
-  local entryId = ''
-  if redis.call('EXISTS', K[9]) == 1 then
+  local entryId, stream = '', K[8]
+  if A[14] ~= '' then
+    redis.call('PERSIST', K[4])
+    redis.call('ZADD', K[8], A[2], id)
+    stream = ''
+  elseif redis.call('EXISTS', K[9]) == 1 then
     -- Paused: the request waits in the held list, its payload under its own key, until resume.
     if payload == '' then redis.call('PERSIST', K[4]) else redis.call('SET', K[4], payload) end
     redis.call('RPUSH', K[10], id)
@@ -173,7 +181,7 @@ local function submit(K, A, fields)
     end
     entryId = redis.call('XADD', K[8], '*', unpack(entry))
   end
-  redis.call('HSET', K[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', 'q', K[8], 'entry', entryId,
+  redis.call('HSET', K[3], 'status', 'queued', 'cached', '0', 'coalesced', '0', 'q', stream, 'entry', entryId,
     unpack(fields))
   redis.call('ZADD', K[5], A[2], id)
   if deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end

@@ -16,8 +16,8 @@ import type {
   SubmitParams,
 } from '../types.ts';
 
-export const QUEUE_BACKENDS = ['streams', 'bullmq'] as const;
-export type QueueBackendName = (typeof QUEUE_BACKENDS)[number];
+/** QUEUE_BACKEND's values (packages/config validates them). */
+export type QueueBackendName = 'streams' | 'bullmq';
 
 /** What a queue logs: a subset of pino's interface, so the store needs no logging library. */
 export interface QueueLogger {
@@ -106,7 +106,7 @@ export interface QueueIntake {
   dispose(): Promise<void>;
 }
 
-/** The key a delivery is held by: one copy per held queue entry. */
+/** The key a delivery is held by: one copy per request and queue entry. */
 export function deliveryKey(ref: QueueEntryRef): string {
-  return `${ref.stream} ${ref.entry}`;
+  return `${ref.id} ${ref.stream} ${ref.entry}`;
 }
