@@ -1,9 +1,23 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
 // Five suites: pure units beside the source, integration against a real redis-server that the
 // suite starts on a free port (test/helpers/global-redis.ts), and end-to-end tests that start the
 // built processes the way the README does and talk HTTP, fault tests that crash, restart and
 // signal those processes under load, and the conformance suite (ONNX's node tests through inferq).
+// The integration, end-to-end and fault suites run once per queue backend (QUEUE_BACKEND, which
+// test/helpers/queue-backend.ts reads and the processes the tests start inherit).
+const QUEUE_BACKENDS = ['streams', 'bullmq'] as const;
+
+function perBackend(project: TestProjectInlineConfiguration): TestProjectInlineConfiguration[] {
+  return QUEUE_BACKENDS.map((backend) => ({
+    test: {
+      ...project.test,
+      name: backend === 'streams' ? project.test?.name : `${project.test?.name}-${backend}`,
+      env: { QUEUE_BACKEND: backend },
+    },
+  }));
+}
+
 export default defineConfig({
   test: {
     reporters: ['default', './test/helpers/summary-reporter.ts'],
@@ -14,7 +28,7 @@ export default defineConfig({
           include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'bench/**/*.test.ts'],
         },
       },
-      {
+      ...perBackend({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
@@ -22,8 +36,8 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
-      },
-      {
+      }),
+      ...perBackend({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
@@ -31,10 +45,10 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: false,
         },
-      },
-      {
-        // Crashes, restarts and signals against real processes (README "Reliability"): one file at a
-        // time, since each one loads the machine and times recovery windows of several seconds.
+      }),
+      // Crashes, restarts and signals against real processes (README "Reliability"): one file at a
+      // time, since each one loads the machine and times recovery windows of several seconds.
+      ...perBackend({
         test: {
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
@@ -42,7 +56,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: false,
         },
-      },
+      }),
       {
         // Issue 10 item 6: every case of ONNX's node tests (Debian's libonnx-testdata) served by
         // `inferq serve` and compared with onnxruntime-node run directly (docs/conformance.md).

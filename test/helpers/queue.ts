@@ -5,13 +5,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  BullmqIntake,
   createRedisConnection,
   QueueConsumer,
+  type QueueIntake,
+  queueName,
   type RequestStore,
   type StartOutcome,
   StreamsIntake,
 } from '@inferq/store';
 import { intakeCapacity, ModelWorker, type ModelWorkerOptions } from '../../apps/worker/src/model-worker.ts';
+import { TEST_QUEUE_BACKEND } from './queue-backend.ts';
 
 /** A started request with its payload, as a worker holds it. */
 export type StartedRequest =
@@ -29,8 +33,15 @@ export async function startAsWorker(
 ): Promise<StartedRequest[]> {
   const refs = await Promise.all(
     ids.map(async (id) => {
-      const [stream, entry] = await store.redis.hmget(store.keys.request(id), 'q', 'entry');
-      return { id, stream: stream ?? '', entry: entry ?? '' };
+      const [stream, entry, model, version] = await store.redis.hmget(
+        store.keys.request(id),
+        'q',
+        'entry',
+        'model',
+        'version',
+      );
+      // A request of the bullmq backend names no stream: its queue is its model version's.
+      return { id, stream: stream ?? '', entry: entry ?? '', queue: queueName(model ?? '', Number(version)) };
     }),
   );
   const entries = new Map<string, Buffer | undefined>();
@@ -54,14 +65,14 @@ function fieldOf(fields: Buffer[] | undefined, name: string): Buffer | undefined
   return undefined;
 }
 
-/** A ModelWorker serving one model version over a blocking connection of its own, as the worker app runs one. */
+/** A ModelWorker serving one model version over a connection of its own, as the worker app runs one. */
 export interface TestModelWorker {
   readonly worker: ModelWorker;
-  readonly consumer: QueueConsumer;
   /** Stops the worker (finishing what runs, giving back what is formed) and its connection. */
   close(): Promise<void>;
 }
 
+/** A ModelWorker on the suite's queue backend (TEST_QUEUE_BACKEND). */
 export function startModelWorker(
   options: Omit<ModelWorkerOptions, 'intake'> & {
     store: RequestStore;
@@ -70,25 +81,38 @@ export function startModelWorker(
   },
 ): TestModelWorker {
   const { redisUrl, consumerName, store, ...workerOptions } = options;
-  const blocking = createRedisConnection(redisUrl, 'worker');
-  blocking.on('error', () => undefined);
+  const connection = createRedisConnection(redisUrl, 'worker');
+  connection.on('error', () => undefined);
   const { name, version } = options.version;
-  const consumer = new QueueConsumer({
-    blocking,
-    queue: store.queueKeys(name, version),
-    consumer: consumerName ?? `test-${randomBytes(4).toString('hex')}`,
-  });
-  const intake = new StreamsIntake({
-    store,
-    consumer,
-    blocking,
-    model: name,
-    version,
-    capacity: intakeCapacity(options.version),
-    logger: options.logger,
-  });
+  const capacity = intakeCapacity(options.version);
+  let intake: QueueIntake;
+  if (TEST_QUEUE_BACKEND === 'bullmq') {
+    intake = new BullmqIntake({
+      store,
+      queueName: queueName(name, version),
+      connection,
+      model: name,
+      capacity,
+      logger: options.logger,
+    });
+  } else {
+    const consumer = new QueueConsumer({
+      blocking: connection,
+      queue: store.queueKeys(name, version),
+      consumer: consumerName ?? `test-${randomBytes(4).toString('hex')}`,
+    });
+    intake = new StreamsIntake({
+      store,
+      consumer,
+      blocking: connection,
+      model: name,
+      version,
+      capacity,
+      logger: options.logger,
+    });
+  }
   const worker = new ModelWorker({ ...workerOptions, intake });
   worker.start();
   // The intake closes its connection with the worker.
-  return { worker, consumer, close: () => worker.close() };
+  return { worker, close: () => worker.close() };
 }

@@ -9,17 +9,12 @@ import { type Config, loadConfig } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { encodeTensorMap } from '@inferq/protocol';
 import type { ModelRepository } from '@inferq/repository';
-import {
-  CompletionWatcher,
-  createRedisConnection,
-  FleetRegistry,
-  RequestStore,
-  StreamsQueue,
-} from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, FleetRegistry, RequestStore } from '@inferq/store';
 import { expect } from 'vitest';
 import { ModelCatalog } from '../../apps/api/src/catalog.ts';
 import { createServer } from '../../apps/api/src/server.ts';
 import { startAsWorker } from './queue.ts';
+import { testQueue } from './queue-backend.ts';
 
 type RedisConnection = ReturnType<typeof createRedisConnection>;
 
@@ -91,7 +86,7 @@ export async function startTestApi(options: {
   const api = createServer({
     config,
     store,
-    queue: new StreamsQueue({ store }),
+    queue: testQueue(store),
     watcher,
     catalog,
     metrics: createMetrics('api'),

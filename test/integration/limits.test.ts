@@ -14,18 +14,13 @@ import { createLogger, createMetrics, type Metrics } from '@inferq/observability
 import { type CompletionMessage, decodeCompletionMessage } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import {
-  CompletionWatcher,
-  createRedisConnection,
-  RequestStore,
-  StreamsQueue,
-  startDeadlineSweeper,
-} from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
+import { testQueue } from '../helpers/queue-backend.ts';
 import { testCatalog } from '../helpers/test-api.ts';
 
 const EXPIRED_ERROR = { code: 'expired', message: 'the request passed its timeoutMs before it could run' };
@@ -64,7 +59,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
   const api = createServer({
     config,
     store,
-    queue: new StreamsQueue({ store }),
+    queue: testQueue(store),
     watcher,
     catalog: testCatalog(repository, redis, prefix),
     metrics: createMetrics('api'),

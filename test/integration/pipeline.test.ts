@@ -14,12 +14,13 @@ import { createLogger, createMetrics, type Metrics } from '@inferq/observability
 import { decodeCompletionMessage } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository, type ModelVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore, StreamsQueue } from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, RequestStore } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel, writeFixedBatchModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
+import { testQueue } from '../helpers/queue-backend.ts';
 import { testCatalog } from '../helpers/test-api.ts';
 
 const MAX_BATCH = 8;
@@ -124,7 +125,7 @@ beforeAll(async () => {
   const api = createServer({
     config,
     store: apiStore,
-    queue: new StreamsQueue({ store: apiStore }),
+    queue: testQueue(apiStore),
     watcher: new CompletionWatcher({ subscriber, prefix, instance: 'pipeline' }),
     catalog: testCatalog(repository, apiRedis, prefix),
     metrics: createMetrics('api'),

@@ -17,18 +17,13 @@ import { createLogger, createMetrics } from '@inferq/observability';
 import { TERMINAL_STATUSES, type Tensor } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import {
-  CompletionWatcher,
-  createRedisConnection,
-  RequestStore,
-  type StoredRecord,
-  StreamsQueue,
-} from '@inferq/store';
+import { CompletionWatcher, createRedisConnection, RequestStore, type StoredRecord } from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
+import { testQueue } from '../helpers/queue-backend.ts';
 import { randomFloats } from '../helpers/random.ts';
 import { testCatalog } from '../helpers/test-api.ts';
 
@@ -157,7 +152,7 @@ beforeAll(async () => {
   server = createServer({
     config,
     store: apiStore,
-    queue: new StreamsQueue({ store: apiStore }),
+    queue: testQueue(apiStore),
     watcher: new CompletionWatcher({ subscriber, prefix, instance: 'shapes' }),
     catalog: testCatalog(repository, apiRedis, prefix),
     metrics: createMetrics('api'),

@@ -1,0 +1,44 @@
+/**
+ * The queue backend a suite runs against: the vitest projects run the integration, end-to-end and
+ * fault suites once per backend (vitest.config.ts sets QUEUE_BACKEND), and processes the tests start
+ * inherit it. These helpers let a test read the queue the same way on either backend.
+ */
+import {
+  BullmqQueue,
+  createQueue,
+  type InferenceQueue,
+  type QueueBackendName,
+  type RedisConnection,
+  type RequestStore,
+} from '@inferq/store';
+
+export const TEST_QUEUE_BACKEND: QueueBackendName =
+  process.env.QUEUE_BACKEND === 'bullmq' ? 'bullmq' : 'streams';
+
+/** The suite's queue over `store` (JOB_ATTEMPTS 3 unless given); `connect` for tests that take from it. */
+export function testQueue(
+  store: RequestStore,
+  options: { connect?: () => RedisConnection; jobAttempts?: number } = {},
+): InferenceQueue {
+  return createQueue({
+    backend: TEST_QUEUE_BACKEND,
+    store,
+    jobAttempts: options.jobAttempts ?? 3,
+    ...(options.connect ? { connect: options.connect } : {}),
+  });
+}
+
+/**
+ * How many requests ever reached a model version's queue: the streams' entries-added, or the jobs
+ * BullMQ announced as added on its events stream. A cache hit or a coalesced request adds none.
+ */
+export async function enqueuedCount(store: RequestStore, model: string, version: number): Promise<number> {
+  if (TEST_QUEUE_BACKEND === 'streams') return store.entriesAdded(model, version);
+  const queue = new BullmqQueue({ store, jobAttempts: 1 });
+  try {
+    const events = await store.redis.xrange(queue.queueFor(model, version).toKey('events'), '-', '+');
+    return events.filter(([, fields]) => fields[0] === 'event' && fields[1] === 'added').length;
+  } finally {
+    await queue.close();
+  }
+}
