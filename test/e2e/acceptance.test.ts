@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllInOne, startAllInOne } from '../helpers/processes.ts';
+import { enqueuedCount, queueOf as testQueueOf } from '../helpers/queue-backend.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -107,13 +108,13 @@ describe('all-in-one acceptance', () => {
 
     // The same input again is a cache hit: 200 at once, and nothing reaches the queue.
     const { store, close } = queueOf(app);
-    const enqueuedBefore = await store.entriesAdded('ppocr-cls', 1);
+    const enqueuedBefore = await enqueuedCount(store, 'ppocr-cls', 1);
     const again = await post('/v1/models/ppocr-cls/infer', clsBody(data));
     expect(again.status).toBe(200);
     const hit = (await again.json()) as Record_;
     expect(hit).toMatchObject({ status: 'succeeded', cached: true });
     expect(hit.outputs?.['softmax_0.tmp_0']?.data).toEqual(out?.data);
-    expect(await store.entriesAdded('ppocr-cls', 1)).toBe(enqueuedBefore);
+    expect(await enqueuedCount(store, 'ppocr-cls', 1)).toBe(enqueuedBefore);
     await close();
   });
 
@@ -123,7 +124,7 @@ describe('all-in-one acceptance', () => {
     // paused while the 64 arrive, as an operator would pause it, then resumed: the worker finds 64
     // requests waiting and must batch them.
     const { store, close } = queueOf(app);
-    await store.pause('ppocr-cls', 1);
+    await testQueueOf(store).pause('ppocr-cls', 1);
     const inputs = Array.from({ length: 64 }, randomInput);
     const responses = await Promise.all(
       inputs.map((data) => post('/v1/models/ppocr-cls/infer', clsBody(data))),
@@ -134,8 +135,13 @@ describe('all-in-one acceptance', () => {
         return ((await res.json()) as { id: string }).id;
       }),
     );
-    expect(await store.queueCounts('ppocr-cls', 1)).toEqual({ waiting: 0, taken: 0, held: 64, delayed: 0 });
-    expect(await store.resume('ppocr-cls', 1)).toBe(64);
+    expect(await testQueueOf(store).counts('ppocr-cls', 1)).toEqual({
+      waiting: 0,
+      taken: 0,
+      held: 64,
+      delayed: 0,
+    });
+    expect(await testQueueOf(store).resume('ppocr-cls', 1)).toBe(64);
     await close();
     const records = await Promise.all(ids.map(finished));
     for (let i = 0; i < records.length; i++) {

@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import {
   type ApiProcess,
@@ -68,7 +69,7 @@ describe('a poison request in a batch', () => {
     // Hold the queue while the requests arrive (one after the other, so the queue keeps their order),
     // so that the worker finds them all waiting and batches them.
     const store = new RequestStore({ redis: inspector, prefix: PREFIX, resultTtlSeconds: 3600 });
-    await store.pause('poison', 1);
+    await queueOf(store).pause('poison', 1);
     const ids: string[] = [];
     for (let n = 0; n < TOTAL; n++) {
       const index = POISONED.has(n) ? POISON_INDEX : n % POISON_TABLE_ROWS;
@@ -78,8 +79,8 @@ describe('a poison request in a batch', () => {
       expect(answer.status).toBe(202);
       ids.push((JSON.parse(answer.body.toString()) as { id: string }).id);
     }
-    expect((await store.queueCounts('poison', 1)).held).toBe(TOTAL);
-    expect(await store.resume('poison', 1)).toBe(TOTAL);
+    expect((await queueOf(store).counts('poison', 1)).held).toBe(TOTAL);
+    expect(await queueOf(store).resume('poison', 1)).toBe(TOTAL);
 
     const records = await pollUntilTerminal(api.base, ids, 60_000);
     await waitFor(() => done.total >= TOTAL, 'every completion message', 10_000);

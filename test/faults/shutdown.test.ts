@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import {
   type AppProcess,
@@ -113,7 +114,7 @@ describe('R3: SIGTERM under load', () => {
     const statuses = await statusesOf(idOf);
     const succeeded = statuses.filter((s) => s === 'succeeded').length;
     expect(statuses.filter((s) => s === 'running')).toEqual([]);
-    expect(await store.queueCounts('slow', 1)).toEqual({
+    expect(await queueOf(store).counts('slow', 1)).toEqual({
       waiting: TOTAL - succeeded,
       taken: 0,
       held: 0,

@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import { MAX_STALLS, RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import {
   type ApiProcess,
@@ -82,7 +83,7 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
     await waitFor(
       async () => {
         if (done.total < 40) return false;
-        if ((await store.queueCounts('slow', 1)).taken === 0) return false;
+        if ((await queueOf(store).counts('slow', 1)).taken === 0) return false;
         const ids = idOf.filter((id) => id !== undefined);
         const statuses = await Promise.all(ids.map((id) => inspector.hget(`${PREFIX}:req:${id}`, 'status')));
         runningAtKill = statuses.filter((s) => s === 'running').length;
@@ -138,7 +139,7 @@ describe('R1: a worker killed with SIGKILL while it holds a batch', () => {
       expect(stalls).toBe(heldRunning.has(id) ? '1' : null);
       expect(done.counts.get(id)).toBe(1);
     }
-    expect(await store.queueCounts('slow', 1)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
+    expect(await queueOf(store).counts('slow', 1)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
     expect(await rescuer.stop()).toEqual({ code: 0, signal: null });
   });
 

@@ -42,3 +42,32 @@ export async function enqueuedCount(store: RequestStore, model: string, version:
     await queue.close();
   }
 }
+
+const queues = new WeakMap<RequestStore, InferenceQueue>();
+
+/** The suite's queue over `store`, one per store (pause, resume, counts, depth as a client sees them). */
+export function queueOf(store: RequestStore): InferenceQueue {
+  let queue = queues.get(store);
+  if (queue === undefined) {
+    queue = testQueue(store);
+    queues.set(store, queue);
+  }
+  return queue;
+}
+
+/** Whether the request still waits in its queue: its stream entry, or its BullMQ job. */
+export async function waitsInQueue(store: RequestStore, id: string): Promise<boolean> {
+  const [stream, entry, model, version] = await store.redis.hmget(
+    store.keys.request(id),
+    'q',
+    'entry',
+    'model',
+    'version',
+  );
+  if (TEST_QUEUE_BACKEND === 'streams') {
+    if (!stream || !entry) return false;
+    return (await store.redis.xrange(stream, entry, entry)).length === 1;
+  }
+  const job = await (queueOf(store) as BullmqQueue).queueFor(model ?? '', Number(version)).getJob(id);
+  return job !== undefined && !(await job.isCompleted()) && !(await job.isActive());
+}

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { newRequestId, packStandard, unpackStandard } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
-import type { RequestStore } from '@inferq/store';
+import { queueName, type RequestStore } from '@inferq/store';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
 import { startAsWorker } from '../helpers/queue.ts';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis-server.ts';
 import {
   completeAsWorker,
@@ -66,14 +67,10 @@ async function expectProblem(api: Api, response: Response, status: number, detai
 
 /** The id of the next request that shows up in the model's queue (the API generated it, the test cannot know it). */
 async function nextQueuedId(store: RequestStore, seen: ReadonlySet<string> = new Set()): Promise<string> {
-  const queue = store.queueKeys('affine', 2);
+  // The version's queued set: the submit script adds each request it enqueues, on every backend.
+  const queued = store.keys.queued(queueName('affine', 2));
   for (;;) {
-    for (const stream of [queue.normal, queue.background]) {
-      for (const [, fields] of await store.redis.xrange(stream, '-', '+')) {
-        const id = fields[fields.indexOf('i') + 1];
-        if (id !== undefined && !seen.has(id)) return id;
-      }
-    }
+    for (const id of await store.redis.zrange(queued, 0, -1)) if (!seen.has(id)) return id;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -147,7 +144,7 @@ describe('POST /v1/models/{model}/infer', () => {
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       timings: { queueMs: 0, batchWaitMs: 0, inferMs: 0, totalMs: 0 },
     });
-    expect(await api.store.queueDepth('affine', 2)).toBe(1);
+    expect(await queueOf(api.store).depth('affine', 2)).toBe(1);
   });
 
   it('submits to an explicit version', async () => {
@@ -155,7 +152,7 @@ describe('POST /v1/models/{model}/infer', () => {
     const response = await postJson(api, '/v1/models/affine/versions/1/infer', affineBody());
     expect(response.status).toBe(202);
     expect(await response.json()).toMatchObject({ status: 'queued', model: 'affine', version: 1 });
-    expect(await api.store.queueDepth('affine', 1)).toBe(1);
+    expect(await queueOf(api.store).depth('affine', 1)).toBe(1);
   });
 
   it('accepts MessagePack and answers in MessagePack unless Accept asks for JSON', async () => {

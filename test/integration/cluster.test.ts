@@ -10,6 +10,7 @@ import { createRedisConnection, type RedisConnection, RequestStore } from '@infe
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
 import { type AllInOne, startAllInOne } from '../helpers/processes.ts';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { startTestRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.ts';
 import { events } from '../helpers/sse.ts';
 
@@ -86,7 +87,7 @@ afterAll(async () => {
 describe('inferq on a Redis Cluster', () => {
   it('runs a request, answers a cache hit, coalesces a follower, cancels, expires, waits and streams', async () => {
     // Queued requests stay queued while the queue is paused, whatever the machine's speed.
-    await store.pause('affine', 1);
+    await queueOf(store).pause('affine', 1);
     const leader = await submit([1, 2, 3, 4]);
     expect(leader.status).toBe(202);
     const follower = await submit([1, 2, 3, 4]);
@@ -110,7 +111,7 @@ describe('inferq on a Redis Cluster', () => {
     const expired = await settledRecord(String(expiring.body.id));
     expect(expired).toMatchObject({ status: 'expired', error: { code: 'expired' } });
 
-    expect(await store.resume('affine', 1)).toBe(2);
+    expect(await queueOf(store).resume('affine', 1)).toBe(2);
     const [leaderRecord, followerDone] = await Promise.all([
       settledRecord(String(leader.body.id)),
       settledRecord(String(follower.body.id)),

@@ -23,6 +23,7 @@ import {
 } from '../../packages/protocol/src/hostile-arbitraries.ts';
 import { writeAffineModel, writeIdentityModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startAsWorker } from '../helpers/queue.ts';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { expectProblem, postJson, startTestApi, type TestApi } from '../helpers/test-api.ts';
 
 const MAX_BODY_BYTES = 256 * 1024;
@@ -401,7 +402,7 @@ describe('hostile bodies, each with its exact answer', () => {
       );
     for (const format of ['json', 'msgpack'] as const) {
       const requests = [{ inputs: tensors(format, agree) }, { inputs: tensors(format, disagree) }];
-      const before = await api.store.queueDepth('pair', 1);
+      const before = await queueOf(api.store).depth('pair', 1);
       const response = await api.fetch('/v1/models/pair/infer:bulk', {
         method: 'POST',
         headers: { 'content-type': `application/${format}` },
@@ -412,7 +413,7 @@ describe('hostile bodies, each with its exact answer', () => {
         422,
         /^requests\[1\]: inputs disagree on the batch axis \(axis 0\): 'b' has 2 rows/,
       );
-      expect(await api.store.queueDepth('pair', 1)).toBe(before);
+      expect(await queueOf(api.store).depth('pair', 1)).toBe(before);
     }
     await expectStillServing(api);
   });

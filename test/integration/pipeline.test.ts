@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel, writeFixedBatchModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
-import { testQueue } from '../helpers/queue-backend.ts';
+import { enqueuedCount, queueOf, testQueue } from '../helpers/queue-backend.ts';
 import { testCatalog } from '../helpers/test-api.ts';
 
 const MAX_BATCH = 8;
@@ -170,13 +170,13 @@ describe('core pipeline', () => {
     const first = await submit(values, { prefer: 'wait=10' });
     expect(first.status).toBe(200);
     const before = await batchRuns();
-    const enqueuedBefore = await apiStore.entriesAdded('affine', 1);
+    const enqueuedBefore = await enqueuedCount(apiStore, 'affine', 1);
     const second = await submit(values);
     expect(second.status).toBe(200);
     const record = (await second.json()) as Record<string, unknown>;
     expect(record).toMatchObject({ status: 'succeeded', cached: true });
     expect((record.outputs as { y: { data: number[] } }).y.data).toEqual(affine(values));
-    expect(await apiStore.entriesAdded('affine', 1)).toBe(enqueuedBefore);
+    expect(await enqueuedCount(apiStore, 'affine', 1)).toBe(enqueuedBefore);
     expect(await batchRuns()).toEqual(before);
   });
 
@@ -311,14 +311,14 @@ describe('infer:bulk', () => {
 
   it('accepts many requests in one call and answers each exactly, in full batches', async () => {
     await stopWorker();
-    const waitingBefore = (await apiStore.queueCounts('affine', 1)).waiting;
+    const waitingBefore = (await queueOf(apiStore).counts('affine', 1)).waiting;
     const inputs = Array.from({ length: 2 * MAX_BATCH + 3 }, (_, i) => [i, -i, i * 0.25, 100 + i]);
     const res = await submitBulk(inputs.map((values) => affineRequest(values, { cache: false })));
     expect(res.status).toBe(202);
     const { ids } = (await res.json()) as { ids: string[] };
     expect(ids).toHaveLength(inputs.length);
     expect(new Set(ids).size).toBe(inputs.length);
-    expect((await apiStore.queueCounts('affine', 1)).waiting).toBe(waitingBefore + inputs.length);
+    expect((await queueOf(apiStore).counts('affine', 1)).waiting).toBe(waitingBefore + inputs.length);
     startWorker();
     const records = await Promise.all(ids.map(waitRecord));
     records.forEach((record, i) => {
@@ -334,13 +334,13 @@ describe('infer:bulk', () => {
   });
 
   it('refuses the whole body, naming the request, when one request is malformed', async () => {
-    const enqueuedBefore = await apiStore.entriesAdded('affine', 1);
+    const enqueuedBefore = await enqueuedCount(apiStore, 'affine', 1);
     const res = await submitBulk([affineRequest([1, 2, 3, 4]), affineRequest([1, 2, 3])]);
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     const problem = (await res.json()) as { detail: string };
     expect(problem.detail).toMatch(/^requests\[1\]: /);
-    expect(await apiStore.entriesAdded('affine', 1)).toBe(enqueuedBefore);
+    expect(await enqueuedCount(apiStore, 'affine', 1)).toBe(enqueuedBefore);
   });
 
   it('refuses a body without a requests array and an empty one', async () => {

@@ -11,6 +11,7 @@ import { newRequestId } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { events } from '../helpers/sse.ts';
 import {
   completeAsWorker,
@@ -150,7 +151,7 @@ describe('with API_KEYS set', () => {
     expect(await getRecord(api, b1.record.id as string, B)).toEqual(
       expect.not.objectContaining({ coalesced: true }),
     );
-    expect(await api.store.queueDepth('affine', 1)).toBe(2);
+    expect(await queueOf(api.store).depth('affine', 1)).toBe(2);
     // Within one tenant, the same input still coalesces.
     const a2 = await submit(api, A);
     expect(await getRecord(api, a2.record.id as string, A)).toMatchObject({ coalesced: true });

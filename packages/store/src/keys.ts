@@ -46,6 +46,11 @@ export interface Keys {
    * between the two leaves them here, and a sweep adds them.
    */
   outbox: string;
+  /**
+   * SET of request ids whose BullMQ job is to be removed: they ended while they waited (cancelled,
+   * expired); the scripts that end them add, the bullmq backend removes the jobs and the ids.
+   */
+  dequeued: string;
   /** BullMQ's key prefix (its queues are `<bullPrefix>:<queueName>:…`), inside the hash tag. */
   bullPrefix: string;
   /** HASH: worker id -> JSON WorkerReport (what it serves, in which state), rewritten each heartbeat. */
@@ -104,6 +109,7 @@ export function keysFor(prefix: string): Keys {
     idempotency: (tenant, key) => `${prefix}:idem:${tenant}:${key}`,
     rateBucket: (tenant) => `${prefix}:rate:${tenant}`,
     outbox: `${prefix}:outbox`,
+    dequeued: `${prefix}:dequeued`,
     bullPrefix: `${prefix}:bull`,
     fleet: `${prefix}:fleet`,
     reloadChannel: `${prefix}:reload`,

@@ -24,6 +24,8 @@ export interface BullmqQueueOptions {
 const RETRY_BASE_MS = 100;
 /** Failed jobs (BullMQ's own failures: none in normal operation) kept for inspection, per queue. */
 const KEEP_FAILED = { age: 86_400, count: 1_000 };
+/** Jobs of ended requests removed per call. */
+const REMOVE_BATCH = 500;
 /** Jobs read per call while ending a queue. */
 const PAGE = 500;
 
@@ -55,8 +57,7 @@ export class BullmqQueue implements InferenceQueue {
       this.sweeper = setInterval(() => {
         if (sweeping) return;
         sweeping = true;
-        this.outbox
-          .sweep(Date.now())
+        Promise.all([this.outbox.sweep(Date.now()), this.removeEnded()])
           .catch((error: unknown) => options.logger?.warn({ err: error }, 'outbox sweep failed'))
           .finally(() => {
             sweeping = false;
@@ -110,11 +111,38 @@ export class BullmqQueue implements InferenceQueue {
     }
   }
 
+  /**
+   * Removes the jobs of requests that ended while they waited (cancel, deadline), which the scripts
+   * that ended them named in `dequeued`, so that depth and counts match the streams backend's. A job
+   * a worker holds cannot be removed: the worker's start script drops it.
+   */
+  async removeEnded(): Promise<number> {
+    const { redis, keys } = this.store;
+    const ids = await redis.srandmember(keys.dequeued, REMOVE_BATCH);
+    if (ids.length === 0) return 0;
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hmget(keys.request(id), 'model', 'version');
+    const replies = (await pipeline.exec()) ?? [];
+    let removed = 0;
+    await Promise.all(
+      ids.map(async (id, index) => {
+        const [model, version] = (replies[index]?.[1] ?? []) as (string | null)[];
+        if (model && version)
+          removed += await this.queueFor(model, Number(version))
+            .remove(id)
+            .catch(() => 0);
+      }),
+    );
+    await redis.srem(keys.dequeued, ...ids);
+    return removed;
+  }
+
   async pause(model: string, version: number): Promise<void> {
     await this.queueFor(model, version).pause();
   }
 
   async resume(model: string, version: number): Promise<number> {
+    await this.removeEnded();
     const held = (await this.counts(model, version)).held;
     await this.queueFor(model, version).resume();
     return held;
@@ -125,6 +153,7 @@ export class BullmqQueue implements InferenceQueue {
   }
 
   async counts(model: string, version: number): Promise<QueueCounts> {
+    await this.removeEnded();
     const queue = this.queueFor(model, version);
     const [counts, paused] = await Promise.all([
       queue.getJobCounts('wait', 'prioritized', 'active', 'delayed', 'paused'),

@@ -42,14 +42,14 @@ if rec[6] then
   -- The last follower of a leader that already ended (cancelled, expired) takes its leftovers with it.
   local leader = redis.call('HMGET', prefix .. ':req:' .. rec[6], 'status', 'cacheKey', 'q', 'entry')
   if (leader[1] == 'cancelled' or leader[1] == 'expired') and redis.call('LLEN', followersKey) == 0 then
-    dequeue(rec[6], leader[3], leader[4])
+    dequeue(prefix, rec[6], leader[3], leader[4])
     release(prefix, rec[6], leader[2])
   end
 else
   -- Mirrors keys.ts: queued(queueName(model, version)).
   redis.call('ZREM', prefix .. ':queued:' .. rec[3] .. '.v' .. rec[4], id)
   if redis.call('LLEN', KEYS[4]) == 0 then
-    dequeue(id, rec[10], rec[11])
+    dequeue(prefix, id, rec[10], rec[11])
     release(prefix, id, rec[7])
   end
 end

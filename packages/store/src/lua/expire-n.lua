@@ -50,14 +50,14 @@ for i = 4, #ARGV do
       -- The last follower of a leader that already ended takes the leader's leftovers with it.
       local leader = redis.call('HMGET', prefix .. ':req:' .. rec[8], 'status', 'cacheKey', 'q', 'entry')
       if TERMINAL[leader[1]] and redis.call('LLEN', followersKey) == 0 then
-        if leader[1] == 'cancelled' or leader[1] == 'expired' then dequeue(rec[8], leader[3], leader[4]) end
+        if leader[1] == 'cancelled' or leader[1] == 'expired' then dequeue(prefix, rec[8], leader[3], leader[4]) end
         release(prefix, rec[8], leader[2])
       end
     else
       -- Mirrors keys.ts: queued(queueName(model, version)).
       if rec[4] and rec[5] then redis.call('ZREM', prefix .. ':queued:' .. rec[4] .. '.v' .. rec[5], id) end
       if redis.call('LLEN', KEYS[k + 2]) == 0 then
-        dequeue(id, rec[11], rec[12])
+        dequeue(prefix, id, rec[11], rec[12])
         release(prefix, id, rec[7])
       end
     end

@@ -17,12 +17,16 @@ local function dropEntry(stream, entry)
 end
 
 -- Takes a request that waits for its queue out of it: its stream entry, or its place in the held
--- list while the queue is paused.
-local function dequeue(id, stream, entry)
+-- list while the queue is paused; a bullmq job is named in <prefix>:dequeued (undeclared: it carries
+-- the prefix's hash tag) for the backend to remove.
+local function dequeue(prefix, id, stream, entry)
   if entry and entry ~= '' then
     dropEntry(stream, entry)
   elseif stream and stream ~= '' then
     redis.call('LREM', stream .. ':held', 0, id)
+  else
+    -- A queue without streams (bullmq): its backend removes the job (keys.ts `dequeued`).
+    redis.call('SADD', prefix .. ':dequeued', id)
   end
 end
 

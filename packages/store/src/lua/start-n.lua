@@ -27,7 +27,8 @@
   Returns one entry per id:
   { id, "run", createdAt }
   { id, "lost" }              restarted more than maxStalls times: end it failed (worker_lost)
-  { id, "dropped", reason }   reason: missing | finished | cancelled | expired
+  { id, "dropped", reason }   reason: missing | finished (it ended earlier: succeeded, failed, or
+                              expired by a sweep or a read) | cancelled | expired (by this start)
 ]]
 local prefix, now, resultTtl, maxStalls = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local deadlines = KEYS[1]
@@ -64,7 +65,8 @@ for i = 5, #ARGV, 2 do
   else
     redis.call('ZREM', queuedKey, id)
     if (tonumber(rec[2]) or 0) > 0 then redis.call('ZREM', deadlines, id) end
-    if pastDeadline(rec) then
+    local expiredNow = pastDeadline(rec)
+    if expiredNow then
       expire(id, rec)
       status = 'expired'
     end
@@ -83,8 +85,10 @@ for i = 5, #ARGV, 2 do
     if TERMINAL[status] and (status == 'succeeded' or status == 'failed' or #waiting == 0) then
       if status == 'cancelled' or status == 'expired' then release(prefix, id, rec[7]) end
       dropEntry(stream, entry)
-      local reason = status
-      if status == 'succeeded' or status == 'failed' then reason = 'finished' end
+      -- `expired` only when this start expired it: one a sweep or a read ended earlier is `finished`,
+      -- so the worker's count of expired requests is the ones it found expired (on either backend).
+      local reason = 'finished'
+      if status == 'cancelled' then reason = 'cancelled' elseif expiredNow then reason = 'expired' end
       out[#out + 1] = { id, 'dropped', reason }
     elseif status == 'running' and rec[10] ~= '1' and redis.call('HINCRBY', rk, 'stalls', 1) > maxStalls then
       out[#out + 1] = { id, 'lost' }
