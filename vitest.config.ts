@@ -5,7 +5,8 @@ import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config
 // built processes the way the README does and talk HTTP, fault tests that crash, restart and
 // signal those processes under load, and the conformance suite (ONNX's node tests through inferq).
 // The integration, end-to-end and fault suites run once per queue backend (QUEUE_BACKEND, which
-// test/helpers/queue-backend.ts reads and the processes the tests start inherit).
+// test/helpers/queue-backend.ts reads and the processes the tests start inherit): the bullmq ones
+// after the others (groupOrder), so the machine carries one backend's fault tests at a time.
 const QUEUE_BACKENDS = ['streams', 'bullmq'] as const;
 
 function perBackend(project: TestProjectInlineConfiguration): TestProjectInlineConfiguration[] {
@@ -14,6 +15,7 @@ function perBackend(project: TestProjectInlineConfiguration): TestProjectInlineC
       ...project.test,
       name: backend === 'streams' ? project.test?.name : `${project.test?.name}-${backend}`,
       env: { QUEUE_BACKEND: backend },
+      sequence: { groupOrder: backend === 'streams' ? 0 : 1 },
     },
   }));
 }

@@ -11,6 +11,7 @@ import { type Agent, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { decodeCompletionMessage } from '@inferq/protocol';
 import { Redis } from 'ioredis';
+import { TEST_QUEUE_BACKEND } from '../helpers/backend.ts';
 import { freePort } from '../helpers/redis-server.ts';
 
 /** The repository root, found upwards from here (this file also runs bundled, from another folder). */
@@ -404,6 +405,8 @@ export function queueStreams(model: string, version = 1): string[] {
 
 /** The requests of a model version whose queue entries a worker has taken and not yet acknowledged. */
 export async function takenRequestIds(redis: Redis, model: string): Promise<string[]> {
+  // BullMQ's active list holds the jobs workers took (job id = request id).
+  if (TEST_QUEUE_BACKEND === 'bullmq') return redis.lrange(`${PREFIX}:bull:${model}.v1:active`, 0, -1);
   const ids: string[] = [];
   for (const stream of queueStreams(model)) {
     let pending: [string, string, number, number][];

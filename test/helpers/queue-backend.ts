@@ -7,13 +7,13 @@ import {
   BullmqQueue,
   createQueue,
   type InferenceQueue,
-  type QueueBackendName,
   type RedisConnection,
   type RequestStore,
 } from '@inferq/store';
 
-export const TEST_QUEUE_BACKEND: QueueBackendName =
-  process.env.QUEUE_BACKEND === 'bullmq' ? 'bullmq' : 'streams';
+import { TEST_QUEUE_BACKEND } from './backend.ts';
+
+export { TEST_QUEUE_BACKEND };
 
 /** The suite's queue over `store` (JOB_ATTEMPTS 3 unless given); `connect` for tests that take from it. */
 export function testQueue(
