@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { unpackStandard } from '@inferq/protocol';
-import { RequestStore } from '@inferq/store';
+import { RequestStore, StreamQueueAdmin } from '@inferq/store';
 import { Redis } from 'ioredis';
 import type { InferqDeployment } from '../contenders/inferq.ts';
 import {
@@ -147,7 +147,7 @@ export async function measureCache(
     if (!first.ok) throw new Error(`the request that fills the cache failed: ${first.error}`);
     // Let the worker's own bookkeeping of that request settle first.
     await delay(250);
-    const eventsBefore = await store.entriesAdded(model.name, 1);
+    const eventsBefore = await new StreamQueueAdmin(store).entriesAdded(model.name, 1);
     const batchesBefore = await workerBatchCounters(deployment, model.name);
     const cachedBefore = await apiRequests(deployment, model.name, 'cached');
     for (let i = 0; i < requests; i++) {
@@ -160,7 +160,7 @@ export async function measureCache(
       }
       if (i % 100 === 0) progress(`${i + 1}/${requests} repeated requests`);
     }
-    const eventsAfter = await store.entriesAdded(model.name, 1);
+    const eventsAfter = await new StreamQueueAdmin(store).entriesAdded(model.name, 1);
     const batchesAfter = await workerBatchCounters(deployment, model.name);
     const cachedAfter = await apiRequests(deployment, model.name, 'cached');
     return {
@@ -205,13 +205,13 @@ export async function measureCoalescing(
     const succeededBefore = await workerSucceeded(deployment, model.name);
     const coalescedBefore = await apiRequests(deployment, model.name, 'coalesced');
     let answers: HttpAnswer[];
-    await store.pause(model.name, 1);
+    await new StreamQueueAdmin(store).pause(model.name, 1);
     try {
       answers = await Promise.all(
         Array.from({ length: requests }, () => client.post(`/v1/models/${model.name}/infer`, body)),
       );
     } finally {
-      await store.resume(model.name, 1);
+      await new StreamQueueAdmin(store).resume(model.name, 1);
     }
     const refused = answers.find((answer) => answer.status !== 202);
     if (refused !== undefined) throw new Error(`a submit answered HTTP ${refused.status}, not 202`);

@@ -9,6 +9,7 @@ import {
   type InferenceQueue,
   type RedisConnection,
   type RequestStore,
+  StreamQueueAdmin,
 } from '@inferq/store';
 
 import { TEST_QUEUE_BACKEND } from './backend.ts';
@@ -33,7 +34,7 @@ export function testQueue(
  * BullMQ announced as added on its events stream. A cache hit or a coalesced request adds none.
  */
 export async function enqueuedCount(store: RequestStore, model: string, version: number): Promise<number> {
-  if (TEST_QUEUE_BACKEND === 'streams') return store.entriesAdded(model, version);
+  if (TEST_QUEUE_BACKEND === 'streams') return new StreamQueueAdmin(store).entriesAdded(model, version);
   const queue = new BullmqQueue({ store, jobAttempts: 1 });
   try {
     const events = await store.redis.xrange(queue.queueFor(model, version).toKey('events'), '-', '+');

@@ -10,6 +10,7 @@ import {
   createRedisConnection,
   QueueConsumer,
   RequestStore,
+  StreamQueueAdmin,
   StreamsQueue,
   type SubmitParams,
 } from '@inferq/store';
@@ -74,7 +75,12 @@ describe('failWaiting', () => {
     for (const id of [...waiting.map((p) => p.id), follower.id, later.id, taken!.id]) {
       expect(await store.get(id)).toMatchObject({ status: 'failed', error });
     }
-    expect(await store.queueCounts('m', 3)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 3)).toEqual({
+      waiting: 0,
+      taken: 0,
+      held: 0,
+      delayed: 0,
+    });
     expect(await queue.failWaiting('m', 3, error, 'me')).toBe(0);
   });
 });

@@ -18,6 +18,7 @@ import {
   MAX_STALLS,
   QueueConsumer,
   RequestStore,
+  StreamQueueAdmin,
   type SubmitParams,
   type WorkerReport,
 } from '@inferq/store';
@@ -92,11 +93,16 @@ describe('RequestStore', () => {
   it('enqueues a new request, coalesces an identical one and serves the third from the cache', async () => {
     const leader = params();
     expect(await store.submit(leader)).toEqual({ kind: 'queued' });
-    expect(await store.queueCounts('m', 1)).toEqual({ waiting: 1, taken: 0, held: 0, delayed: 0 });
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 1)).toEqual({
+      waiting: 1,
+      taken: 0,
+      held: 0,
+      delayed: 0,
+    });
 
     const follower = params();
     expect(await store.submit(follower)).toEqual({ kind: 'coalesced', leaderId: leader.id });
-    expect(await store.entriesAdded('m', 1)).toBe(1);
+    expect(await new StreamQueueAdmin(store).entriesAdded('m', 1)).toBe(1);
     expect((await store.get(follower.id))?.status).toBe('queued');
 
     const claims = await startAsWorker(store, [leader.id], Date.now());
@@ -119,8 +125,13 @@ describe('RequestStore', () => {
     expect(hit.record).toMatchObject({ id: third.id, status: 'succeeded', cached: true });
     expect(hit.record.outputs?.y?.data).toEqual(new Float32Array([2, 4, 6, 8]));
     // Only the leader ever reached the queue, and its entry left it with its completion.
-    expect(await store.entriesAdded('m', 1)).toBe(1);
-    expect(await store.queueCounts('m', 1)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
+    expect(await new StreamQueueAdmin(store).entriesAdded('m', 1)).toBe(1);
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 1)).toEqual({
+      waiting: 0,
+      taken: 0,
+      held: 0,
+      delayed: 0,
+    });
   });
 
   it('does not use the cache or coalesce when the request opts out', async () => {
@@ -128,7 +139,7 @@ describe('RequestStore', () => {
     const b = params({ useCache: false });
     expect(await store.submit(a)).toEqual({ kind: 'queued' });
     expect(await store.submit(b)).toEqual({ kind: 'queued' });
-    expect((await store.queueCounts('m', 1)).waiting).toBe(2);
+    expect((await new StreamQueueAdmin(store).queueCounts('m', 1)).waiting).toBe(2);
   });
 
   it('publishes a standard MessagePack completion on the done channel of leader and follower', async () => {
@@ -258,9 +269,19 @@ describe('the queue (streams read through a consumer group)', () => {
     expect(Buffer.from(delivery!.payload!).equals(Buffer.from(request.payload))).toBe(true);
     // Nobody else gets it, and it counts as taken until its end acknowledges it.
     expect(await (await consumer('w2')).read(10, 50)).toEqual([]);
-    expect(await store.queueCounts('m', 1)).toEqual({ waiting: 0, taken: 1, held: 0, delayed: 0 });
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 1)).toEqual({
+      waiting: 0,
+      taken: 1,
+      held: 0,
+      delayed: 0,
+    });
     await completeSucceeded(request.id, request.now);
-    expect(await store.queueCounts('m', 1)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 0 });
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 1)).toEqual({
+      waiting: 0,
+      taken: 0,
+      held: 0,
+      delayed: 0,
+    });
     expect(await store.redis.xlen(delivery!.stream)).toBe(0);
   });
 
@@ -314,12 +335,16 @@ describe('the queue (streams read through a consumer group)', () => {
     const held = await first.read(10, 100);
     expect(held.map((d) => d.id)).toEqual([renewed.id, abandoned.id]);
     await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(await store.renewLeases(held[0]!.stream, 'w1', [held[0]!.entry])).toEqual([]);
+    expect(await new StreamQueueAdmin(store).renewLeases(held[0]!.stream, 'w1', [held[0]!.entry])).toEqual(
+      [],
+    );
     const reclaimed = await second.reclaim(50, 10);
     expect(reclaimed.map((d) => [d.id, d.redelivered])).toEqual([[abandoned.id, true]]);
     expect(Buffer.from(reclaimed[0]!.payload!).equals(Buffer.from(abandoned.payload))).toBe(true);
     // The first worker, renewing late, learns that it no longer holds it.
-    expect(await store.renewLeases(held[1]!.stream, 'w1', [held[1]!.entry])).toEqual([held[1]!.entry]);
+    expect(await new StreamQueueAdmin(store).renewLeases(held[1]!.stream, 'w1', [held[1]!.entry])).toEqual([
+      held[1]!.entry,
+    ]);
   });
 
   it('restarts a request found running after a reclaim at most MAX_STALLS times, then answers lost', async () => {
@@ -344,10 +369,15 @@ describe('the queue (streams read through a consumer group)', () => {
     await store.start([delivery!], Date.now());
     const now = Date.now();
     await store.retryLater([{ ref: delivery!, due: now + 50, payload: delivery!.payload! }]);
-    expect(await store.queueCounts('m', 1)).toEqual({ waiting: 0, taken: 0, held: 0, delayed: 1 });
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 1)).toEqual({
+      waiting: 0,
+      taken: 0,
+      held: 0,
+      delayed: 1,
+    });
     expect((await store.get(request.id))?.status).toBe('running');
-    expect(await store.promoteDue('m', 1, now + 10)).toBe(0);
-    expect(await store.promoteDue('m', 1, now + 50)).toBe(1);
+    expect(await new StreamQueueAdmin(store).promoteDue('m', 1, now + 10)).toBe(0);
+    expect(await new StreamQueueAdmin(store).promoteDue('m', 1, now + 50)).toBe(1);
     const [again] = await worker.read(1, 100);
     expect(again).toMatchObject({ id: request.id, attempts: 1, redelivered: false });
     expect(again?.payload).toBeUndefined();
@@ -359,13 +389,18 @@ describe('the queue (streams read through a consumer group)', () => {
 
   it('holds new requests while paused and enqueues them, in order, on resume; a held one can be cancelled', async () => {
     const worker = await consumer('w1');
-    await store.pause('m', 1);
+    await new StreamQueueAdmin(store).pause('m', 1);
     const held = [params({ useCache: false }), params({ useCache: false }), params({ useCache: false })];
     for (const p of held) expect(await store.submit(p)).toEqual({ kind: 'queued' });
-    expect(await store.queueCounts('m', 1)).toEqual({ waiting: 0, taken: 0, held: 3, delayed: 0 });
+    expect(await new StreamQueueAdmin(store).queueCounts('m', 1)).toEqual({
+      waiting: 0,
+      taken: 0,
+      held: 3,
+      delayed: 0,
+    });
     expect(await worker.read(10, 50)).toEqual([]);
     expect(await store.cancel(held[1]!.id, Date.now())).toBe('cancelled');
-    expect(await store.resume('m', 1)).toBe(2);
+    expect(await new StreamQueueAdmin(store).resume('m', 1)).toBe(2);
     const delivered = await worker.read(10, 100);
     expect(delivered.map((d) => d.id)).toEqual([held[0]!.id, held[2]!.id]);
     // Held payloads wait under their keys; the worker reads them at start.
@@ -377,7 +412,9 @@ describe('the queue (streams read through a consumer group)', () => {
     const request = params({ useCache: false });
     await store.submit(request);
     const [delivery] = await stopping.read(1, 100);
-    expect(await store.handBack([{ ref: delivery!, payload: delivery!.payload! }])).toBe(1);
+    expect(
+      await new StreamQueueAdmin(store).handBack([{ ref: delivery!, payload: delivery!.payload! }]),
+    ).toBe(1);
     const [taken] = await (await consumer('w2')).read(1, 100);
     expect(taken).toMatchObject({ id: request.id, attempts: 0, redelivered: false });
     expect(taken?.entry).not.toBe(delivery?.entry);

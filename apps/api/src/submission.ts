@@ -6,19 +6,11 @@
 import type { Config } from '@inferq/config';
 import type { Metrics } from '@inferq/observability';
 import {
-  batchShapeOf,
   CallbackRefusedError,
-  type CompletionMessage,
-  cacheKey,
   checkBulkRequest,
   DEFAULT_INPUT_LIMITS,
   decodeBulkInferRequest,
-  decodeCompletionMessage,
   decodeInferRequest,
-  encodePayload,
-  encodeRecord,
-  encodeRecordFromCompletionMessage,
-  formatBatchShape,
   type InferqError,
   type InferRequestBody,
   type InputLimits,
@@ -33,19 +25,19 @@ import {
 } from '@inferq/protocol';
 import type {
   Admission,
-  CompletionHead,
   CompletionWatcher,
   InferenceQueue,
   RequestStore,
   StoredRecord,
   SubmitOutcome,
-  SubmitParams,
 } from '@inferq/store';
 import { CallbackUrlCheck } from '@inferq/webhooks';
+import { answerFromCompletion } from './announced-answer.ts';
 import type { ModelCatalog, Servable } from './catalog.ts';
 import { rejectionError } from './errors.ts';
 import { bulkIdempotencyKey, submissionFingerprint } from './idempotency.ts';
-import { type Announcement, notFoundRequest, type RequestRecords } from './records.ts';
+import { notFoundRequest, type RequestRecords } from './records.ts';
+import { batchShapeFor, submitParams, usesCache } from './submit-params.ts';
 
 /** One version of a model as the API needs it: the repository's entry. */
 export type ServedModel = Servable;
@@ -351,92 +343,6 @@ export class Submission {
   }
 }
 
-function usesCache(body: InferRequestBody, model: ServedModel): boolean {
-  return body.cache !== false && model.config.cache.enabled;
-}
-
-function batchShapeFor(body: InferRequestBody, model: ServedModel): string | undefined {
-  if (model.config.maxBatchSize === 0) return undefined;
-  return formatBatchShape(batchShapeOf(body.inputs, model.signature));
-}
-
-function submitParams(
-  id: string,
-  model: ServedModel,
-  body: InferRequestBody,
-  tenant: string,
-  now: number,
-  batchShape: string | undefined,
-  encodedPayload?: Uint8Array,
-): SubmitParams {
-  return {
-    id,
-    model: model.name,
-    version: model.version,
-    tenant,
-    cacheKey: cacheKey({
-      tenant,
-      model: model.name,
-      version: model.version,
-      outputs: body.outputs,
-      inputs: body.inputs,
-    }),
-    useCache: usesCache(body, model),
-    cacheTtlSeconds: model.config.cache.ttlSeconds,
-    payload: encodedPayload ?? encodePayload({ inputs: body.inputs, outputs: body.outputs }),
-    batchShape,
-    priority: body.priority,
-    deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
-    callbackChannel: body.callback?.channel,
-    callbackUrl: body.callback?.url,
-    metadata: body.metadata,
-    now,
-  };
-}
-
 function retryAfterOf(error: InferqError): { retryAfterSeconds?: number } {
   return error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds };
-}
-
-function recordFromCompletion(
-  done: CompletionMessage | CompletionHead,
-  known: { tenant: string; createdAt: number; metadata: Record<string, unknown> | undefined },
-): StoredRecord {
-  const record: StoredRecord = {
-    id: done.id,
-    model: done.model,
-    version: done.version,
-    status: done.status,
-    cached: done.cached,
-    createdAt: new Date(known.createdAt).toISOString(),
-    timings: done.timings,
-    tenant: known.tenant,
-  };
-  if (done.startedAt !== undefined) record.startedAt = done.startedAt;
-  if (done.finishedAt !== undefined) record.finishedAt = done.finishedAt;
-  if (done.batchSize !== undefined) record.batchSize = done.batchSize;
-  if ('outputs' in done && done.outputs !== undefined) record.outputs = done.outputs;
-  if (done.error !== undefined) record.error = done.error;
-  if (known.metadata !== undefined) record.metadata = known.metadata;
-  return record;
-}
-
-function answerFromCompletion(
-  done: Announcement,
-  known: { tenant: string; createdAt: number; metadata: Record<string, unknown> | undefined },
-): SubmitResult {
-  const { message, decoded } = done;
-  if (message === undefined) {
-    return { kind: 'finished', record: recordFromCompletion(decoded ?? done.head, known) };
-  }
-  return {
-    kind: 'announced',
-    encode: (format) =>
-      format === 'msgpack'
-        ? encodeRecordFromCompletionMessage(message, {
-            createdAt: new Date(known.createdAt).toISOString(),
-            ...(known.metadata === undefined ? {} : { metadata: known.metadata }),
-          })
-        : encodeRecord(recordFromCompletion(decodeCompletionMessage(message), known), format),
-  };
 }

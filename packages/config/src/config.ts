@@ -1,3 +1,9 @@
+/**
+ * Every setting inferq reads from the environment, parsed and validated once at start-up (a bad value
+ * stops the process with one line naming it). One file on purpose, though long: each variable is one
+ * schema entry with its rule and message, and seeing them together is how their defaults and
+ * interactions (REDIS_URL or REDIS_CLUSTER_NODES, API_KEYS and tenants) stay consistent.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';

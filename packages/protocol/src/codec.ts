@@ -2,6 +2,8 @@
  * Bodies and stored values on the wire (docs/api.md "Tensors on the wire"): the infer request, the
  * request record, the completion message, and the MessagePack forms kept in Redis (payload and
  * outputs). Decoding turns tensor bytes into typed-array views over the received buffer.
+ * One file, though long: JSON and MessagePack share the tensor checks and limits, and keeping the two
+ * formats side by side is what keeps them in agreement (the hostile-input property tests cover both).
  */
 import { z } from 'zod';
 import { BadRequestError, InferqError } from './errors.ts';

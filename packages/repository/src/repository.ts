@@ -1,3 +1,8 @@
+/**
+ * Reading the model repository: each model folder's versions, config.json, signature and warm-up
+ * sample, with the last good read kept for a version whose files turn unusable. One file, a little
+ * over the usual size: the rules for what counts as a version live in one place.
+ */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

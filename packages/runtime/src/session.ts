@@ -1,3 +1,8 @@
+/**
+ * A model version's onnxruntime session, placed on a worker thread or on the main thread (and the
+ * cheap probe that chooses). One file, a little over the usual size: both placements share the run
+ * queue, the warm-up and the close semantics, which must not drift apart.
+ */
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';

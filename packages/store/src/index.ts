@@ -39,13 +39,9 @@ export {
 } from './queue/queue.ts';
 export { QueueConsumer, type QueueConsumerOptions } from './queue-consumer.ts';
 export { publishReload, subscribeReload } from './reload.ts';
-export {
-  INLINE_PAYLOAD_BYTES,
-  MAX_STALLS,
-  RequestStore,
-  type RequestStoreOptions,
-  streamFor,
-} from './request-store.ts';
+export { MAX_STALLS, RequestStore, type RequestStoreOptions } from './request-store.ts';
+export { StreamQueueAdmin } from './streams/stream-admin.ts';
 export { DEFAULT_LEASE_TIMINGS, type LeaseTimings, StreamsIntake } from './streams/streams-intake.ts';
 export { StreamsQueue, type StreamsQueueOptions } from './streams/streams-queue.ts';
+export { INLINE_PAYLOAD_BYTES, streamFor } from './submit-request.ts';
 export type * from './types.ts';

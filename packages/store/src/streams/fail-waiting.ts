@@ -1,6 +1,7 @@
 import type { RequestError } from '@inferq/protocol';
 import type { QueueConsumer } from '../queue-consumer.ts';
 import type { RequestStore } from '../request-store.ts';
+import { StreamQueueAdmin } from './stream-admin.ts';
 
 export interface FailWaitingOptions {
   store: RequestStore;
@@ -23,7 +24,8 @@ const NO_WAIT_MS = 1;
 export async function failWaitingInStreams(options: FailWaitingOptions): Promise<number> {
   const { store, consumer, model, version, error } = options;
   await consumer.ensureGroups();
-  while ((await store.promoteDue(model, version, Number.MAX_SAFE_INTEGER)) > 0) {
+  const admin = new StreamQueueAdmin(store);
+  while ((await admin.promoteDue(model, version, Number.MAX_SAFE_INTEGER)) > 0) {
     // every retry becomes due now
   }
   let ended = 0;

@@ -4,6 +4,7 @@ import { deliveryKey, type IntakeHandler, type QueueIntake, type QueueLogger } f
 import type { QueueConsumer } from '../queue-consumer.ts';
 import type { RequestStore } from '../request-store.ts';
 import type { Completion, Delivery, StartOutcome } from '../types.ts';
+import { StreamQueueAdmin } from './stream-admin.ts';
 
 /** Lease timings; the defaults are what the worker runs with (docs/design.md, crash recovery). */
 export interface LeaseTimings {
@@ -43,6 +44,7 @@ const CONSUMER_FORGET_MS = 3_600_000;
 export class StreamsIntake implements QueueIntake {
   private readonly options: StreamsIntakeOptions;
   private readonly leases: LeaseTimings;
+  private readonly admin: StreamQueueAdmin;
   /** `stream entry` -> the request taken by it. */
   private readonly held = new Map<string, Delivery>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -54,6 +56,7 @@ export class StreamsIntake implements QueueIntake {
   constructor(options: StreamsIntakeOptions) {
     this.options = options;
     this.leases = options.leases ?? DEFAULT_LEASE_TIMINGS;
+    this.admin = new StreamQueueAdmin(options.store);
   }
 
   open(handler: IntakeHandler): void {
@@ -114,7 +117,7 @@ export class StreamsIntake implements QueueIntake {
   }
 
   handBack(deliveries: readonly Delivery[]): Promise<number> {
-    return this.options.store.handBack(
+    return this.admin.handBack(
       deliveries.map((delivery) => ({
         ref: delivery,
         ...(delivery.payload ? { payload: delivery.payload } : {}),
@@ -178,7 +181,7 @@ export class StreamsIntake implements QueueIntake {
     }
     for (const [stream, deliveries] of byStream) {
       const lost = new Set(
-        await this.options.store.renewLeases(
+        await this.admin.renewLeases(
           stream,
           this.options.consumer.consumer,
           deliveries.map((d) => d.entry),
@@ -207,6 +210,6 @@ export class StreamsIntake implements QueueIntake {
   }
 
   private async promoteDue(): Promise<void> {
-    await this.options.store.promoteDue(this.options.model, this.options.version, Date.now());
+    await this.admin.promoteDue(this.options.model, this.options.version, Date.now());
   }
 }

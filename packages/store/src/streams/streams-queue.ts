@@ -6,6 +6,7 @@ import { QueueConsumer } from '../queue-consumer.ts';
 import type { RequestStore } from '../request-store.ts';
 import type { QueueCounts, SubmitOutcome, SubmitParams } from '../types.ts';
 import { failWaitingInStreams } from './fail-waiting.ts';
+import { StreamQueueAdmin } from './stream-admin.ts';
 import { type LeaseTimings, StreamsIntake } from './streams-intake.ts';
 
 export interface StreamsQueueOptions {
@@ -26,9 +27,11 @@ export interface StreamsQueueOptions {
 export class StreamsQueue implements InferenceQueue {
   readonly backend = 'streams' as const;
   private readonly options: StreamsQueueOptions;
+  private readonly admin: StreamQueueAdmin;
 
   constructor(options: StreamsQueueOptions) {
     this.options = options;
+    this.admin = new StreamQueueAdmin(options.store);
   }
 
   private get store(): RequestStore {
@@ -44,27 +47,27 @@ export class StreamsQueue implements InferenceQueue {
   }
 
   pause(model: string, version: number): Promise<void> {
-    return this.store.pause(model, version);
+    return this.admin.pause(model, version);
   }
 
   resume(model: string, version: number): Promise<number> {
-    return this.store.resume(model, version);
+    return this.admin.resume(model, version);
   }
 
   isPaused(model: string, version: number): Promise<boolean> {
-    return this.store.isPaused(model, version);
+    return this.admin.isPaused(model, version);
   }
 
   counts(model: string, version: number): Promise<QueueCounts> {
-    return this.store.queueCounts(model, version);
+    return this.admin.queueCounts(model, version);
   }
 
   depth(model: string, version: number): Promise<number> {
-    return this.store.queueDepth(model, version);
+    return this.admin.queueDepth(model, version);
   }
 
   versions(model: string): Promise<number[]> {
-    return this.store.queuedVersions(model);
+    return this.admin.queuedVersions(model);
   }
 
   async openIntake(options: IntakeOptions): Promise<QueueIntake> {

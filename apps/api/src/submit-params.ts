@@ -1,0 +1,53 @@
+/** What the queue needs for one validated request: its parameters, cache use and batch shape. */
+import {
+  batchShapeOf,
+  cacheKey,
+  encodePayload,
+  formatBatchShape,
+  type InferRequestBody,
+} from '@inferq/protocol';
+import type { SubmitParams } from '@inferq/store';
+import type { Servable } from './catalog.ts';
+
+export function usesCache(body: InferRequestBody, model: Servable): boolean {
+  return body.cache !== false && model.config.cache.enabled;
+}
+
+export function batchShapeFor(body: InferRequestBody, model: Servable): string | undefined {
+  if (model.config.maxBatchSize === 0) return undefined;
+  return formatBatchShape(batchShapeOf(body.inputs, model.signature));
+}
+
+export function submitParams(
+  id: string,
+  model: Servable,
+  body: InferRequestBody,
+  tenant: string,
+  now: number,
+  batchShape: string | undefined,
+  encodedPayload?: Uint8Array,
+): SubmitParams {
+  return {
+    id,
+    model: model.name,
+    version: model.version,
+    tenant,
+    cacheKey: cacheKey({
+      tenant,
+      model: model.name,
+      version: model.version,
+      outputs: body.outputs,
+      inputs: body.inputs,
+    }),
+    useCache: usesCache(body, model),
+    cacheTtlSeconds: model.config.cache.ttlSeconds,
+    payload: encodedPayload ?? encodePayload({ inputs: body.inputs, outputs: body.outputs }),
+    batchShape,
+    priority: body.priority,
+    deadline: body.timeoutMs === undefined ? undefined : now + body.timeoutMs,
+    callbackChannel: body.callback?.channel,
+    callbackUrl: body.callback?.url,
+    metadata: body.metadata,
+    now,
+  };
+}
