@@ -57,8 +57,8 @@ export function adminBoard(options: AdminBoardOptions): Router {
 
   if (!auth.configured) logger.warn('Bull Board is refused to everyone: set ADMIN_KEY or ADMIN_TENANTS');
   const router = Router();
-  router.use((req, res, next) => {
-    res.locals.admin = auth.check(req.get('authorization'));
+  router.use((req, _res, next) => {
+    auth.check(req.get('authorization'));
     next();
   });
   router.use(refresh, serverAdapter.getRouter() as RequestHandler);
