@@ -9,12 +9,18 @@ import { type Config, loadConfig } from '@inferq/config';
 import { createLogger, createMetrics } from '@inferq/observability';
 import { encodeTensorMap } from '@inferq/protocol';
 import type { ModelRepository } from '@inferq/repository';
-import { CompletionWatcher, createRedisConnection, FleetRegistry, RequestStore } from '@inferq/store';
+import {
+  CompletionWatcher,
+  createQueue,
+  createRedisConnection,
+  FleetRegistry,
+  RequestStore,
+} from '@inferq/store';
 import { expect } from 'vitest';
 import { ModelCatalog } from '../../apps/api/src/catalog.ts';
 import { createServer } from '../../apps/api/src/server.ts';
 import { startAsWorker } from './queue.ts';
-import { testQueue } from './queue-backend.ts';
+import { TEST_QUEUE_BACKEND } from './queue-backend.ts';
 
 type RedisConnection = ReturnType<typeof createRedisConnection>;
 
@@ -71,6 +77,7 @@ export async function startTestApi(options: {
     MODEL_REPOSITORY: options.modelRepository,
     // These tests complete requests themselves, as the worker would.
     WAIT_FOR_CAPACITY: 'true',
+    QUEUE_BACKEND: TEST_QUEUE_BACKEND,
     ...options.env,
   });
   const redis = createRedisConnection(redisUrl, 'command');
@@ -86,7 +93,8 @@ export async function startTestApi(options: {
   const api = createServer({
     config,
     store,
-    queue: testQueue(store),
+    // The backend of the API's config (the suite's unless `env` names one), as main.ts does.
+    queue: createQueue({ backend: config.queueBackend, store, jobAttempts: 3 }),
     watcher,
     catalog,
     metrics: createMetrics('api'),

@@ -27,18 +27,30 @@ export class ApiKeyAuthenticator {
   /** The caller's tenant; throws UnauthorizedError when keys are required and this one is missing or wrong. */
   tenantOf(authorization: string | undefined): string {
     if (this.keys === undefined) return PUBLIC_TENANT;
-    const token = authorization === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(authorization)?.[1];
+    const token = bearerToken(authorization);
     if (token === undefined) throw new UnauthorizedError('send the API key as `Authorization: Bearer <key>`');
-    const presented = sha256(token);
+    const tenant = this.tenantOfKey(token);
+    if (tenant === undefined) throw new UnauthorizedError('the API key is not valid');
+    return tenant;
+  }
+
+  /** The tenant of a configured key; undefined for any other key, or when no keys are configured. */
+  tenantOfKey(key: string): string | undefined {
+    if (this.keys === undefined) return undefined;
+    const presented = sha256(key);
     let tenant: string | undefined;
     for (const candidate of this.keys) {
       if (timingSafeEqual(candidate.digest, presented)) tenant = candidate.tenant;
     }
-    if (tenant === undefined) throw new UnauthorizedError('the API key is not valid');
     return tenant;
   }
 }
 
-function sha256(text: string): Buffer {
+/** The key of an `Authorization: Bearer <key>` header; undefined for a missing or other header. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return authorization === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(authorization)?.[1];
+}
+
+export function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from '@inferq/observability';
 import {
   contentTypeOf,
@@ -9,6 +9,7 @@ import {
   packStandard,
   type RequestRecord,
   toProblem,
+  UnauthorizedError,
   type WireFormat,
 } from '@inferq/protocol';
 import { normalizeError } from './errors.ts';
@@ -104,14 +105,17 @@ export function sendProblem(
     return;
   }
   const body = Buffer.from(JSON.stringify(problem));
-  const headers: Record<string, string | number> = {
+  const headers: OutgoingHttpHeaders = {
     'Content-Type': 'application/problem+json; charset=utf-8',
     'Content-Length': body.byteLength,
   };
   if (normalized instanceof InferqError && normalized.retryAfterSeconds !== undefined) {
     headers['Retry-After'] = String(normalized.retryAfterSeconds);
   }
-  if (problem.status === 401) headers['WWW-Authenticate'] = 'Bearer';
+  if (problem.status === 401) {
+    headers['WWW-Authenticate'] =
+      normalized instanceof UnauthorizedError ? [...normalized.challenges] : 'Bearer';
+  }
   res.writeHead(problem.status, headers);
   res.end(body);
 }

@@ -17,8 +17,10 @@ import {
   UnsupportedMediaTypeError,
   type WireFormat,
 } from '@inferq/protocol';
-import type { CompletionWatcher, InferenceQueue, RequestStore } from '@inferq/store';
+import type { BullmqQueue, CompletionWatcher, InferenceQueue, RequestStore } from '@inferq/store';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import { AdminAuthenticator } from './admin-auth.ts';
+import { ADMIN_BOARD_PATH, adminBoard } from './admin-board.ts';
 import { ApiKeyAuthenticator } from './auth.ts';
 import { readRawBody } from './body.ts';
 import type { ModelCatalog } from './catalog.ts';
@@ -218,6 +220,20 @@ export function createServer(deps: ServerDeps): Server {
   app.get('/v1/models/:model', async (req, res) => {
     sendValue(res, 200, service.describeModel(String(req.params.model)), getFormat(req));
   });
+
+  // Bull Board: only the bullmq backend has BullMQ queues to show; elsewhere the path is unknown (404).
+  if (config.queueBackend === 'bullmq') {
+    if (deps.queue.backend !== 'bullmq') throw new Error('QUEUE_BACKEND is bullmq but the queue is not');
+    app.use(
+      ADMIN_BOARD_PATH,
+      adminBoard({
+        queue: deps.queue as BullmqQueue,
+        catalog: deps.catalog,
+        auth: new AdminAuthenticator(config.admin, auth),
+        logger,
+      }),
+    );
+  }
 
   app.use((req, _res, next) => {
     next(new NotFoundError(`no route for ${req.method} ${req.path}`));

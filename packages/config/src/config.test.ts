@@ -35,7 +35,9 @@ describe('loadConfig', () => {
       port: 8080,
       metricsPort: 9464,
       apiKeys: undefined,
+      admin: { key: undefined, tenants: [] },
       queuePrefix: '{inferq}',
+      queueBackend: 'streams',
       maxBodyBytes: 16 * 1024 * 1024,
       caps: DEFAULT_CAPS,
       logLevel: 'info',
@@ -86,7 +88,10 @@ describe('loadConfig', () => {
       PORT: ' 0 ',
       METRICS_PORT: '9000',
       API_KEYS: 'acme:k1, globex:k:2',
+      ADMIN_KEY: ' admin-key-0123456789 ',
+      ADMIN_TENANTS: ' globex ,',
       QUEUE_PREFIX: '{prod}',
+      QUEUE_BACKEND: ' BullMQ ',
       MAX_BODY_BYTES: '1024',
       LOG_LEVEL: 'DEBUG',
       RESULT_TTL_SECONDS: '60',
@@ -119,7 +124,9 @@ describe('loadConfig', () => {
         ['k1', 'acme'],
         ['k:2', 'globex'],
       ]),
+      admin: { key: 'admin-key-0123456789', tenants: ['globex'] },
       queuePrefix: '{prod}',
+      queueBackend: 'bullmq',
       maxBodyBytes: 1024,
       caps: DEFAULT_CAPS,
       logLevel: 'debug',
@@ -155,7 +162,11 @@ describe('loadConfig', () => {
     ['API_KEYS', ':key-without-tenant'],
     ['API_KEYS', 'tenant-without-key:'],
     ['API_KEYS', 'a:same,b:same'],
+    ['ADMIN_KEY', 'short'],
+    ['ADMIN_KEY', 'sixteen chars but spaced'],
+    ['ADMIN_TENANTS', 'ops'],
     ['QUEUE_PREFIX', 'has space'],
+    ['QUEUE_BACKEND', 'kafka'],
     ['MAX_BODY_BYTES', '0'],
     ['MAX_BODY_BYTES', '16MiB'],
     ['LOG_LEVEL', 'loud'],
@@ -217,6 +228,31 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ REDIS_URL: 'http://:hunter2@host' })).toThrow(
       /^invalid configuration: REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL with a host, or unix:\/\/\/path\/to\/redis\.sock$/,
     );
+  });
+
+  it('takes ADMIN_KEY and ADMIN_TENANTS, which name tenants of API_KEYS, never echoing a key', () => {
+    const apiKeys = 'ops:k:with:colons,acme:k2,ops:k3';
+    expect(loadConfig({ API_KEYS: apiKeys, ADMIN_TENANTS: 'ops' }).admin).toEqual({
+      key: undefined,
+      tenants: ['ops'],
+    });
+    expect(() => loadConfig({ API_KEYS: apiKeys, ADMIN_TENANTS: 'ops,sre,k' })).toThrow(
+      /^invalid configuration: ADMIN_TENANTS: names no tenant of API_KEYS: "sre", "k"$/,
+    );
+    // The tenant part of an entry is the name: a key (after the first colon) names no tenant.
+    expect(() => loadConfig({ API_KEYS: apiKeys, ADMIN_TENANTS: 'k:with:colons' })).toThrow(
+      /ADMIN_TENANTS: names no tenant/,
+    );
+    expect(() => loadConfig({ ADMIN_TENANTS: 'ops' })).toThrow(/ADMIN_TENANTS: names no tenant/);
+    // The admin key opens the admin routes only, so it may not also be a tenant's key.
+    const shared = 'shared-key-0123456789';
+    expect(() => loadConfig({ API_KEYS: `acme:${shared}`, ADMIN_KEY: shared })).toThrow(
+      /^invalid configuration: ADMIN_KEY: must differ from every API_KEYS key$/,
+    );
+    expect(() => loadConfig({ ADMIN_KEY: 'hunter2' })).toThrow(
+      /^invalid configuration: ADMIN_KEY: expected at least 16 characters without whitespace \(openssl rand -base64 32\)$/,
+    );
+    expect(loadConfig({ ADMIN_KEY: '', ADMIN_TENANTS: ' ' }).admin).toEqual({ key: undefined, tenants: [] });
   });
 
   it('requires REDIS_URL when asked to', () => {
@@ -287,6 +323,13 @@ describe('loadConfig', () => {
     const withSecret = describeConfig(loadConfig({ WEBHOOK_SECRET: secret }));
     expect(withSecret.webhooks).toMatchObject({ signing: 'on' });
     expect(JSON.stringify(withSecret)).not.toMatch(/MfKQ9r8G/);
+    const admin = 'admin-hunter2-0123456789';
+    const withAdmin = describeConfig(
+      loadConfig({ API_KEYS: 'ops:k1', ADMIN_KEY: admin, ADMIN_TENANTS: 'ops' }),
+    );
+    expect(withAdmin.admin).toEqual({ key: 'set', tenants: ['ops'] });
+    expect(JSON.stringify(withAdmin)).not.toMatch(/hunter2/);
+    expect(describeConfig(loadConfig({})).admin).toEqual({ key: 'unset', tenants: [] });
   });
 });
 

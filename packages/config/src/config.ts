@@ -43,6 +43,8 @@ export interface Config {
   metricsPort: number;
   /** API key -> tenant; undefined: the API is open and every caller is tenant `public`. */
   apiKeys: ReadonlyMap<string, string> | undefined;
+  /** Who may open the admin routes (Bull Board); neither set: nobody. */
+  admin: AdminConfig;
   queuePrefix: string;
   /** Where requests wait for workers: inferq's Redis-streams queue or BullMQ (docs/design.md). */
   queueBackend: QueueBackend;
@@ -67,6 +69,14 @@ export interface Config {
   limits: AdmissionLimits;
   /** `callback.url` delivery (docs/webhooks.md). */
   webhooks: WebhookConfig;
+}
+
+/** The credentials of the admin routes (docs/security.md). */
+export interface AdminConfig {
+  /** ADMIN_KEY: opens the admin routes and nothing else (it is no tenant's key). */
+  key: string | undefined;
+  /** ADMIN_TENANTS: tenants of API_KEYS whose keys open the admin routes too. */
+  tenants: readonly string[];
 }
 
 /** A Redis Cluster's seed nodes and what every node needs (one ACL and TLS setting per cluster). */
@@ -295,6 +305,22 @@ const apiKeys = z.preprocess(
     .optional(),
 );
 
+// A secret like the API keys: messages never repeat it.
+const adminKey = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .trim()
+    .regex(/^\S{16,}$/, {
+      error: 'expected at least 16 characters without whitespace (openssl rand -base64 32)',
+    })
+    .optional(),
+);
+
+// Tenant names, not a marker inside API_KEYS: any character may already be part of a tenant name
+// there, and a key may contain colons, so no marker could be added without changing existing entries.
+const tenantList = z.preprocess((value) => unsetIfBlank(value) ?? '', z.string().transform(commaList));
+
 const queuePrefix = z.preprocess(
   unsetIfBlank,
   z.string().regex(/^\S+$/, { error: 'expected a non-empty prefix without spaces' }).default('{inferq}'),
@@ -415,6 +441,8 @@ const EnvSchema = z.object({
   PORT: integer(0, 65535, 8080),
   METRICS_PORT: integer(0, 65535, 9464),
   API_KEYS: apiKeys,
+  ADMIN_KEY: adminKey,
+  ADMIN_TENANTS: tenantList,
   QUEUE_PREFIX: queuePrefix,
   QUEUE_BACKEND: queueBackend,
   MAX_BODY_BYTES: integer(1, 1024 * MIB, 16 * MIB),
@@ -447,7 +475,13 @@ const EnvSchema = z.object({
 });
 
 /** Variables whose values may hold secrets (a Redis password, API keys): never echoed back. */
-const SECRET_VARIABLES = new Set(['REDIS_URL', 'REDIS_CLUSTER_NODES', 'API_KEYS', 'WEBHOOK_SECRET']);
+const SECRET_VARIABLES = new Set([
+  'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'API_KEYS',
+  'ADMIN_KEY',
+  'WEBHOOK_SECRET',
+]);
 
 /**
  * Parses and validates the environment. Throws `ConfigError` naming every bad variable.
@@ -484,6 +518,7 @@ export function loadConfig(
       },
     ]);
   }
+  checkAdmin(e.ADMIN_KEY, e.ADMIN_TENANTS, e.API_KEYS);
   if (e.WEBHOOK_RETRY_MAX_MS < e.WEBHOOK_RETRY_BASE_MS) {
     throw new ConfigError([
       { variable: 'WEBHOOK_RETRY_MAX_MS', message: 'must be at least WEBHOOK_RETRY_BASE_MS' },
@@ -501,6 +536,7 @@ export function loadConfig(
     port: e.PORT,
     metricsPort: e.METRICS_PORT,
     apiKeys: e.API_KEYS,
+    admin: { key: e.ADMIN_KEY, tenants: e.ADMIN_TENANTS },
     queuePrefix: e.QUEUE_PREFIX,
     queueBackend: e.QUEUE_BACKEND,
     maxBodyBytes: e.MAX_BODY_BYTES,
@@ -537,6 +573,27 @@ export function loadConfig(
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
   };
+}
+
+/** ADMIN_TENANTS must name tenants of API_KEYS; ADMIN_KEY must be no tenant's key (it would be both). */
+function checkAdmin(
+  key: string | undefined,
+  tenants: readonly string[],
+  apiKeys: ReadonlyMap<string, string> | undefined,
+): void {
+  const known = new Set(apiKeys?.values());
+  const unknown = tenants.filter((tenant) => !known.has(tenant));
+  if (unknown.length > 0) {
+    throw new ConfigError([
+      {
+        variable: 'ADMIN_TENANTS',
+        message: `names no tenant of API_KEYS: ${unknown.map((t) => `"${t}"`).join(', ')}`,
+      },
+    ]);
+  }
+  if (key !== undefined && apiKeys?.has(key)) {
+    throw new ConfigError([{ variable: 'ADMIN_KEY', message: 'must differ from every API_KEYS key' }]);
+  }
 }
 
 /**
@@ -581,6 +638,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
     port: config.port,
     metricsPort: config.metricsPort,
     auth: config.apiKeys === undefined ? 'open' : `${new Set(config.apiKeys.values()).size} tenant(s)`,
+    admin: {
+      key: config.admin.key === undefined ? 'unset' : 'set',
+      tenants: config.admin.tenants,
+    },
     queuePrefix: config.queuePrefix,
     queueBackend: config.queueBackend,
     maxBodyBytes: config.maxBodyBytes,

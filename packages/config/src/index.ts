@@ -1,4 +1,5 @@
 export {
+  type AdminConfig,
   type AdmissionLimits,
   type Config,
   ConfigError,

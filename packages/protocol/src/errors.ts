@@ -54,6 +54,20 @@ export class UnauthorizedError extends InferqError {
   readonly status = 401;
   readonly code = 'unauthorized';
   readonly title = 'Missing or invalid API key';
+  /** The `WWW-Authenticate` challenges, one header each (RFC 9110 §11.6.1). */
+  readonly challenges: readonly string[];
+
+  constructor(message: string, options?: { cause?: unknown; challenges?: readonly string[] }) {
+    super(message, options);
+    this.challenges = options?.challenges ?? ['Bearer'];
+  }
+}
+
+/** A valid key that may not do this (a tenant's key on an admin route). */
+export class ForbiddenError extends InferqError {
+  readonly status = 403;
+  readonly code = 'forbidden';
+  readonly title = 'Not allowed';
 }
 
 /** Unknown model, version or request (also: another tenant's request). */
