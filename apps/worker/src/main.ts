@@ -60,6 +60,7 @@ const served = new ServedModels({
   fleet,
   jobAttempts: config.jobAttempts,
   maxOutputBytes: config.caps.maxOutputBytes,
+  inputLimits: config.caps,
   metrics,
   logger,
 });

@@ -6,10 +6,11 @@
  */
 import { hostname } from 'node:os';
 import type { Logger, Metrics } from '@inferq/observability';
-import type { RequestError } from '@inferq/protocol';
+import type { InputLimits, RequestError } from '@inferq/protocol';
 import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
 import type { FleetRegistry, InferenceQueue, ServedVersion, VersionState, WorkerReport } from '@inferq/store';
+import { directRequestOf } from './direct-jobs.ts';
 import { intakeCapacity, ModelWorker } from './model-worker.ts';
 
 /** Error code of a request whose model version left the repository before a worker ran it. */
@@ -30,6 +31,8 @@ export interface ServedModelsOptions {
   fleet: FleetRegistry;
   jobAttempts: number;
   maxOutputBytes: number;
+  /** The API's input limits, for requests a producer put in a queue directly. */
+  inputLimits?: InputLimits;
   metrics: Metrics;
   logger: Logger;
   /** Overrides RETIRE_DRAIN_MS (tests). */
@@ -216,6 +219,7 @@ export class ServedModels {
         consumer: this.options.workerId,
         capacity: intakeCapacity(version),
         logger,
+        direct: (body) => directRequestOf(version, body, this.options.inputLimits),
       });
       slot.session = session;
       slot.worker = new ModelWorker({

@@ -29,6 +29,7 @@ export {
 export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
 export { type CreateQueueOptions, createQueue } from './queue/create-queue.ts';
 export {
+  type DirectRequest,
   deliveryKey,
   type InferenceQueue,
   type IntakeHandler,

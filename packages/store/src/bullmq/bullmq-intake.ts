@@ -1,7 +1,8 @@
-import { type Job, WaitingError, Worker } from 'bullmq';
+import type { RequestError } from '@inferq/protocol';
+import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { RedisConnection } from '../connection.ts';
 import { closeConnection } from '../connection.ts';
-import type { IntakeHandler, QueueIntake, QueueLogger } from '../queue/queue.ts';
+import type { DirectRequest, IntakeHandler, QueueIntake, QueueLogger } from '../queue/queue.ts';
 import type { RequestStore } from '../request-store.ts';
 import type { Completion, Delivery, StartOutcome } from '../types.ts';
 import { deliveryOf, type InferJobData } from './job-data.ts';
@@ -26,20 +27,28 @@ export interface BullmqIntakeOptions {
   model: string;
   capacity: number;
   logger: QueueLogger;
+  /** Checks and prepares a job a producer added itself (IntakeOptions.direct). */
+  direct?: (body: Uint8Array) => DirectRequest;
 }
 
 /** How a held job is to leave the worker's hand, decided by what the worker did with its request. */
 type Settlement =
-  | { kind: 'done'; status: string }
+  | { kind: 'done'; status: string; error?: RequestError }
   | { kind: 'retry'; error: Error }
   /** Back to wait without counting an attempt: handed back, or let go unsettled. */
   | { kind: 'back' };
+
+/** A job's return value, which QueueEvents' `completed` carries: the request's id and end. */
+export interface InferJobResult {
+  id: string;
+  status: string;
+}
 
 interface HeldJob {
   job: Job<InferJobData>;
   token: string;
   settlement?: Settlement;
-  resolve(value: { status: string }): void;
+  resolve(value: InferJobResult): void;
   reject(error: Error): void;
 }
 
@@ -94,16 +103,74 @@ export class BullmqIntake implements QueueIntake {
     this.worker = worker;
   }
 
-  private async process(job: Job<InferJobData>, token: string | undefined): Promise<{ status: string }> {
+  private async process(job: Job<InferJobData>, token: string | undefined): Promise<InferJobResult> {
     if (this.closing || token === undefined) {
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const delivery = deliveryOf(job);
+    const delivery = isDirect(job.data) ? await this.adopt(job) : deliveryOf(job);
     return new Promise((resolve, reject) => {
       this.held.set(delivery.id, { job, token, resolve, reject });
       this.handler?.deliver([delivery]);
     });
+  }
+
+  /**
+   * A job a producer added itself (its data an infer request body): checked as the API would, given
+   * a record (no cache, no coalescing: docs/api.md), then run like any other. A job that comes back
+   * after a stall already has its record. An invalid body fails the job with the API's message.
+   */
+  private async adopt(job: Job<InferJobData>): Promise<Delivery> {
+    const { store, direct } = this.options;
+    const id = String(job.id);
+    const data = job.data as unknown as DirectJobData;
+    const existing = await store.redis.hmget(store.keys.request(id), 'createdAt', 'deadline', 'batch');
+    if (existing[0] === null) {
+      let request: DirectRequest;
+      try {
+        if (direct === undefined) throw new Error('this worker takes no jobs added outside inferq');
+        request = direct(Buffer.from(JSON.stringify(data)));
+      } catch (error) {
+        throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
+      }
+      const now = Date.now();
+      const [model, version] = splitQueueName(job.queueName);
+      await store.submit(
+        {
+          id,
+          model,
+          version,
+          tenant: typeof data.tenant === 'string' ? data.tenant : 'public',
+          cacheKey: '',
+          useCache: false,
+          cacheTtlSeconds: 0,
+          payload: request.payload,
+          ...(request.batchShape === undefined ? {} : { batchShape: request.batchShape }),
+          ...(request.timeoutMs === undefined ? {} : { deadline: now + request.timeoutMs }),
+          ...(request.metadata === undefined ? {} : { metadata: request.metadata }),
+          now,
+        },
+        store.keys.outbox,
+      );
+      // Already in its queue: nothing for the outbox to add.
+      await store.redis.zrem(store.keys.outbox, id);
+      existing[0] = String(now);
+      existing[1] = request.timeoutMs === undefined ? null : String(now + request.timeoutMs);
+      existing[2] = request.batchShape ?? null;
+    }
+    const delivery: Delivery = {
+      id,
+      queue: job.queueName,
+      stream: '',
+      entry: '',
+      createdAt: Number(existing[0]),
+      attempts: job.attemptsMade,
+      redelivered: job.stalledCounter > 0,
+    };
+    if (existing[1] && Number(existing[1]) > 0) delivery.deadline = Number(existing[1]);
+    if (existing[2]) delivery.batchShape = existing[2];
+    if (job.opts.attempts !== undefined) delivery.maxAttempts = job.opts.attempts;
+    return delivery;
   }
 
   async start(
@@ -146,7 +213,13 @@ export class BullmqIntake implements QueueIntake {
     const settlement = held.settlement ?? { kind: 'back' };
     switch (settlement.kind) {
       case 'done':
-        held.resolve({ status: settlement.status });
+        // A request that failed fails its job too (no retry: its attempts are spent), so BullMQ's
+        // tools and a producer's QueueEvents see it.
+        if (settlement.status === 'failed') {
+          held.reject(new UnrecoverableError(settlement.error?.message ?? 'the request failed'));
+        } else {
+          held.resolve({ id: delivery.id, status: settlement.status });
+        }
         return;
       case 'retry':
         held.reject(settlement.error);
@@ -178,4 +251,20 @@ export class BullmqIntake implements QueueIntake {
     const held = this.held.get(id);
     if (held !== undefined) held.settlement = settlement;
   }
+}
+
+/** The data of a job a producer added itself: an infer request body (docs/api.md), and a tenant. */
+interface DirectJobData {
+  inputs: unknown;
+  tenant?: unknown;
+}
+
+function isDirect(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && 'inputs' in data && !('createdAt' in data);
+}
+
+/** `<model>.v<version>` (keys.ts queueName) back into its parts. */
+function splitQueueName(name: string): [string, number] {
+  const at = name.lastIndexOf('.v');
+  return [name.slice(0, at), Number(name.slice(at + 2))];
 }

@@ -199,6 +199,7 @@ export class BullmqQueue implements InferenceQueue {
       model: options.model,
       capacity: options.capacity,
       logger: options.logger,
+      ...(options.direct ? { direct: options.direct } : {}),
     });
   }
 

@@ -64,6 +64,20 @@ export interface IntakeOptions {
   /** Most requests in hand at once: taken and not yet let go. */
   capacity: number;
   logger: QueueLogger;
+  /**
+   * Checks a request that reached the queue without the API (a BullMQ job a producer added itself)
+   * and prepares it; throws the client error the API would answer. Absent: such jobs fail.
+   */
+  direct?: (body: Uint8Array) => DirectRequest;
+}
+
+/** A request a producer put in the queue directly, checked and prepared by the worker. */
+export interface DirectRequest {
+  /** MessagePack `{ inputs, outputs? }`, as the API stores it. */
+  payload: Uint8Array;
+  batchShape?: string;
+  timeoutMs?: number;
+  metadata?: Record<string, unknown>;
 }
 
 /** What an intake tells the worker that opened it. */
