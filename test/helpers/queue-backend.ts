@@ -7,6 +7,8 @@ import {
   BullmqQueue,
   createQueue,
   type InferenceQueue,
+  type QueueEntryRef,
+  queueName,
   type RedisConnection,
   type RequestStore,
   StreamQueueAdmin,
@@ -56,8 +58,14 @@ export function queueOf(store: RequestStore): InferenceQueue {
   return queue;
 }
 
-/** Whether the request still waits in its queue: its stream entry, or its BullMQ job. */
-export async function waitsInQueue(store: RequestStore, id: string): Promise<boolean> {
+/**
+ * Where a request waits, from its record: its stream and entry (streams), and its queue's name, which
+ * a request of the bullmq backend (no stream) is found by.
+ */
+export async function queueRefOf(
+  store: RequestStore,
+  id: string,
+): Promise<QueueEntryRef & { queue: string }> {
   const [stream, entry, model, version] = await store.redis.hmget(
     store.keys.request(id),
     'q',
@@ -65,10 +73,20 @@ export async function waitsInQueue(store: RequestStore, id: string): Promise<boo
     'model',
     'version',
   );
+  return { id, stream: stream ?? '', entry: entry ?? '', queue: queueName(model ?? '', Number(version)) };
+}
+
+/** Whether the request still waits in its queue: its stream entry, or its BullMQ job. */
+export async function waitsInQueue(store: RequestStore, id: string): Promise<boolean> {
+  const ref = await queueRefOf(store, id);
   if (TEST_QUEUE_BACKEND === 'streams') {
-    if (!stream || !entry) return false;
-    return (await store.redis.xrange(stream, entry, entry)).length === 1;
+    if (ref.stream === '' || ref.entry === '') return false;
+    return (await store.redis.xrange(ref.stream, ref.entry, ref.entry)).length === 1;
   }
-  const job = await (queueOf(store) as BullmqQueue).queueFor(model ?? '', Number(version)).getJob(id);
+  const [model, version] = [
+    ref.queue.slice(0, ref.queue.lastIndexOf('.v')),
+    Number(ref.queue.slice(ref.queue.lastIndexOf('.v') + 2)),
+  ];
+  const job = await (queueOf(store) as BullmqQueue).queueFor(model, version).getJob(id);
   return job !== undefined && !(await job.isCompleted()) && !(await job.isActive());
 }

@@ -15,7 +15,7 @@ import {
   StreamsIntake,
 } from '@inferq/store';
 import { intakeCapacity, ModelWorker, type ModelWorkerOptions } from '../../apps/worker/src/model-worker.ts';
-import { TEST_QUEUE_BACKEND } from './queue-backend.ts';
+import { queueRefOf, TEST_QUEUE_BACKEND } from './queue-backend.ts';
 
 /** A started request with its payload, as a worker holds it. */
 export type StartedRequest =
@@ -31,19 +31,7 @@ export async function startAsWorker(
   ids: readonly string[],
   now = Date.now(),
 ): Promise<StartedRequest[]> {
-  const refs = await Promise.all(
-    ids.map(async (id) => {
-      const [stream, entry, model, version] = await store.redis.hmget(
-        store.keys.request(id),
-        'q',
-        'entry',
-        'model',
-        'version',
-      );
-      // A request of the bullmq backend names no stream: its queue is its model version's.
-      return { id, stream: stream ?? '', entry: entry ?? '', queue: queueName(model ?? '', Number(version)) };
-    }),
-  );
+  const refs = await Promise.all(ids.map((id) => queueRefOf(store, id)));
   const entries = new Map<string, Buffer | undefined>();
   for (const ref of refs) {
     if (ref.entry === '') continue;
