@@ -23,7 +23,7 @@ import { ContenderStartError } from './lib/processes.ts';
 import { PROFILES, type Profile } from './lib/profile.ts';
 import { Progress } from './lib/progress.ts';
 import { formatMs, formatRate, renderMarkdown } from './lib/report.ts';
-import type { BenchResults, CurvePoint, MachineInfo, OverheadResult } from './lib/results.ts';
+import type { BenchResults, CurvePoint, InferqResults, MachineInfo, OverheadResult } from './lib/results.ts';
 import { renderLinePlot } from './lib/svg.ts';
 import {
   inferqLoadTarget,
@@ -308,196 +308,204 @@ async function main(): Promise<number> {
     running = undefined;
   }
 
-  if (ALL_IN_ONE.some(want)) {
-    progress.stage(
-      'inferq: starting `node apps/cli/dist/main.js serve` (private redis-server, API, 1 worker)',
-    );
-    let deployment: InferqDeployment | undefined;
-    await attempt('inferq serve', async () => {
-      deployment = await startAllInOne(repoRoot, [noop, cls]);
-      running = deployment;
-    });
-    if (deployment === undefined) {
-      for (const scenario of ALL_IN_ONE.filter(want)) {
-        results.failures.push({ scenario, message: 'inferq serve did not start' });
-      }
-    } else {
-      const d = deployment;
-      const inferq: NonNullable<BenchResults['inferq']> = {};
-      results.inferq = inferq;
-      const noopInputs = inputsFor(noop);
-      const clsInputs = inputsFor(cls);
+  // The all-in-one scenarios on each queue backend, in one run (docs/performance.md compares them).
+  for (const backend of ['streams', 'bullmq'] as const) {
+    const suffix = backend === 'streams' ? '' : ` (${backend})`;
+    if (ALL_IN_ONE.some(want)) {
+      progress.stage(
+        `inferq (${backend} queue): starting \`node apps/cli/dist/main.js serve\` (private redis-server, API, 1 worker)`,
+      );
+      let deployment: InferqDeployment | undefined;
+      await attempt(`inferq serve${suffix}`, async () => {
+        deployment = await startAllInOne(repoRoot, [noop, cls], backend);
+        running = deployment;
+      });
+      if (deployment === undefined) {
+        for (const scenario of ALL_IN_ONE.filter(want)) {
+          results.failures.push({ scenario: `${scenario}${suffix}`, message: 'inferq serve did not start' });
+        }
+      } else {
+        const d = deployment;
+        const inferq: InferqResults = {};
+        if (backend === 'streams') results.inferq = inferq;
+        else results.inferqBullmq = inferq;
+        const noopInputs = inputsFor(noop);
+        const clsInputs = inputsFor(cls);
 
-      if (want('overhead')) {
-        progress.stage(
-          `overhead (P1): ${profile.overheadRequests} noop requests, one at a time, Prefer: wait=5`,
-        );
-        // P1's measurement, through the bench's client or another one; a run where no request
-        // succeeded is a failed scenario, not a figure.
-        const overheadOf = async (measured: number, client?: InferClient): Promise<OverheadResult> => {
-          const o = await measureOverhead(
-            d,
-            noop,
-            noopInputs,
-            { warmup: profile.overheadWarmupRequests, measured },
-            (line) => progress.update(line),
-            client,
-          );
-          if (o.requests === 0) throw new Error(`no request succeeded: ${JSON.stringify(o.errors)}`);
-          return o;
-        };
-        await attempt('overhead', async () => {
-          const o = await overheadOf(profile.overheadRequests);
-          inferq.overhead = o;
+        if (want('overhead')) {
           progress.stage(
-            `  overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)} (end-to-end p50 ${formatMs(o.endToEnd.p50Ms)})`,
+            `overhead (P1): ${profile.overheadRequests} noop requests, one at a time, Prefer: wait=5`,
           );
-        });
-        await attempt("overhead (node:http's client)", async () => {
-          const o = await overheadOf(profile.cacheRequests, new NodeHttpClient(d.apiUrl));
-          inferq.overheadNodeHttp = o;
-          progress.stage(
-            `  through node:http's client: overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)}`,
-          );
-        });
-        await attempt('overhead (noop cache hits)', async () => {
-          const floor = await measureCache(d, noop, noopInputs, profile.cacheRequests, (line) =>
-            progress.update(line),
-          );
-          inferq.noopCache = floor;
-          progress.stage(
-            `  noop cache hit p50 ${formatMs(floor.latency.p50Ms)} (HTTP and one script, no queue: the floor under P1)`,
-          );
-        });
-      }
-      if (want('cache')) {
-        progress.stage(`cache (P4): ${profile.cacheRequests} repeated ${cls.name} inputs`);
-        await attempt('cache', async () => {
-          const c = await measureCache(d, cls, clsInputs, profile.cacheRequests, (line) =>
-            progress.update(line),
-          );
-          inferq.cache = c;
-          progress.stage(
-            `  cache hit p50 ${formatMs(c.latency.p50Ms)}, ${c.queueEventsAdded} queue events, ${c.modelRuns} model runs`,
-          );
-        });
-      }
-      if (want('coalescing')) {
-        progress.stage(
-          `coalescing (P5): ${profile.coalescingRequests} identical ${cls.name} requests in flight`,
-        );
-        await attempt('coalescing', async () => {
-          const c = await measureCoalescing(d, cls, clsInputs, profile.coalescingRequests);
-          inferq.coalescing = c;
-          progress.stage(
-            `  ${c.modelRuns} model run(s), ${c.coalescedCounter} coalesced, ${c.succeeded} succeeded`,
-          );
-        });
-      }
-      if (want('saturation')) {
-        progress.stage(
-          `saturation (P2, P3): ${cls.name}, closed loop, ${saturationClients} clients, ${profile.saturationMs / 1000} s`,
-        );
-        await attempt('saturation', async () => {
-          const client = new ApiClient(d.apiUrl, saturationClients);
-          try {
-            const s = await measureSaturation(
-              inferqLoadTarget(d, client, cls, clsInputs),
-              {
-                concurrency: saturationClients,
-                warmupMs: profile.warmupMs,
-                durationMs: profile.saturationMs,
-              },
-              (line) => progress.update(`inferq saturation: ${line}`),
+          // P1's measurement, through the bench's client or another one; a run where no request
+          // succeeded is a failed scenario, not a figure.
+          const overheadOf = async (measured: number, client?: InferClient): Promise<OverheadResult> => {
+            const o = await measureOverhead(
+              d,
+              noop,
+              noopInputs,
+              { warmup: profile.overheadWarmupRequests, measured },
+              (line) => progress.update(line),
+              client,
             );
-            inferq.saturation = s;
+            if (o.requests === 0) throw new Error(`no request succeeded: ${JSON.stringify(o.errors)}`);
+            return o;
+          };
+          await attempt(`overhead${suffix}`, async () => {
+            const o = await overheadOf(profile.overheadRequests);
+            inferq.overhead = o;
             progress.stage(
-              `  inferq saturation: ${formatRate(s.throughputPerSecond, 'items/s')}, mean batch ${s.meanBatchSize?.toFixed(1) ?? '—'}`,
+              `  overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)} (end-to-end p50 ${formatMs(o.endToEnd.p50Ms)})`,
             );
-            if (s.ok === 0) throw new Error(`no request succeeded: ${JSON.stringify(s.errors)}`);
-          } finally {
-            await client.close();
-          }
-        });
-      }
-      if (want('latency') && inferq.saturation !== undefined && inferq.saturation.ok > 0) {
-        const saturation = inferq.saturation;
-        progress.stage(
-          `latency (P7): ${profile.curveFractions.length} open-loop points of ${profile.curvePointMs / 1000} s`,
-        );
-        await attempt('latency', async () => {
-          const client = new ApiClient(d.apiUrl, OPEN_LOOP_CONNECTIONS);
-          try {
-            inferq.curve = await measureCurve(
-              inferqLoadTarget(d, client, cls, clsInputs),
+          });
+          await attempt(`overhead (node:http's client)${suffix}`, async () => {
+            const o = await overheadOf(profile.cacheRequests, new NodeHttpClient(d.apiUrl));
+            inferq.overheadNodeHttp = o;
+            progress.stage(
+              `  through node:http's client: overhead p50 ${formatMs(o.overhead.p50Ms)}, p99 ${formatMs(o.overhead.p99Ms)}`,
+            );
+          });
+          await attempt(`overhead (noop cache hits)${suffix}`, async () => {
+            const floor = await measureCache(d, noop, noopInputs, profile.cacheRequests, (line) =>
+              progress.update(line),
+            );
+            inferq.noopCache = floor;
+            progress.stage(
+              `  noop cache hit p50 ${formatMs(floor.latency.p50Ms)} (HTTP and one script, no queue: the floor under P1)`,
+            );
+          });
+        }
+        if (want('cache')) {
+          progress.stage(`cache (P4): ${profile.cacheRequests} repeated ${cls.name} inputs`);
+          await attempt(`cache${suffix}`, async () => {
+            const c = await measureCache(d, cls, clsInputs, profile.cacheRequests, (line) =>
+              progress.update(line),
+            );
+            inferq.cache = c;
+            progress.stage(
+              `  cache hit p50 ${formatMs(c.latency.p50Ms)}, ${c.queueEventsAdded} queue events, ${c.modelRuns} model runs`,
+            );
+          });
+        }
+        if (want('coalescing')) {
+          progress.stage(
+            `coalescing (P5): ${profile.coalescingRequests} identical ${cls.name} requests in flight`,
+          );
+          await attempt(`coalescing${suffix}`, async () => {
+            const c = await measureCoalescing(d, cls, clsInputs, profile.coalescingRequests);
+            inferq.coalescing = c;
+            progress.stage(
+              `  ${c.modelRuns} model run(s), ${c.coalescedCounter} coalesced, ${c.succeeded} succeeded`,
+            );
+          });
+        }
+        if (want('saturation')) {
+          progress.stage(
+            `saturation (P2, P3): ${cls.name}, closed loop, ${saturationClients} clients, ${profile.saturationMs / 1000} s`,
+          );
+          await attempt(`saturation${suffix}`, async () => {
+            const client = new ApiClient(d.apiUrl, saturationClients);
+            try {
+              const s = await measureSaturation(
+                inferqLoadTarget(d, client, cls, clsInputs),
+                {
+                  concurrency: saturationClients,
+                  warmupMs: profile.warmupMs,
+                  durationMs: profile.saturationMs,
+                },
+                (line) => progress.update(`inferq saturation: ${line}`),
+              );
+              inferq.saturation = s;
+              progress.stage(
+                `  inferq saturation: ${formatRate(s.throughputPerSecond, 'items/s')}, mean batch ${s.meanBatchSize?.toFixed(1) ?? '—'}`,
+              );
+              if (s.ok === 0) throw new Error(`no request succeeded: ${JSON.stringify(s.errors)}`);
+            } finally {
+              await client.close();
+            }
+          });
+        }
+        if (want('latency') && inferq.saturation !== undefined && inferq.saturation.ok > 0) {
+          const saturation = inferq.saturation;
+          progress.stage(
+            `latency (P7): ${profile.curveFractions.length} open-loop points of ${profile.curvePointMs / 1000} s`,
+          );
+          await attempt(`latency${suffix}`, async () => {
+            const client = new ApiClient(d.apiUrl, OPEN_LOOP_CONNECTIONS);
+            try {
+              inferq.curve = await measureCurve(
+                inferqLoadTarget(d, client, cls, clsInputs),
+                {
+                  saturationPerSecond: saturation.throughputPerSecond,
+                  fractions: profile.curveFractions,
+                  pointMs: profile.curvePointMs,
+                  drainTimeoutMs: profile.drainTimeoutMs,
+                  seed: seed * 7919,
+                },
+                (fraction, line) => progress.update(`inferq at ${Math.round(fraction * 100)}%: ${line}`),
+                (point) => progress.stage(curveLine('inferq', point)),
+              );
+            } finally {
+              await client.close();
+            }
+          });
+        } else if (want('latency')) {
+          results.failures.push({
+            scenario: `latency${suffix}`,
+            message: 'needs a successful saturation measurement',
+          });
+        }
+        if (want('single')) {
+          progress.stage(
+            `single submits (P6): noop, ${profile.singleConnections} connections, ${profile.throughputWindowMs / 1000} s`,
+          );
+          await attempt(`single${suffix}`, async () => {
+            const t = await measureSingleThroughput(
+              d,
+              noop,
+              noopInputs,
               {
-                saturationPerSecond: saturation.throughputPerSecond,
-                fractions: profile.curveFractions,
-                pointMs: profile.curvePointMs,
+                connections: profile.singleConnections,
+                windowMs: profile.throughputWindowMs,
                 drainTimeoutMs: profile.drainTimeoutMs,
-                seed: seed * 7919,
               },
-              (fraction, line) => progress.update(`inferq at ${Math.round(fraction * 100)}%: ${line}`),
-              (point) => progress.stage(curveLine('inferq', point)),
+              (line) => progress.update(line),
             );
-          } finally {
-            await client.close();
-          }
-        });
-      } else if (want('latency')) {
-        results.failures.push({ scenario: 'latency', message: 'needs a successful saturation measurement' });
-      }
-      if (want('single')) {
-        progress.stage(
-          `single submits (P6): noop, ${profile.singleConnections} connections, ${profile.throughputWindowMs / 1000} s`,
-        );
-        await attempt('single', async () => {
-          const t = await measureSingleThroughput(
-            d,
-            noop,
-            noopInputs,
-            {
-              connections: profile.singleConnections,
-              windowMs: profile.throughputWindowMs,
-              drainTimeoutMs: profile.drainTimeoutMs,
-            },
-            (line) => progress.update(line),
-          );
-          inferq.single = t;
+            inferq.single = t;
+            progress.stage(
+              `  single: ${formatRate(t.acceptedPerSecond)} accepted, ${formatRate(t.throughputPerSecond)} finished`,
+            );
+            if (t.accepted === 0) throw new Error(`every submit was refused: ${JSON.stringify(t.errors)}`);
+          });
+        }
+        if (want('bulk')) {
           progress.stage(
-            `  single: ${formatRate(t.acceptedPerSecond)} accepted, ${formatRate(t.throughputPerSecond)} finished`,
+            `bulk (P6): noop, infer:bulk with ${profile.bulkSize} per body, ${profile.bulkConnections} connections, ${profile.throughputWindowMs / 1000} s`,
           );
-          if (t.accepted === 0) throw new Error(`every submit was refused: ${JSON.stringify(t.errors)}`);
-        });
+          await attempt(`bulk${suffix}`, async () => {
+            const t = await measureBulkThroughput(
+              d,
+              noop,
+              noopInputs,
+              {
+                connections: profile.bulkConnections,
+                windowMs: profile.throughputWindowMs,
+                drainTimeoutMs: profile.drainTimeoutMs,
+                bulkSize: profile.bulkSize,
+              },
+              (line) => progress.update(line),
+            );
+            inferq.bulk = t;
+            progress.stage(
+              `  bulk: ${formatRate(t.acceptedPerSecond)} accepted, ${formatRate(t.throughputPerSecond)} finished`,
+            );
+            if (t.accepted === 0)
+              throw new Error(`every infer:bulk submit was refused: ${JSON.stringify(t.errors)}`);
+          });
+        }
+        progress.stage(`inferq (${backend} queue): stopping`);
+        await d.stop();
+        running = undefined;
       }
-      if (want('bulk')) {
-        progress.stage(
-          `bulk (P6): noop, infer:bulk with ${profile.bulkSize} per body, ${profile.bulkConnections} connections, ${profile.throughputWindowMs / 1000} s`,
-        );
-        await attempt('bulk', async () => {
-          const t = await measureBulkThroughput(
-            d,
-            noop,
-            noopInputs,
-            {
-              connections: profile.bulkConnections,
-              windowMs: profile.throughputWindowMs,
-              drainTimeoutMs: profile.drainTimeoutMs,
-              bulkSize: profile.bulkSize,
-            },
-            (line) => progress.update(line),
-          );
-          inferq.bulk = t;
-          progress.stage(
-            `  bulk: ${formatRate(t.acceptedPerSecond)} accepted, ${formatRate(t.throughputPerSecond)} finished`,
-          );
-          if (t.accepted === 0)
-            throw new Error(`every infer:bulk submit was refused: ${JSON.stringify(t.errors)}`);
-        });
-      }
-      progress.stage('inferq: stopping');
-      await d.stop();
-      running = undefined;
     }
   }
 

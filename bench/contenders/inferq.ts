@@ -1,3 +1,4 @@
+import type { QueueBackend } from '@inferq/config';
 import type { BenchModel } from '../lib/models.ts';
 import { makeRepository } from '../lib/models.ts';
 import {
@@ -14,6 +15,8 @@ const READY_TIMEOUT_MS = 90_000;
 /** A running inferq: where to reach its API, its Redis and each worker's /metrics. */
 export interface InferqDeployment {
   readonly description: string;
+  /** QUEUE_BACKEND it runs with. */
+  readonly backend: QueueBackend;
   readonly apiUrl: string;
   readonly redisUrl: string;
   readonly workerMetricsUrls: readonly string[];
@@ -35,6 +38,7 @@ function baseEnv(repository: string): NodeJS.ProcessEnv {
 export async function startAllInOne(
   repoRoot: string,
   models: readonly BenchModel[],
+  backend: QueueBackend = 'streams',
 ): Promise<InferqDeployment> {
   const repository = makeRepository(models, repoRoot);
   const dataDir = temporaryDir('inferq-bench-serve-');
@@ -46,7 +50,12 @@ export async function startAllInOne(
     ['apps/cli/dist/main.js', 'serve', '--data-dir', dataDir.path],
     {
       cwd: repoRoot,
-      env: { ...baseEnv(repository.dir), PORT: String(port), METRICS_PORT: String(metricsPort) },
+      env: {
+        ...baseEnv(repository.dir),
+        PORT: String(port),
+        METRICS_PORT: String(metricsPort),
+        QUEUE_BACKEND: backend,
+      },
     },
   );
   const stop = async (): Promise<void> => {
@@ -59,7 +68,8 @@ export async function startAllInOne(
     const redisLine = /^inferq: redis-server pid \d+ listening on (\S+),/m.exec(serve.output());
     if (redisLine === null) throw serve.failure('did not say where its redis-server listens');
     return {
-      description: 'inferq serve (all-in-one: private redis-server, API, 1 worker)',
+      description: `inferq serve (all-in-one: private redis-server, API, 1 worker; ${backend} queue)`,
+      backend,
       apiUrl: ready[1] as string,
       redisUrl: redisLine[1] as string,
       workerMetricsUrls: [`http://127.0.0.1:${metricsPort}/metrics`],
@@ -130,6 +140,7 @@ export async function startSplit(
     });
     return {
       description: `redis-server + inferq API + ${workers} worker process${workers === 1 ? '' : 'es'}`,
+      backend: 'streams',
       apiUrl,
       redisUrl: redis.url,
       workerMetricsUrls: metricsUrls,

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { LatencySummary } from './latency.ts';
 import type { LoadResult } from './load.ts';
-import { evaluateTargets, formatMs, formatRate, pointNear, renderMarkdown } from './report.ts';
+import {
+  backendsSection,
+  evaluateTargets,
+  formatMs,
+  formatRate,
+  pointNear,
+  renderMarkdown,
+} from './report.ts';
 import type { BenchResults, CurvePoint } from './results.ts';
 
 function latency(p50Ms: number, p99Ms: number): LatencySummary {
@@ -255,5 +262,32 @@ describe('helpers', () => {
     expect(pointNear(curve, 0.7)?.fraction).toBe(0.7);
     expect(pointNear(curve, 0.62)?.fraction).toBe(0.7);
     expect(pointNear([], 0.7)).toBeUndefined();
+  });
+});
+
+describe('backendsSection', () => {
+  it('puts each queue backend’s P1, P3, P7, P6 and cache figures side by side, a dash where one was not measured', () => {
+    const results = fullResults();
+    results.inferqBullmq = {
+      overhead: { ...results.inferq!.overhead!, overhead: latency(2.1, 9) },
+      saturation: { ...load(800, 40, 70), concurrency: 64, meanBatchSize: 12 },
+      curve: [point(0.7, 35, 5)],
+    };
+    expect(backendsSection(results)).toEqual([
+      '### Queue backends side by side (`QUEUE_BACKEND`)',
+      '',
+      [
+        '| measure | streams (default) | bullmq |',
+        '| --- | --- | --- |',
+        '| P1 no-op overhead p50 / p99 | 1.20 ms / 6.00 ms | 2.10 ms / 9.00 ms |',
+        `| P3 ppocr-cls saturation (closed loop) | ${formatRate(1200, 'items/s')} (3.00× naive), mean batch 20.0 | ${formatRate(800, 'items/s')} (2.00× naive), mean batch 12.0 |`,
+        `| P7 ppocr-cls p99 at 70% of its saturation | 20.0 ms at ${formatRate(700, 'items/s')} | 35.0 ms at ${formatRate(700, 'items/s')} |`,
+        `| P6 single submits | ${formatRate(4000)} | — |`,
+        '| P6 infer:bulk | — | — |',
+        '| P4 cache hit p50 | 0.80 ms | — |',
+      ].join('\n'),
+    ]);
+    expect(renderMarkdown(results)).toContain('### Queue backends side by side');
+    expect(renderMarkdown(fullResults())).not.toContain('### Queue backends side by side');
   });
 });

@@ -1,5 +1,5 @@
 import type { LatencySummary } from './latency.ts';
-import type { BenchResults, CurvePoint, ThroughputResult } from './results.ts';
+import type { BenchResults, CurvePoint, InferqResults, ThroughputResult } from './results.ts';
 
 export type Verdict = 'PASS' | 'MISS' | 'INFO' | 'NOT RUN' | 'ERROR';
 
@@ -303,6 +303,42 @@ function curveRows(name: string, curve: readonly CurvePoint[]): string[][] {
 }
 
 /** The report: targets first (the table to paste into docs/performance.md), then every figure behind them. */
+/** The all-in-one scenarios on each queue backend, measured in the same run, side by side. */
+export function backendsSection(results: BenchResults): string[] {
+  const streams = results.inferq ?? {};
+  const bullmq = results.inferqBullmq ?? {};
+  const naive = results.naive?.saturation?.throughputPerSecond;
+  const cell = (value: string | undefined): string => value ?? '—';
+  const overhead = (r: InferqResults): string | undefined =>
+    r.overhead && `${formatMs(r.overhead.overhead.p50Ms)} / ${formatMs(r.overhead.overhead.p99Ms)}`;
+  const saturation = (r: InferqResults): string | undefined =>
+    r.saturation &&
+    `${formatRate(r.saturation.throughputPerSecond, 'items/s')}${naive ? ` (${(r.saturation.throughputPerSecond / naive).toFixed(2)}× naive)` : ''}, mean batch ${r.saturation.meanBatchSize?.toFixed(1) ?? '—'}`;
+  const p7 = (r: InferqResults): string | undefined => {
+    const point = pointNear(r.curve, P7_FRACTION);
+    return point && `${formatMs(point.latency.p99Ms)} at ${formatRate(point.throughputPerSecond, 'items/s')}`;
+  };
+  const rate = (t: ThroughputResult | undefined): string | undefined =>
+    t && formatRate(t.throughputPerSecond);
+  const cache = (r: InferqResults): string | undefined => r.cache && formatMs(r.cache.latency.p50Ms);
+  const rows: [string, (r: InferqResults) => string | undefined][] = [
+    ['P1 no-op overhead p50 / p99', overhead],
+    ['P3 ppocr-cls saturation (closed loop)', saturation],
+    [`P7 ppocr-cls p99 at ${Math.round(P7_FRACTION * 100)}% of its saturation`, p7],
+    ['P6 single submits', (r) => rate(r.single)],
+    ['P6 infer:bulk', (r) => rate(r.bulk)],
+    ['P4 cache hit p50', cache],
+  ];
+  return [
+    '### Queue backends side by side (`QUEUE_BACKEND`)',
+    '',
+    table(
+      ['measure', 'streams (default)', 'bullmq'],
+      rows.map(([label, read]) => [label, cell(read(streams)), cell(read(bullmq))]),
+    ),
+  ];
+}
+
 export function renderMarkdown(results: BenchResults): string {
   const m = results.machine;
   const out: string[] = [];
@@ -330,6 +366,8 @@ export function renderMarkdown(results: BenchResults): string {
       ]),
     ),
   );
+
+  if (results.inferqBullmq !== undefined) out.push('', ...backendsSection(results));
 
   if (results.failures.length > 0) {
     out.push('', '**Failed scenarios:**', '');

@@ -110,23 +110,29 @@ export interface BenchResults {
     saturation?: SaturationResult;
     curve?: CurvePoint[];
   };
-  inferq?: {
-    overhead?: OverheadResult;
-    /** P1's measurement through node:http's client instead of the bench's lean one (fewer requests). */
-    overheadNodeHttp?: OverheadResult;
-    /**
-     * The same measurement as P4 on the no-op model, run with P1: an answer from the cache is HTTP
-     * and one script with no queue in the path, the floor under P1 on the same machine.
-     */
-    noopCache?: CacheResult;
-    cache?: CacheResult;
-    coalescing?: CoalescingResult;
-    single?: ThroughputResult;
-    bulk?: ThroughputResult;
-    saturation?: SaturationResult;
-    curve?: CurvePoint[];
-    workers?: WorkersPoint[];
-  };
+  /** inferq on its default queue backend (streams). */
+  inferq?: InferqResults;
+  /** The all-in-one scenarios again on QUEUE_BACKEND=bullmq, in the same run. */
+  inferqBullmq?: InferqResults;
   /** Scenarios that failed, with the reason. */
   failures: { scenario: string; message: string }[];
+}
+
+/** What the bench measured of inferq on one queue backend. */
+export interface InferqResults {
+  overhead?: OverheadResult;
+  /** P1's measurement through node:http's client instead of the bench's lean one (fewer requests). */
+  overheadNodeHttp?: OverheadResult;
+  /**
+   * The same measurement as P4 on the no-op model, run with P1: an answer from the cache is HTTP
+   * and one script with no queue in the path, the floor under P1 on the same machine.
+   */
+  noopCache?: CacheResult;
+  cache?: CacheResult;
+  coalescing?: CoalescingResult;
+  single?: ThroughputResult;
+  bulk?: ThroughputResult;
+  saturation?: SaturationResult;
+  curve?: CurvePoint[];
+  workers?: WorkersPoint[];
 }

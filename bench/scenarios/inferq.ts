@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { QueueBackend } from '@inferq/config';
 import { unpackStandard } from '@inferq/protocol';
-import { RequestStore, StreamQueueAdmin } from '@inferq/store';
+import { createQueue, queueName, RequestStore, StreamQueueAdmin } from '@inferq/store';
 import { Redis } from 'ioredis';
 import type { InferqDeployment } from '../contenders/inferq.ts';
 import {
@@ -125,6 +126,26 @@ function storeOver(redis: Redis): RequestStore {
 }
 
 /**
+ * Events ever added to a model version's queue: the streams' entries, or BullMQ's events stream
+ * (added, active, completed…). Any request that reaches the queue moves it; a cache hit does not.
+ */
+async function queueEvents(store: RequestStore, backend: QueueBackend, model: string): Promise<number> {
+  if (backend === 'streams') return new StreamQueueAdmin(store).entriesAdded(model, 1);
+  let info: unknown[];
+  try {
+    info = (await store.redis.xinfo(
+      'STREAM',
+      `${store.keys.bullPrefix}:${queueName(model, 1)}:events`,
+    )) as unknown[];
+  } catch (error) {
+    if (/no such key/i.test(String(error))) return 0;
+    throw error;
+  }
+  const index = info.indexOf('entries-added');
+  return index >= 0 ? Number(info[index + 1]) : 0;
+}
+
+/**
  * P4: one input is computed once, then sent `requests` times, one at a time. Every answer must be a
  * `200` record with `cached: true`; the entries ever added to the model's queue streams (every
  * request that reaches the queue adds one) and the workers' batch counter must not move meanwhile.
@@ -147,7 +168,7 @@ export async function measureCache(
     if (!first.ok) throw new Error(`the request that fills the cache failed: ${first.error}`);
     // Let the worker's own bookkeeping of that request settle first.
     await delay(250);
-    const eventsBefore = await new StreamQueueAdmin(store).entriesAdded(model.name, 1);
+    const eventsBefore = await queueEvents(store, deployment.backend, model.name);
     const batchesBefore = await workerBatchCounters(deployment, model.name);
     const cachedBefore = await apiRequests(deployment, model.name, 'cached');
     for (let i = 0; i < requests; i++) {
@@ -160,7 +181,7 @@ export async function measureCache(
       }
       if (i % 100 === 0) progress(`${i + 1}/${requests} repeated requests`);
     }
-    const eventsAfter = await new StreamQueueAdmin(store).entriesAdded(model.name, 1);
+    const eventsAfter = await queueEvents(store, deployment.backend, model.name);
     const batchesAfter = await workerBatchCounters(deployment, model.name);
     const cachedAfter = await apiRequests(deployment, model.name, 'cached');
     return {
@@ -205,13 +226,15 @@ export async function measureCoalescing(
     const succeededBefore = await workerSucceeded(deployment, model.name);
     const coalescedBefore = await apiRequests(deployment, model.name, 'coalesced');
     let answers: HttpAnswer[];
-    await new StreamQueueAdmin(store).pause(model.name, 1);
+    const queue = createQueue({ backend: deployment.backend, store, jobAttempts: 1 });
+    await queue.pause(model.name, 1);
     try {
       answers = await Promise.all(
         Array.from({ length: requests }, () => client.post(`/v1/models/${model.name}/infer`, body)),
       );
     } finally {
-      await new StreamQueueAdmin(store).resume(model.name, 1);
+      await queue.resume(model.name, 1);
+      await queue.close();
     }
     const refused = answers.find((answer) => answer.status !== 202);
     if (refused !== undefined) throw new Error(`a submit answered HTTP ${refused.status}, not 202`);
