@@ -57,7 +57,7 @@ export class BullmqQueue implements InferenceQueue {
       this.sweeper = setInterval(() => {
         if (sweeping) return;
         sweeping = true;
-        Promise.all([this.outbox.sweep(Date.now()), this.removeEnded()])
+        Promise.all([this.sweepOutbox(Date.now()), this.removeEnded()])
           .catch((error: unknown) => options.logger?.warn({ err: error }, 'outbox sweep failed'))
           .finally(() => {
             sweeping = false;
@@ -83,6 +83,14 @@ export class BullmqQueue implements InferenceQueue {
       this.queues.set(name, queue);
     }
     return queue;
+  }
+
+  /**
+   * Adds the jobs of requests accepted more than OUTBOX_GRACE_MS before `now` whose API stopped
+   * before adding them (outbox.ts); every API and worker runs it each second. Returns how many.
+   */
+  sweepOutbox(now: number): Promise<number> {
+    return this.outbox.sweep(now);
   }
 
   /** Every BullMQ queue this process has opened (Bull Board shows them). */
