@@ -7,6 +7,7 @@ import {
   BullmqQueue,
   createQueue,
   type InferenceQueue,
+  parseQueueName,
   type QueueEntryRef,
   queueName,
   type RedisConnection,
@@ -83,10 +84,7 @@ export async function waitsInQueue(store: RequestStore, id: string): Promise<boo
     if (ref.stream === '' || ref.entry === '') return false;
     return (await store.redis.xrange(ref.stream, ref.entry, ref.entry)).length === 1;
   }
-  const [model, version] = [
-    ref.queue.slice(0, ref.queue.lastIndexOf('.v')),
-    Number(ref.queue.slice(ref.queue.lastIndexOf('.v') + 2)),
-  ];
+  const { model, version } = parseQueueName(ref.queue);
   const job = await (queueOf(store) as BullmqQueue).queueFor(model, version).getJob(id);
   return job !== undefined && !(await job.isCompleted()) && !(await job.isActive());
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { loopbackServerArgs } from './redis-server.ts';
 
 const run = promisify(execFile);
 
@@ -113,24 +114,15 @@ export async function startTestRedisCluster(options: { hashTag?: string } = {}):
       const child = spawn(
         'redis-server',
         [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--dir',
-          nodeDir,
+          ...loopbackServerArgs(port, nodeDir),
+          '--appendonly',
+          'yes',
           '--cluster-enabled',
           'yes',
           '--cluster-config-file',
           join(nodeDir, 'nodes.conf'),
           '--cluster-node-timeout',
           String(NODE_TIMEOUT_MS),
-          '--save',
-          '',
-          '--appendonly',
-          'yes',
-          '--maxmemory-policy',
-          'noeviction',
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );

@@ -39,6 +39,25 @@ export interface TestRedisOptions {
   maxmemory?: string;
 }
 
+/**
+ * The arguments every test redis-server shares: loopback only, its own folder, AOF on and no RDB
+ * snapshots, and `noeviction` (the policy inferq requires).
+ */
+export function loopbackServerArgs(port: number, dir: string): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+  ];
+}
+
 export async function startTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'inferq-redis-'));
@@ -48,20 +67,11 @@ export async function startTestRedis(options: TestRedisOptions = {}): Promise<Te
     child = spawn(
       'redis-server',
       [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--save',
-        '',
+        ...loopbackServerArgs(port, dir),
         '--appendonly',
         options.appendonly === false ? 'no' : 'yes',
         '--appendfsync',
         options.appendfsync ?? 'everysec',
-        '--maxmemory-policy',
-        'noeviction',
         ...(options.maxmemory === undefined ? [] : ['--maxmemory', options.maxmemory]),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },

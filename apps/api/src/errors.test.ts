@@ -39,6 +39,12 @@ describe('normalizeError', () => {
     new Error('LOADING Redis is loading the dataset in memory'),
     new Error('enqueue failed', { cause: new Error('Connection is closed.') }),
     new AggregateError([withFields('refused', { code: 'ECONNREFUSED' })], 'all failed'),
+    new Error('CLUSTERDOWN The cluster is down'),
+    new Error('Too many Cluster redirections. Last error: Error: Connection is closed.'),
+    new Error('None of startup nodes is available'),
+    new Error('Failed to refresh slots cache.'),
+    new Error("Cluster isn't ready and enableOfflineQueue options is false"),
+    new Error('NOPAYLOAD the payload written before the submit script is missing'),
   ])('maps a Redis outage (%s) to 503 with Retry-After: 1', (error) => {
     const normalized = normalizeError(error);
     expect(normalized).toBeInstanceOf(ServiceUnavailableError);

@@ -33,6 +33,14 @@ const UNAVAILABLE_MESSAGES = [
   /max retries per request/i,
   // Redis replies meaning "not now": loading the dataset, busy script, failover in progress
   /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY)\b/,
+  // ioredis Cluster while the cluster changes hands (a failover) or none of its nodes answers
+  /Too many Cluster redirections/i,
+  /None of startup nodes is available/i,
+  /Failed to refresh slots cache/i,
+  /Cluster isn't ready/i,
+  // The submit script found no payload under its key: the SET sent just before it did not reach
+  // the node that ran the script (a failover moved the slot between the two). Nothing was written.
+  /^NOPAYLOAD\b/,
 ];
 
 /**

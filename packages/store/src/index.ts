@@ -26,7 +26,7 @@ export {
   type VersionState,
   type WorkerReport,
 } from './fleet.ts';
-export { CONSUMER_GROUP, type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
+export { CONSUMER_GROUP, type Keys, keysFor, parseQueueName, type QueueKeys, queueName } from './keys.ts';
 export { type CreateQueueOptions, createQueue } from './queue/create-queue.ts';
 export {
   type DirectRequest,

@@ -138,3 +138,9 @@ function queueKeysFor(prefix: string, queue: string): QueueKeys {
 export function queueName(model: string, version: number): string {
   return `${model}.v${version}`;
 }
+
+/** A queue's name (`queueName`) back into its model and version. */
+export function parseQueueName(name: string): { model: string; version: number } {
+  const at = name.lastIndexOf('.v');
+  return { model: name.slice(0, at), version: Number(name.slice(at + 2)) };
+}

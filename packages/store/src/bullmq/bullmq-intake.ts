@@ -2,6 +2,7 @@ import type { RequestError } from '@inferq/protocol';
 import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { RedisConnection } from '../connection.ts';
 import { closeConnection } from '../connection.ts';
+import { parseQueueName } from '../keys.ts';
 import type { DirectRequest, IntakeHandler, QueueIntake, QueueLogger } from '../queue/queue.ts';
 import type { RequestStore } from '../request-store.ts';
 import type { Completion, Delivery, StartOutcome } from '../types.ts';
@@ -66,6 +67,8 @@ export class BullmqIntake implements QueueIntake {
   private handler: IntakeHandler | undefined;
   private closing = false;
   private closed: Promise<void> | undefined;
+  /** Jobs started since the last turn of the event loop, delivered together (deliverSoon). */
+  private pending: Delivery[] = [];
 
   constructor(options: BullmqIntakeOptions) {
     this.options = options;
@@ -111,7 +114,21 @@ export class BullmqIntake implements QueueIntake {
     const delivery = isDirect(job.data) ? await this.adopt(job) : deliveryOf(job);
     return new Promise((resolve, reject) => {
       this.held.set(delivery.id, { job, token, resolve, reject });
-      this.handler?.deliver([delivery]);
+      this.deliverSoon(delivery);
+    });
+  }
+
+  /**
+   * BullMQ starts each job's processor on its own; the jobs it fetched in one turn of the event loop
+   * reach the batcher as one delivery, so that the batcher sees them together, as a streams read.
+   */
+  private deliverSoon(delivery: Delivery): void {
+    this.pending.push(delivery);
+    if (this.pending.length > 1) return;
+    setImmediate(() => {
+      const deliveries = this.pending;
+      this.pending = [];
+      this.handler?.deliver(deliveries);
     });
   }
 
@@ -134,7 +151,7 @@ export class BullmqIntake implements QueueIntake {
         throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
       }
       const now = Date.now();
-      const [model, version] = splitQueueName(job.queueName);
+      const { model, version } = parseQueueName(job.queueName);
       await store.submit(
         {
           id,
@@ -261,10 +278,4 @@ interface DirectJobData {
 
 function isDirect(data: unknown): boolean {
   return typeof data === 'object' && data !== null && 'inputs' in data && !('createdAt' in data);
-}
-
-/** `<model>.v<version>` (keys.ts queueName) back into its parts. */
-function splitQueueName(name: string): [string, number] {
-  const at = name.lastIndexOf('.v');
-  return [name.slice(0, at), Number(name.slice(at + 2))];
 }
