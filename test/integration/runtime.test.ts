@@ -525,19 +525,20 @@ describe('ModelSession placement', () => {
 
   it('auto: a small model file is timed on the main thread, and moves to a thread when its batch is slow', async () => {
     const repo = temporaryRepository();
-    // x @ x on [1, 384, 384]: 56 M multiply-adds, far more than a millisecond, from a file of ~200 bytes.
+    // x @ x on [1, 640, 640]: 262 M multiply-adds, several milliseconds even on one fast vector core (a
+    // 384-wide square, 56 M, took about a millisecond on some CPUs), from a file of ~200 bytes.
     const path = writeModel(model(repo, 'square', 1), {
-      inputs: [{ name: 'x', dtype: 'float32', shape: [1, 384, 384] }],
-      outputs: [{ name: 'y', dtype: 'float32', shape: [1, 384, 384] }],
+      inputs: [{ name: 'x', dtype: 'float32', shape: [1, 640, 640] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [1, 640, 640] }],
       nodes: [{ op: 'MatMul', inputs: ['x', 'x'], outputs: ['y'] }],
     });
     writeConfig(repo, 'square', { intraOpThreads: 1 });
     expect(statSync(path).size).toBeLessThanOrEqual(MAIN_THREAD_PROBE_MAX_BYTES);
     const session = await open((await loadModelRepository(repo)).get('square'));
     expect(session.placement).toBe('thread');
-    const x = new Float32Array(384 * 384).fill(1);
-    const { outputs } = await session.run({ x: f32([1, 384, 384], [...x]) });
-    expect(outputs.y!.data).toEqual(new Float32Array(384 * 384).fill(384));
+    const x = new Float32Array(640 * 640).fill(1);
+    const { outputs } = await session.run({ x: f32([1, 640, 640], [...x]) });
+    expect(outputs.y!.data).toEqual(new Float32Array(640 * 640).fill(640));
   });
 
   it('follows the placement config.json names over the measurement', async () => {
