@@ -121,8 +121,34 @@ describe('a repository with a good model, an unloadable one and one that fails i
         accepting: true,
         loadMs: expect.any(Number),
         warmupMs: expect.any(Number),
+        // The cost model its worker measured at warm-up: 1, 2, 4 … maxBatchSize (32) rows.
+        batchCosts: {
+          batchSizes: [1, 2, 4, 8, 16, 32].map((batchSize) => ({ batchSize, ms: expect.any(Number) })),
+          overheadMs: expect.any(Number),
+          kneeBatchSize: expect.any(Number),
+          bestBatchSize: expect.any(Number),
+        },
       },
     ]);
+    const costs = good.versionStates[0]!.batchCosts!;
+    expect(costs.kneeBatchSize).toBeGreaterThanOrEqual(1);
+    expect(costs.bestBatchSize).toBeGreaterThanOrEqual(costs.kneeBatchSize);
+    expect(costs.bestBatchSize).toBeLessThanOrEqual(32);
+    // The worker exports the same cost model.
+    const exported = await (await fetch(`${serve.metricsUrl}/metrics`)).text();
+    for (const { batchSize } of costs.batchSizes)
+      expect(exported).toMatch(
+        new RegExp(
+          `^inferq_batch_cost_ms\\{model="good",version="1",batch_size="${batchSize}",service="worker"\\} [0-9.e-]+$`,
+          'm',
+        ),
+      );
+    expect(exported).toMatch(
+      /^inferq_batch_size_target\{model="good",version="1",size="knee",service="worker"\} [0-9]+$/m,
+    );
+    expect(exported).toMatch(
+      /^inferq_batch_size_target\{model="good",version="1",size="best",service="worker"\} [0-9]+$/m,
+    );
     const unloadable = byName.get('unloadable')!.versionStates[0]!;
     expect(unloadable).toMatchObject({ version: 1, state: 'unavailable', accepting: false, liveWorkers: 0 });
     // onnxruntime's own words, after ours.

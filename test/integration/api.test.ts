@@ -546,7 +546,7 @@ describe('models, health, readiness, metrics', () => {
       version: 2,
       inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 4] }],
       outputs: [{ name: 'y', dtype: 'float32', shape: [-1, 4] }],
-      batching: { maxBatchSize: 8, maxBatchDelayMs: 3 },
+      batching: { maxBatchSize: 8, maxBatchDelayMs: 3, preferredBatchSizes: [], latencyObjectiveMs: null },
       // No live worker runs it, so no provider is in use yet.
       executionProvider: null,
       configuredProviders: ['cpu'],

@@ -107,6 +107,19 @@ beforeAll(async () => {
     join(dir, 'affine', 'config.json'),
     JSON.stringify({ maxBatchSize: MAX_BATCH, maxBatchDelayMs: 20 }),
   );
+  // The affine model again under two latency objectives: 1 ms (missed by a request that waited
+  // longer) and an hour (met by any request of this suite).
+  for (const [name, latencyObjectiveMs] of [
+    ['slo-tight', 1],
+    ['slo-loose', 3_600_000],
+  ] as const) {
+    mkdirSync(join(dir, name, '1'), { recursive: true });
+    writeAffineModel(join(dir, name, '1', 'model.onnx'), { scale: 2, bias: 1 });
+    writeFileSync(
+      join(dir, name, 'config.json'),
+      JSON.stringify({ maxBatchSize: MAX_BATCH, latencyObjectiveMs }),
+    );
+  }
   mkdirSync(join(dir, 'fixed', '1'), { recursive: true });
   writeFixedBatchModel(join(dir, 'fixed', '1', 'model.onnx'));
   mkdirSync(join(dir, 'pair', '1'), { recursive: true });
@@ -333,6 +346,42 @@ describe('infer:bulk', () => {
     expect(records.map((r) => r.batchSize).sort()).toEqual([...Array(16).fill(8), 3, 3, 3].sort());
   });
 
+  it('with a cost model, takes a backlog in batches of its most efficient size, not maxBatchSize', async () => {
+    await stopWorker();
+    const inputs = Array.from({ length: 2 * MAX_BATCH + 3 }, (_, i) => [i, 2 * i, -i, 7]);
+    const res = await submitBulk(inputs.map((values) => affineRequest(values, { cache: false })));
+    expect(res.status).toBe(202);
+    const { ids } = (await res.json()) as { ids: string[] };
+    // A fixed cost model (live runs teach it nothing): batches close at 3 rows, a backlog goes by 4.
+    const costs = {
+      estimate: () => 1,
+      kneeBatchSize: () => 3,
+      bestBatchSize: () => 4,
+      observe: () => {},
+      observeOverhead: () => {},
+    };
+    const version = repository.get('affine')!;
+    worker = startModelWorker({
+      redisUrl: inject('redisUrl'),
+      version,
+      session,
+      store: workerStore,
+      jobAttempts: 3,
+      costs,
+      metrics: workerMetrics,
+      logger,
+    });
+    const records = await Promise.all(ids.map(waitRecord));
+    records.forEach((record, i) => {
+      expect(record.status).toBe('succeeded');
+      expect((record.outputs as { y: { data: unknown } }).y.data).toEqual(affine(inputs[i]!));
+      expect(record.batchSize).toBeGreaterThanOrEqual(1);
+      expect(record.batchSize).toBeLessThanOrEqual(4);
+    });
+    await stopWorker();
+    startWorker();
+  });
+
   it('refuses the whole body, naming the request, when one request is malformed', async () => {
     const enqueuedBefore = await enqueuedCount(apiStore, 'affine', 1);
     const res = await submitBulk([affineRequest([1, 2, 3, 4]), affineRequest([1, 2, 3])]);
@@ -388,5 +437,38 @@ describe('infer:bulk', () => {
     const record = await waitRecord(ids[0]!);
     expect(record).toMatchObject({ status: 'succeeded', cached: true });
     expect((record.outputs as { y: { data: number[] } }).y.data).toEqual(affine(values));
+  });
+});
+
+describe('latency objective', () => {
+  it("counts each succeeded request as meeting or missing its model's latencyObjectiveMs", async () => {
+    const submitted: Record<string, string[]> = { 'slo-tight': [], 'slo-loose': [] };
+    for (const name of Object.keys(submitted)) {
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${base}/v1/models/${name}/infer`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: body([i, i, i, 1000 + i], { cache: false }),
+        });
+        expect(res.status).toBe(202);
+        submitted[name]!.push(((await res.json()) as { id: string }).id);
+      }
+    }
+    // No worker serves them yet: every request waits longer than the tight objective's 1 ms.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const workers = Object.keys(submitted).map((name) => newWorker(repository.get(name)!, session));
+    try {
+      const records = await Promise.all(Object.values(submitted).flat().map(waitRecord));
+      for (const record of records) expect(record.status).toBe('succeeded');
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+    }
+    const counted = (await workerMetrics.latencyObjective.get()).values;
+    const count = (model: string, outcome: string): number =>
+      counted.find((v) => v.labels.model === model && v.labels.outcome === outcome)?.value ?? 0;
+    expect([count('slo-tight', 'met'), count('slo-tight', 'missed')]).toEqual([0, 3]);
+    expect([count('slo-loose', 'met'), count('slo-loose', 'missed')]).toEqual([3, 0]);
+    // A model without an objective is not counted.
+    expect(counted.filter((v) => v.labels.model === 'affine')).toEqual([]);
   });
 });

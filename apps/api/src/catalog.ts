@@ -174,6 +174,7 @@ export class ModelCatalog {
     const timing = (r: ServedVersion | undefined): Partial<VersionView> => ({
       ...(r?.loadMs === undefined ? {} : { loadMs: r.loadMs }),
       ...(r?.warmupMs === undefined ? {} : { warmupMs: r.warmupMs }),
+      ...(r?.batchCosts === undefined ? {} : { batchCosts: r.batchCosts }),
     });
     const view = { ...base, model: entry.model };
     if (ready.length > 0) {

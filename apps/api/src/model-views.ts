@@ -129,6 +129,8 @@ export class ModelViews {
       batching: {
         maxBatchSize: model?.config.maxBatchSize ?? 0,
         maxBatchDelayMs: model?.config.maxBatchDelayMs ?? 0,
+        preferredBatchSizes: [...(model?.config.preferredBatchSizes ?? [])],
+        latencyObjectiveMs: model?.config.latencyObjectiveMs ?? null,
       },
       executionProvider: chosen.state === 'ready' ? chosen.providers.join(',') || null : null,
       configuredProviders: [...(model?.config.executionProviders ?? [])],

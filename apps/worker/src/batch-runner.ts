@@ -1,3 +1,4 @@
+import type { LiveCosts } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
@@ -14,6 +15,8 @@ export interface BatchRunnerOptions {
   ends: BatchEnds;
   /** Largest MessagePack outputs of one request; larger ones end `failed` (`output_too_large`). Default: no cap. */
   maxOutputBytes?: number;
+  /** Learns each run's time by its rows (batch-costs.ts). */
+  costs?: LiveCosts;
   metrics: Metrics;
   logger: Logger;
   letGo: LetGo;
@@ -126,6 +129,10 @@ export class BatchRunner {
     let inferMs: number;
     try {
       ({ perRequest, inferMs } = await this.infer(group, session));
+      this.options.costs?.observe(
+        group.reduce((rows, r) => rows + r.rows, 0),
+        inferMs,
+      );
     } catch (error) {
       // One poison input fails its whole batch: bisect so only it fails (bisect.ts).
       await bisectFailedRun(group, asError(error), {
@@ -184,7 +191,26 @@ export class BatchRunner {
       metrics.phaseSeconds.observe({ model, phase: 'inference' }, inferMs / 1000);
       metrics.phaseSeconds.observe({ model, phase: 'total' }, (now - c.createdAt) / 1000);
     }
+    const objective = this.version.config.latencyObjectiveMs;
+    if (objective !== undefined) {
+      const succeeded = completions.filter((c) => c.status === 'succeeded' && c.batchSize > 0);
+      const met = succeeded.filter((c) => now - c.createdAt <= objective).length;
+      this.countObjective(met, succeeded.length - met);
+    }
     await written;
+    // What the batch cost besides its run (scripts, stacking, splitting): the cost model's overhead.
+    this.options.costs?.observeOverhead(Math.max(0, Date.now() - startedAt - inferMs));
+  }
+
+  /**
+   * Requests that met and missed the version's latency objective (latencyObjectiveMs), succeeded ones
+   * by their time from acceptance to their end (expired ones: inferq_requests_total{status="expired"}).
+   */
+  private countObjective(met: number, missed: number): void {
+    if (this.version.config.latencyObjectiveMs === undefined) return;
+    const model = this.version.name;
+    if (met > 0) this.options.metrics.latencyObjective.inc({ model, outcome: 'met' }, met);
+    if (missed > 0) this.options.metrics.latencyObjective.inc({ model, outcome: 'missed' }, missed);
   }
 
   /** One model run for the group: stacked, run, split per request (and cropped when padded). */

@@ -109,6 +109,7 @@ const beat = (): void => {
 };
 served.onChange = beat;
 metrics.setModelStateSource(() => served.versions());
+metrics.setBatchCostSource(() => served.versions());
 metrics.setQueueDepthSource(async () =>
   Promise.all(
     served

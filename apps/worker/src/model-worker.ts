@@ -1,4 +1,4 @@
-import { BatchFormer } from '@inferq/batcher';
+import { BatchFormer, batchSize, type LiveCosts } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import { parseBatchShape } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
@@ -19,6 +19,8 @@ export interface ModelWorkerOptions {
   jobAttempts: number;
   /** Largest MessagePack outputs of one request; larger ones end `failed` (`output_too_large`). Default: no cap. */
   maxOutputBytes?: number;
+  /** The version's cost model (measured at warm-up): batch sizes follow it, and its runs update it. */
+  costs?: LiveCosts;
   metrics: Metrics;
   logger: Logger;
 }
@@ -68,13 +70,24 @@ export class ModelWorker {
       intake: options.intake,
       ends,
       ...(options.maxOutputBytes === undefined ? {} : { maxOutputBytes: options.maxOutputBytes }),
+      ...(options.costs === undefined ? {} : { costs: options.costs }),
       metrics: options.metrics,
       logger: options.logger,
       letGo,
     });
-    const { maxBatchSize, maxBatchDelayMs } = options.version.config;
+    const { maxBatchSize, maxBatchDelayMs, preferredBatchSizes } = options.version.config;
+    const sizing = {
+      maxBatchSize,
+      preferredBatchSizes,
+      ...(options.costs === undefined ? {} : { costs: options.costs }),
+    };
     this.former = new BatchFormer<Taken>(
-      { maxBatchSize, maxBatchDelayMs, dispatchWhenIdle: true },
+      {
+        maxBatchSize,
+        maxBatchDelayMs,
+        dispatchWhenIdle: true,
+        size: (waitingRows) => batchSize(sizing, waitingRows),
+      },
       {
         run: (batch) => (this.stopping ? this.handBack(batch) : this.runner.run(batch)),
         groupKey: (taken) => taken.groupKey,

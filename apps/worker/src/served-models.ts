@@ -5,11 +5,13 @@
  * again. Nothing here stops the process: one bad model never takes the others down.
  */
 import { hostname } from 'node:os';
+import type { CostModel } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import type { InputLimits, RequestError } from '@inferq/protocol';
 import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
 import type { FleetRegistry, InferenceQueue, ServedVersion, VersionState, WorkerReport } from '@inferq/store';
+import { costProfileOf, measureBatchCosts } from './batch-costs.ts';
 import { directRequestOf } from './direct-jobs.ts';
 import { intakeCapacity, ModelWorker } from './model-worker.ts';
 
@@ -50,6 +52,8 @@ interface Slot {
   placement?: string;
   loadMs?: number;
   warmupMs?: number;
+  /** Measured at warm-up (warmup on, a batch axis); kept current by its worker's runs. */
+  costs?: CostModel;
   session?: ModelSession;
   worker?: ModelWorker;
 }
@@ -91,6 +95,7 @@ export class ServedModels {
       if (slot.placement !== undefined) served.placement = slot.placement;
       if (slot.loadMs !== undefined) served.loadMs = slot.loadMs;
       if (slot.warmupMs !== undefined) served.warmupMs = slot.warmupMs;
+      if (slot.costs !== undefined && slot.state === 'ready') served.batchCosts = costProfileOf(slot.costs);
       served.fingerprint = slot.fingerprint;
       return served;
     });
@@ -199,6 +204,13 @@ export class ServedModels {
         } catch (error) {
           throw new Error(`warm-up failed: ${messageOf(error)}`);
         }
+        if (version.config.maxBatchSize > 0) {
+          try {
+            slot.costs = await measureBatchCosts(session, version);
+          } catch (error) {
+            throw new Error(`timing the batch sizes failed: ${messageOf(error)}`);
+          }
+        }
         slot.warmupMs = Math.round(performance.now() - warming);
       }
       return session;
@@ -228,6 +240,7 @@ export class ServedModels {
         intake,
         jobAttempts: this.options.jobAttempts,
         maxOutputBytes: this.options.maxOutputBytes,
+        ...(slot.costs === undefined ? {} : { costs: slot.costs }),
         metrics: this.options.metrics,
         logger,
       });

@@ -127,6 +127,27 @@ describe('BatchFormer', () => {
     expect(h.batches[2]).toEqual(['8', '9']);
   });
 
+  it('closes a batch where the size policy says, and takes what it allows, never past maxBatchSize', async () => {
+    // Policy: close at 3 rows; with more waiting, take up to 5 (a fake cost model's knee and best).
+    const size = (waitingRows: number) => ({ closeAt: 3, takeAtMost: waitingRows > 3 ? 5 : 3 });
+    const h = harness({ maxBatchSize: 4, maxBatchDelayMs: 50, size }, { maxConcurrentBatches: 3 });
+    h.add('a', 'b');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([]);
+    h.add('c');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['a', 'b', 'c']]);
+    h.add('d', 'e', 'f', 'g', 'h', 'i');
+    await vi.advanceTimersByTimeAsync(0);
+    // 6 waiting: 4 (takeAtMost 5, bounded by maxBatchSize); then 2 wait for companions.
+    expect(h.batches).toEqual([
+      ['a', 'b', 'c'],
+      ['d', 'e', 'f', 'g'],
+    ]);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(h.batches[2]).toEqual(['h', 'i']);
+  });
+
   it('adds no delay when the source is idle', async () => {
     const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 1000 }, { idle: true });
     h.add('a');

@@ -1,3 +1,5 @@
+import type { BatchSize } from './batch-sizing.ts';
+
 /**
  * When to close a batch. `maxBatchSize` counts rows (`BatchHooks.rows`), not items; 0 means the model
  * has no batch axis: every item runs alone. `maxBatchDelayMs` bounds how long the oldest item of a
@@ -12,6 +14,11 @@ export interface BatchPolicy {
    * batching). Under load batches still grow; at low load nobody waits. Default false.
    */
   dispatchWhenIdle?: boolean;
+  /**
+   * Where a group's batch closes and how many rows it takes, given the rows waiting in it (the
+   * batch size policy: batch-sizing.ts). Absent: it closes at, and takes up to, maxBatchSize.
+   */
+  size?(waitingRows: number): BatchSize;
 }
 
 export interface BatchHooks<T> {
@@ -66,12 +73,13 @@ interface DrainWaiter {
  *
  * Items are grouped by `groupKey` as they are added, and a batch holds one group only. Per group, the
  * oldest pending item opens a batch. A batch is dispatched when a run slot is free and one of these
- * holds: its group has `maxBatchSize` rows (the oldest items are taken, in order, while their rows
- * fit), the
+ * holds: its group has the rows where the policy closes a batch (`size`; `maxBatchSize` without
+ * one), the
  * source is idle (nobody else is coming, so any wait is wasted), its oldest item has waited
  * `maxBatchDelayMs`, or its items had to wait for a busy slot (they already waited for the model).
  * Decisions are taken on `setImmediate` after an add (so a burst added in one tick forms one batch),
- * when the delay timer fires and when a run ends.
+ * when the delay timer fires and when a run ends. A batch takes the group's oldest items, in order,
+ * while their rows fit in the policy's `takeAtMost`.
  */
 export class BatchFormer<T> {
   readonly #policy: BatchPolicy;
@@ -158,18 +166,24 @@ export class BatchFormer<T> {
     });
   }
 
-  /** Rows per batch: a model without a batch axis takes one request at a time. */
-  get #batchCap(): number {
-    return this.#policy.maxBatchSize === 0 ? 1 : this.#policy.maxBatchSize;
+  /** Where the group's batch closes and how many rows it takes, never more than maxBatchSize. */
+  #sizeOf(group: Group<T>): BatchSize {
+    const { maxBatchSize } = this.#policy;
+    if (maxBatchSize === 0) return { closeAt: 1, takeAtMost: 1 };
+    const chosen = this.#policy.size?.(group.rows);
+    if (chosen === undefined) return { closeAt: maxBatchSize, takeAtMost: maxBatchSize };
+    const bound = (rows: number): number => Math.max(1, Math.min(maxBatchSize, Math.floor(rows)));
+    return { closeAt: bound(chosen.closeAt), takeAtMost: bound(chosen.takeAtMost) };
   }
 
   /** How many of the group's oldest items make its next batch: as many as fit, and at least one. */
   #takeCount(group: Group<T>): number {
     if (this.#policy.maxBatchSize === 0) return 1;
+    const cap = this.#sizeOf(group).takeAtMost;
     let rows = 0;
     let count = 0;
     for (const pending of group.items) {
-      if (count > 0 && rows + pending.rows > this.#batchCap) break;
+      if (count > 0 && rows + pending.rows > cap) break;
       rows += pending.rows;
       count++;
     }
@@ -200,7 +214,7 @@ export class BatchFormer<T> {
     if (oldest === undefined) return false;
     return (
       this.#policy.maxBatchSize === 0 ||
-      group.rows >= this.#batchCap ||
+      group.rows >= this.#sizeOf(group).closeAt ||
       sourceIdle ||
       group.heldBySlots ||
       (this.#policy.dispatchWhenIdle === true && this.#runningBatches.size === 0) ||

@@ -1,1 +1,10 @@
 export { BatchFormer, type BatchHooks, type BatchPolicy } from './batch-former.ts';
+export { type BatchSize, type BatchSizingOptions, batchSize } from './batch-sizing.ts';
+export {
+  type BatchCosts,
+  CostModel,
+  type CostPoint,
+  KNEE_SHARE,
+  type LiveCosts,
+  warmupBatchSizes,
+} from './cost-model.ts';

@@ -10,6 +10,17 @@ export type QueueDepthSource = () => Promise<Iterable<readonly [model: string, d
 export const MODEL_STATES = ['loading', 'ready', 'unavailable', 'retired'] as const;
 export type ModelState = (typeof MODEL_STATES)[number];
 
+/** Each model version's cost model on this worker (its BatchCostProfile), read when Prometheus scrapes. */
+export type BatchCostSource = () => Iterable<{
+  model: string;
+  version: number;
+  batchCosts?: {
+    batchSizes: readonly { batchSize: number; ms: number }[];
+    kneeBatchSize: number;
+    bestBatchSize: number;
+  };
+}>;
+
 /** Each model version's current state, read when Prometheus scrapes. */
 export type ModelStateSource = () => Iterable<{ model: string; version: number; state: ModelState }>;
 
@@ -20,6 +31,8 @@ export interface Metrics {
   readonly requests: Counter<'model' | 'status'>;
   readonly phaseSeconds: Histogram<'model' | 'phase'>;
   readonly batchSize: Histogram<'model'>;
+  /** Worker: requests that met or missed their model's latency objective (latencyObjectiveMs). */
+  readonly latencyObjective: Counter<'model' | 'outcome'>;
   readonly queueDepth: Gauge<'model'>;
   readonly cacheHits: Counter<'model'>;
   readonly cacheMisses: Counter<'model'>;
@@ -32,6 +45,8 @@ export interface Metrics {
   setQueueDepthSource(source: QueueDepthSource, onError?: (error: unknown) => void): void;
   /** Where `inferq_model_state` reads from at scrape time. */
   setModelStateSource(source: ModelStateSource): void;
+  /** Where `inferq_batch_cost_ms` and `inferq_batch_size_target` read from at scrape time (workers). */
+  setBatchCostSource(source: BatchCostSource): void;
 }
 
 /** 0.5 ms to 10 s: an in-process cache hit sits at the bottom, a slow model run at the top. */
@@ -90,6 +105,38 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
     },
   });
 
+  let batchCostSource: BatchCostSource | undefined;
+  new Gauge<'model' | 'version' | 'batch_size'>({
+    name: 'inferq_batch_cost_ms',
+    help: "A batch's estimated run time by its size (rows), from the worker's cost model: measured at warm-up, kept current from live runs.",
+    labelNames: ['model', 'version', 'batch_size'],
+    registers,
+    collect() {
+      if (batchCostSource === undefined) return;
+      this.reset();
+      for (const { model, version, batchCosts } of batchCostSource()) {
+        for (const { batchSize, ms } of batchCosts?.batchSizes ?? []) {
+          this.set({ model, version: String(version), batch_size: String(batchSize) }, ms);
+        }
+      }
+    },
+  });
+  new Gauge<'model' | 'version' | 'size'>({
+    name: 'inferq_batch_size_target',
+    help: 'Batch sizes chosen from the cost model: knee (where a batch closes) and best (the most items per second, taken with a backlog).',
+    labelNames: ['model', 'version', 'size'],
+    registers,
+    collect() {
+      if (batchCostSource === undefined) return;
+      this.reset();
+      for (const { model, version, batchCosts } of batchCostSource()) {
+        if (batchCosts === undefined) continue;
+        this.set({ model, version: String(version), size: 'knee' }, batchCosts.kneeBatchSize);
+        this.set({ model, version: String(version), size: 'best' }, batchCosts.bestBatchSize);
+      }
+    },
+  });
+
   return {
     registry,
     requests: new Counter({
@@ -103,6 +150,12 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
       help: 'Time a request spends in each phase: queue, batch_wait, inference, and total.',
       labelNames: ['model', 'phase'],
       buckets: [...PHASE_BUCKETS_SECONDS],
+      registers,
+    }),
+    latencyObjective: new Counter({
+      name: 'inferq_latency_objective_total',
+      help: "Requests that met or missed their model's latency objective (config.json latencyObjectiveMs): succeeded requests by their time from acceptance to their end.",
+      labelNames: ['model', 'outcome'],
       registers,
     }),
     batchSize: new Histogram({
@@ -144,6 +197,9 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
     },
     setModelStateSource(source) {
       modelStateSource = source;
+    },
+    setBatchCostSource(source) {
+      batchCostSource = source;
     },
   };
 }

@@ -100,6 +100,23 @@ export interface ModelVersionStatus {
   /** Opening the session and the warm-up run on a worker (ms). */
   loadMs?: number;
   warmupMs?: number;
+  /** Its cost model on a live worker: what a batch of each size costs, and the sizes chosen from it. */
+  batchCosts?: BatchCostProfile;
+}
+
+/**
+ * A model version's cost model as a worker measured it (docs/design.md, "Batch sizes"): run time
+ * against batch size (rows), measured at warm-up and kept current from live runs.
+ */
+export interface BatchCostProfile {
+  /** The sizes measured, smallest first, each with its estimated run time (ms). */
+  batchSizes: { batchSize: number; ms: number }[];
+  /** What a batch costs besides its model run (scripts, stacking, splitting), learnt from live batches (ms). */
+  overheadMs: number;
+  /** The smallest batch whose items per second are within 90% of the best: where batches close. */
+  kneeBatchSize: number;
+  /** The batch size with the most items per second: what a backlog is taken in. */
+  bestBatchSize: number;
 }
 
 /** `GET /v1/models/{model}` (and each entry of `GET /v1/models`): a model and its default version. */
@@ -114,7 +131,16 @@ export interface ModelDescription {
   /** Shapes use -1 for dynamic dimensions; empty when the default version cannot be read. */
   inputs: TensorSpec[];
   outputs: TensorSpec[];
-  batching: { maxBatchSize: number; maxBatchDelayMs: number };
+  /**
+   * Its config.json's batching: `preferredBatchSizes` (empty: sizes come from the cost model) and
+   * the p99 objective `latencyObjectiveMs` (null: none).
+   */
+  batching: {
+    maxBatchSize: number;
+    maxBatchDelayMs: number;
+    preferredBatchSizes: number[];
+    latencyObjectiveMs: number | null;
+  };
   /** The provider the default version really runs on; null while no live worker has it ready. */
   executionProvider: string | null;
   /** The providers its config.json asks for, in order of preference. */

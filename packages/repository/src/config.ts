@@ -57,6 +57,7 @@ export const ModelConfigFileSchema = z.strictObject({
   maxBatchSize: z.int().min(0).max(65_536).optional(),
   maxBatchDelayMs: z.number().min(0).max(60_000).default(2),
   preferredBatchSizes: z.array(z.int().min(1)).default([]),
+  latencyObjectiveMs: z.number().gt(0).max(3_600_000).optional(),
   executionProviders: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).default(['cpu']),
   intraOpThreads: z.int().min(0).max(1024).default(0),
   spinThreads: z.boolean().default(false),
@@ -107,6 +108,11 @@ export interface ModelConfig {
   maxBatchDelayMs: number;
   /** Ascending, unique, each <= maxBatchSize. */
   preferredBatchSizes: number[];
+  /**
+   * The p99 latency objective (ms, from acceptance to the end of the run): each request that ends is
+   * counted as meeting or missing it (`inferq_latency_objective_total`). Absent: none.
+   */
+  latencyObjectiveMs?: number;
   /** Tried in order when a session opens; `cpu` is the last resort. */
   executionProviders: ExecutionProviderName[];
   /** 0 = onnxruntime's default. */
@@ -248,6 +254,9 @@ export function resolveModelConfig(raw: unknown, file: string, signature: ModelS
     maxBatchSize,
     maxBatchDelayMs: fileConfig.maxBatchDelayMs,
     preferredBatchSizes,
+    ...(fileConfig.latencyObjectiveMs === undefined
+      ? {}
+      : { latencyObjectiveMs: fileConfig.latencyObjectiveMs }),
     executionProviders: fileConfig.executionProviders,
     intraOpThreads: fileConfig.intraOpThreads,
     spinThreads: fileConfig.spinThreads,

@@ -184,14 +184,18 @@ export class ModelSession {
    * initialisation. With a sample (by default the version's warm-up sample file): its inputs, and
    * for a model that batches, the sample stacked as many times as fit in maxBatchSize rows (at least
    * once), the largest batch of its shape the batcher forms. Without: zeros shaped like the
-   * signature (dynamic dims 1, the batch axis at maxBatchSize when the model batches).
+   * signature (dynamic dims 1, the batch axis at maxBatchSize when the model batches). `rows`
+   * (default maxBatchSize) sizes the batch instead: the cost model times each size this way.
    */
-  async warmup(sample: TensorMap | undefined = this.version.warmupSample?.inputs): Promise<SessionRunResult> {
+  async warmup(
+    sample: TensorMap | undefined = this.version.warmupSample?.inputs,
+    rows: number = this.version.config.maxBatchSize,
+  ): Promise<SessionRunResult> {
     const { signature, config } = this.version;
     if (sample !== undefined) {
       const names = signature.inputs.map((spec) => spec.name);
       if (config.maxBatchSize <= 0 || names.length === 0) return this.run(sample);
-      const copies = Math.max(1, Math.floor(config.maxBatchSize / batchRows(sample)));
+      const copies = Math.max(1, Math.floor(rows / batchRows(sample)));
       return this.run(
         stackInputs(
           Array.from({ length: copies }, () => sample),
@@ -203,7 +207,7 @@ export class ModelSession {
     for (const spec of signature.inputs) {
       const shape = spec.shape.map((dim, axis) => {
         if (dim !== -1) return dim;
-        return axis === 0 && config.maxBatchSize > 0 ? config.maxBatchSize : 1;
+        return axis === 0 && config.maxBatchSize > 0 ? rows : 1;
       });
       const tensor: Tensor = { dtype: spec.dtype, shape, data: allocateOwned(spec.dtype, elementsOf(shape)) };
       inputs[spec.name] = tensor;

@@ -1,3 +1,4 @@
+import type { BatchCostProfile } from '@inferq/protocol';
 import type { RedisConnection } from './connection.ts';
 import { keysFor } from './keys.ts';
 
@@ -25,6 +26,8 @@ export interface ServedVersion {
   warmupMs?: number;
   /** The repository fingerprint of the files the worker loaded (docs/models.md). */
   fingerprint?: string;
+  /** Its cost model on this worker, once warm-up measured it. */
+  batchCosts?: BatchCostProfile;
 }
 
 /** What a worker says of itself with each heartbeat. */
