@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LiveCosts } from '@inferq/batcher';
 import { loadConfig } from '@inferq/config';
 import { createLogger, createMetrics, type Metrics } from '@inferq/observability';
 import { decodeCompletionMessage } from '@inferq/protocol';
@@ -69,7 +70,11 @@ async function waitRecord(id: string): Promise<Record<string, unknown>> {
   }
 }
 
-function newWorker(version: ModelVersion, modelSession: ModelSession): TestModelWorker {
+function newWorker(
+  version: ModelVersion,
+  modelSession: ModelSession,
+  options: { costs?: LiveCosts } = {},
+): TestModelWorker {
   return startModelWorker({
     redisUrl: inject('redisUrl'),
     version,
@@ -78,6 +83,7 @@ function newWorker(version: ModelVersion, modelSession: ModelSession): TestModel
     jobAttempts: 3,
     metrics: workerMetrics,
     logger,
+    ...options,
   });
 }
 
@@ -360,17 +366,7 @@ describe('infer:bulk', () => {
       observe: () => {},
       observeOverhead: () => {},
     };
-    const version = repository.get('affine')!;
-    worker = startModelWorker({
-      redisUrl: inject('redisUrl'),
-      version,
-      session,
-      store: workerStore,
-      jobAttempts: 3,
-      costs,
-      metrics: workerMetrics,
-      logger,
-    });
+    worker = newWorker(repository.get('affine')!, session, { costs });
     const records = await Promise.all(ids.map(waitRecord));
     records.forEach((record, i) => {
       expect(record.status).toBe('succeeded');
