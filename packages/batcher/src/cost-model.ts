@@ -49,6 +49,8 @@ export class CostModel implements LiveCosts {
   /** Batch size -> running estimate. */
   readonly #points = new Map<number, CostPoint>();
   #overheadMs = DEFAULT_BATCH_OVERHEAD_MS;
+  /** `#points` by size, until the next observation. */
+  #sortedPoints: CostPoint[] | undefined;
   #sizes: { knee: number; best: number } | undefined;
 
   /** `overheadMs`: what a batch costs besides its run until live batches tell (default DEFAULT_BATCH_OVERHEAD_MS). */
@@ -68,6 +70,7 @@ export class CostModel implements LiveCosts {
       point.ms += SMOOTHING * (ms - point.ms);
       point.runs++;
     }
+    this.#sortedPoints = undefined;
     this.#sizes = undefined;
   }
 
@@ -84,7 +87,7 @@ export class CostModel implements LiveCosts {
 
   /** The measured sizes, smallest first. */
   points(): CostPoint[] {
-    return [...this.#points.values()].sort((a, b) => a.batchSize - b.batchSize).map((p) => ({ ...p }));
+    return this.#sorted().map((p) => ({ ...p }));
   }
 
   /**
@@ -93,20 +96,24 @@ export class CostModel implements LiveCosts {
    * time (a run has a fixed cost).
    */
   estimate(batchSize: number): number | undefined {
-    const points = this.points();
+    const points = this.#sorted();
     if (points.length === 0) return undefined;
     const first = points[0]!;
     const last = points.at(-1)!;
     if (batchSize <= first.batchSize) return first.ms;
     if (batchSize >= last.batchSize) return (last.ms * batchSize) / last.batchSize;
-    for (let i = 1; i < points.length; i++) {
-      const high = points[i]!;
-      if (high.batchSize < batchSize) continue;
-      const low = points[i - 1]!;
-      const share = (batchSize - low.batchSize) / (high.batchSize - low.batchSize);
-      return low.ms + share * (high.ms - low.ms);
+    // The first measured size at or above batchSize (binary search: the batcher asks per batch).
+    let low = 0;
+    let high = points.length - 1;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (points[middle]!.batchSize < batchSize) low = middle + 1;
+      else high = middle;
     }
-    return last.ms;
+    const above = points[low]!;
+    const below = points[low - 1]!;
+    const share = (batchSize - below.batchSize) / (above.batchSize - below.batchSize);
+    return below.ms + share * (above.ms - below.ms);
   }
 
   kneeBatchSize(): number | undefined {
@@ -117,19 +124,32 @@ export class CostModel implements LiveCosts {
     return this.#chosen()?.best;
   }
 
+  #sorted(): CostPoint[] {
+    this.#sortedPoints ??= [...this.#points.values()].sort((a, b) => a.batchSize - b.batchSize);
+    return this.#sortedPoints;
+  }
+
+  /** Items per millisecond of a batch of `size` rows, its overhead included. */
+  #perMs(size: number): number {
+    const ms = (this.estimate(size) ?? 0) + this.#overheadMs;
+    // A batch measured at 0 ms (a clock's resolution) counts as the fastest a clock can tell.
+    return size / Math.max(ms, 0.001);
+  }
+
   #chosen(): { knee: number; best: number } | undefined {
     if (this.#sizes !== undefined || this.#points.size === 0) return this.#sizes;
-    const perMs: number[] = [];
-    let best = 1;
-    for (let size = 1; size <= this.maxBatchSize; size++) {
-      const ms = (this.estimate(size) ?? 0) + this.#overheadMs;
-      // A batch measured at 0 ms (a clock's resolution) counts as the fastest a clock can tell.
-      perMs[size] = size / Math.max(ms, 0.001);
-      if (perMs[size]! > perMs[best]!) best = size;
-    }
+    // Between two measured sizes (and past the largest) the cost is linear in rows, so items per ms
+    // rise or fall monotonically: the best size is a measured one, or maxBatchSize.
+    const candidates = this.#sorted()
+      .map((p) => p.batchSize)
+      .filter((size) => size < this.maxBatchSize);
+    candidates.push(this.maxBatchSize);
+    let best = candidates[0]!;
+    for (const size of candidates) if (this.#perMs(size) > this.#perMs(best)) best = size;
+    const threshold = KNEE_SHARE * this.#perMs(best);
     let knee = best;
     for (let size = 1; size < best; size++) {
-      if (perMs[size]! >= KNEE_SHARE * perMs[best]!) {
+      if (this.#perMs(size) >= threshold) {
         knee = size;
         break;
       }
