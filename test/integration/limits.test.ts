@@ -1,7 +1,8 @@
 /**
  * Admission control and deadlines over real HTTP and a real redis-server: the queue-depth limit, the
- * per-tenant token bucket, Idempotency-Key, and `timeoutMs` enforced whether or not a worker comes
- * (with a real ModelWorker and onnxruntime-node where a request must be shown never to run).
+ * per-tenant token bucket, Idempotency-Key, early refusal of a request whose deadline the queue ahead
+ * of it rules out, and `timeoutMs` enforced whether or not a worker comes (with a real ModelWorker
+ * and onnxruntime-node where a request must be shown never to run).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,10 +12,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@inferq/config';
 import { createLogger, createMetrics, type Metrics } from '@inferq/observability';
-import { type CompletionMessage, decodeCompletionMessage } from '@inferq/protocol';
+import { type BatchCostProfile, type CompletionMessage, decodeCompletionMessage } from '@inferq/protocol';
 import { loadModelRepository, type ModelRepository } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
-import { CompletionWatcher, createRedisConnection, RequestStore, startDeadlineSweeper } from '@inferq/store';
+import {
+  CompletionWatcher,
+  createRedisConnection,
+  FleetRegistry,
+  RequestStore,
+  startDeadlineSweeper,
+} from '@inferq/store';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
@@ -36,6 +43,8 @@ interface Deployment {
   store: RequestStore;
   redis: Redis;
   workerMetrics: Metrics;
+  /** Writes a live worker's report that serves affine and affine-slo v1 at `batchCosts`, and has the API read it. */
+  reportWorker(batchCosts: BatchCostProfile): Promise<void>;
   post(body: unknown, headers?: Record<string, string>, path?: string): Promise<Response>;
   get(path: string, headers?: Record<string, string>): Promise<Response>;
   fetch(path: string, init: RequestInit): Promise<Response>;
@@ -56,12 +65,13 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
   const workerStore = new RequestStore({ redis: workerRedis, prefix, resultTtlSeconds: 60 });
   const watcher = new CompletionWatcher({ subscriber, prefix });
   const workerMetrics = createMetrics('worker');
+  const catalog = testCatalog(repository, redis, prefix);
   const api = createServer({
     config,
     store,
     queue: testQueue(store),
     watcher,
-    catalog: testCatalog(repository, redis, prefix),
+    catalog,
     metrics: createMetrics('api'),
     logger: createLogger(config, 'api'),
   });
@@ -75,6 +85,17 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
     store,
     redis,
     workerMetrics,
+    reportWorker: async (batchCosts) => {
+      const served = (model: string) => ({ model, version: 1, state: 'ready' as const, batchCosts });
+      await new FleetRegistry({ redis, prefix }).report({
+        id: 'measured-worker',
+        host: 'test',
+        pid: process.pid,
+        heartbeatAt: Date.now(),
+        versions: [served('affine'), served('affine-slo')],
+      });
+      await catalog.refresh();
+    },
     post: (body, headers = {}, path = '/v1/models/affine/infer') =>
       fetch(base + path, {
         method: 'POST',
@@ -179,6 +200,12 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'affine', '1'), { recursive: true });
   writeAffineModel(join(dir, 'affine', '1', 'model.onnx'), { scale: 2, bias: 1 });
   writeFileSync(join(dir, 'affine', 'config.json'), JSON.stringify({ maxBatchSize: 8, maxBatchDelayMs: 20 }));
+  mkdirSync(join(dir, 'affine-slo', '1'), { recursive: true });
+  writeAffineModel(join(dir, 'affine-slo', '1', 'model.onnx'), { scale: 2, bias: 1 });
+  writeFileSync(
+    join(dir, 'affine-slo', 'config.json'),
+    JSON.stringify({ maxBatchSize: 8, maxBatchDelayMs: 20, latencyObjectiveMs: 10 }),
+  );
   repository = await loadModelRepository(dir);
   session = await ModelSession.open(repository.get('affine')!);
 });
@@ -495,6 +522,109 @@ describe('Idempotency-Key', () => {
         'Idempotency-Key must be 1 to 255 visible ASCII characters without spaces',
       );
     }
+  });
+});
+
+describe('early refusal: a deadline the queue ahead rules out', () => {
+  /** Batches of 8 rows in 9 ms plus 1 ms of overhead: one worker clears 8 requests every 10 ms. */
+  const measured: BatchCostProfile = {
+    batchSizes: [
+      { batchSize: 1, ms: 2 },
+      { batchSize: 8, ms: 9 },
+    ],
+    overheadMs: 1,
+    kneeBatchSize: 8,
+    bestBatchSize: 8,
+  };
+  const queued = (d: Deployment, model = 'affine'): Promise<number> =>
+    d.redis.zcard(`${d.prefix}:queued:${model}.v1`);
+
+  it('answers 503 deadline-unmeetable with Retry-After when more wait than the measured costs can serve in time', async () => {
+    const d = await deploy();
+    // Before any worker reports costs there is nothing to go by: nothing is refused for its deadline.
+    for (let i = 0; i < 8; i++) await accepted(await d.post(body([i, 0, 0, 0], { timeoutMs: 60_000 })));
+    const early = await accepted(await d.post(body([9, 0, 0, 0], { timeoutMs: 5 })));
+    await sleep(50);
+    expect(await recordOf(d, early)).toMatchObject({ status: 'expired' });
+    await d.reportWorker(measured);
+    // 8 wait. 10 ms is one round of 8: at most 7 may wait ahead.
+    expect(await queued(d)).toBe(8);
+    const refused = await d.post(body([11, 0, 0, 0], { timeoutMs: 10 }));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await problemOf(refused)).toEqual({
+      type: `${PROBLEM_BASE}deadline-unmeetable`,
+      title: 'Deadline cannot be met',
+      status: 503,
+      detail:
+        "model 'affine' version 1 has 8 requests waiting, more than can be served before this " +
+        "request's deadline (7 at most at the measured rate); retry in 1 s",
+    });
+    expect(await queued(d)).toBe(8);
+    // 20 ms is two rounds: up to 15 may wait ahead.
+    await accepted(await d.post(body([12, 0, 0, 0], { timeoutMs: 20 })));
+    expect(await queued(d)).toBe(9);
+    // A request without a deadline, in a model without an objective, is never refused for one.
+    await accepted(await d.post(body([13, 0, 0, 0])));
+    expect(await queued(d)).toBe(10);
+    // In an infer:bulk body each request is judged behind those of the body before it: with 10
+    // waiting and up to 15 allowed ahead of a 20 ms deadline, the seventh is one too many.
+    const bulk = await d.post(
+      { requests: [20, 21, 22, 23, 24, 25, 26].map((n) => body([n, 0, 0, 0], { timeoutMs: 20 })) },
+      {},
+      '/v1/models/affine/infer:bulk',
+    );
+    expect(bulk.status).toBe(202);
+    const { ids, rejected } = (await bulk.json()) as {
+      ids: (string | null)[];
+      rejected: { index: number; status: number; type: string; retryAfterSeconds: number }[];
+    };
+    expect(ids.map((id) => id !== null)).toEqual([true, true, true, true, true, true, false]);
+    expect(rejected).toEqual([
+      expect.objectContaining({
+        index: 6,
+        status: 503,
+        type: `${PROBLEM_BASE}deadline-unmeetable`,
+        retryAfterSeconds: 1,
+      }),
+    ]);
+    expect(await queued(d)).toBe(16);
+  });
+
+  it('never refuses into an empty queue, nor while the queue is paused', async () => {
+    const d = await deploy();
+    // A round of 10 s: a 5 s deadline holds none, so no request may wait ahead of one.
+    await d.reportWorker({
+      ...measured,
+      batchSizes: [
+        { batchSize: 1, ms: 5_000 },
+        { batchSize: 8, ms: 9_999 },
+      ],
+    });
+    // With nobody ahead the request runs at once, whatever its deadline.
+    const first = await accepted(await d.post(body([1, 0, 0, 0], { timeoutMs: 5_000 })));
+    expect(await queued(d)).toBe(1);
+    expect((await d.post(body([2, 0, 0, 0], { timeoutMs: 5_000 }))).status).toBe(503);
+    // Paused, nothing drains: the request waits for resume, or ends expired at its deadline.
+    await queueOf(d.store).pause('affine', 1);
+    const held = await accepted(await d.post(body([3, 0, 0, 0], { timeoutMs: 5_000 })));
+    expect(await recordOf(d, held)).toMatchObject({ status: 'queued' });
+    expect(await recordOf(d, first)).toMatchObject({ status: 'queued' });
+    expect(await queued(d)).toBe(2);
+  });
+
+  it("takes the model's latencyObjectiveMs as the deadline of a request without timeoutMs", async () => {
+    const d = await deploy();
+    await d.reportWorker(measured);
+    const path = '/v1/models/affine-slo/infer';
+    // The objective, 10 ms, is one round of 8.
+    for (let i = 0; i < 8; i++) await accepted(await d.post(body([i, 1, 1, 1]), {}, path));
+    const refused = await d.post(body([8, 1, 1, 1]), {}, path);
+    expect(refused.status).toBe(503);
+    expect((await problemOf(refused)).type).toBe(`${PROBLEM_BASE}deadline-unmeetable`);
+    // Its own timeoutMs goes before the objective.
+    await accepted(await d.post(body([9, 1, 1, 1], { timeoutMs: 20 }), {}, path));
+    expect(await queued(d, 'affine-slo')).toBe(9);
   });
 });
 

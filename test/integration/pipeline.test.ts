@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LiveCosts } from '@inferq/batcher';
+import type { ShapedCosts } from '@inferq/batcher';
 import { loadConfig } from '@inferq/config';
 import { createLogger, createMetrics, type Metrics } from '@inferq/observability';
 import { decodeCompletionMessage } from '@inferq/protocol';
@@ -73,7 +73,7 @@ async function waitRecord(id: string): Promise<Record<string, unknown>> {
 function newWorker(
   version: ModelVersion,
   modelSession: ModelSession,
-  options: { costs?: LiveCosts } = {},
+  options: { costs?: ShapedCosts } = {},
 ): TestModelWorker {
   return startModelWorker({
     redisUrl: inject('redisUrl'),
@@ -366,7 +366,8 @@ describe('infer:bulk', () => {
       observe: () => {},
       observeOverhead: () => {},
     };
-    worker = newWorker(repository.get('affine')!, session, { costs });
+    // affine's inputs are [N, 4]: their group key is "4".
+    worker = newWorker(repository.get('affine')!, session, { costs: { groupKey: '4', costs } });
     const records = await Promise.all(ids.map(waitRecord));
     records.forEach((record, i) => {
       expect(record.status).toBe('succeeded');

@@ -139,6 +139,11 @@ export class ModelCatalog {
     return chosen.model;
   }
 
+  /** The fleet's view of one version (its live workers, its measured batch costs), if it is on disk. */
+  versionView(name: string, version: number): VersionView | undefined {
+    return this.versions(name)?.find((v) => v.version === version);
+  }
+
   /** Every version's state, for `inferq_model_state`. */
   *states(): Iterable<{ model: string; version: number; state: ModelState }> {
     for (const name of this.modelNames()) {

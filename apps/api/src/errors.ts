@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import {
   BadRequestError,
   ClientError,
+  DeadlineUnmeetableError,
   IdempotencyKeyReusedError,
   InferqError,
   PayloadTooLargeError,
@@ -156,7 +157,7 @@ function fromClientStatus(error: unknown): InferqError | undefined {
   }
 }
 
-/** The typed error (429 with Retry-After, or 422) for a submission the submit script refused. */
+/** The typed error (429 or 503 with Retry-After, or 422) for a submission the submit script refused. */
 export function rejectionError(
   rejection: SubmitRejection,
   target: { model: string; version: number; tenant: string },
@@ -172,6 +173,13 @@ export function rejectionError(
       return new RateLimitedError(
         `tenant '${target.tenant}' is over its rate limit of ${rejection.perSecond} requests/s ` +
           `(burst ${rejection.burst}); retry in ${rejection.retryAfterSeconds} s`,
+        { retryAfterSeconds: rejection.retryAfterSeconds },
+      );
+    case 'deadline-unmeetable':
+      return new DeadlineUnmeetableError(
+        `model '${target.model}' version ${target.version} has ${rejection.depth} requests waiting, ` +
+          `more than can be served before this request's deadline (${rejection.maxWaitingAhead} at ` +
+          `most at the measured rate); retry in ${rejection.retryAfterSeconds} s`,
         { retryAfterSeconds: rejection.retryAfterSeconds },
       );
     case 'idempotency-key-reused':

@@ -3,6 +3,7 @@
  * submit it (one request, or an `infer:bulk` body), count the outcome, and, for `Prefer: wait`,
  * answer from the end's announcement when it comes within the wait.
  */
+import { deadlineBound } from '@inferq/batcher';
 import type { Config } from '@inferq/config';
 import type { Metrics } from '@inferq/observability';
 import {
@@ -144,7 +145,7 @@ export class Submission {
           input.format === 'msgpack' ? input.body : undefined,
         ),
         ...(waiter?.notify !== undefined ? { notify: waiter.notify } : {}),
-        admission: this.admission(input),
+        admission: this.admission(input, model, body.timeoutMs),
       });
     } catch (error: unknown) {
       waiter?.release();
@@ -212,7 +213,7 @@ export class Submission {
    * Validates every request of an `infer:bulk` body, then submits them together: one pipelined write
    * of submit scripts and one job per batch of queued requests. Answers their ids in order; a
    * request refused by admission control (queue full, rate limit) has `null` in its place and an
-   * entry in `rejected`. When every request is refused, the first refusal is thrown (429).
+   * entry in `rejected`. When every request is refused, the first refusal is thrown (429 or 503).
    */
   async submitBulk(input: Omit<SubmitInput, 'waitSeconds'>): Promise<BulkSubmitResult> {
     const { queue, metrics } = this.deps;
@@ -234,24 +235,27 @@ export class Submission {
       throw error;
     }
     const now = this.now();
-    const admission = this.admission({ ...input, waitSeconds: 0, idempotencyKey: undefined });
+    const common = { ...input, waitSeconds: 0, idempotencyKey: undefined };
     // An Idempotency-Key names each request of the body: a retried body answers the same ids.
     const fingerprint =
       input.idempotencyKey === undefined ? undefined : submissionFingerprint({ ...input, bulk: true });
-    const params = bodies.map((body, index) => ({
-      ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
-      admission:
-        input.idempotencyKey === undefined || fingerprint === undefined
-          ? admission
-          : {
-              ...admission,
-              idempotency: {
-                key: bulkIdempotencyKey(input.idempotencyKey, index),
-                fingerprint,
-                ttlSeconds: this.deps.config.limits.idempotencyTtlSeconds,
+    const params = bodies.map((body, index) => {
+      const admission = this.admission(common, model, body.timeoutMs);
+      return {
+        ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
+        admission:
+          input.idempotencyKey === undefined || fingerprint === undefined
+            ? admission
+            : {
+                ...admission,
+                idempotency: {
+                  key: bulkIdempotencyKey(input.idempotencyKey, index),
+                  fingerprint,
+                  ttlSeconds: this.deps.config.limits.idempotencyTtlSeconds,
+                },
               },
-            },
-    }));
+      };
+    });
     const outcomes = await queue.submitBulk(params);
     const ids: (string | null)[] = [];
     const rejected: BulkRejection[] = [];
@@ -293,10 +297,20 @@ export class Submission {
     if (kind === 'coalesced') metrics.coalesced.inc(labels);
   }
 
-  /** The submit script's checks for one submission, from the configuration. */
-  private admission(input: SubmitInput): Admission {
+  /**
+   * The submit script's checks for one submission: the configuration's limits, and the queue the
+   * request's deadline allows (its `timeoutMs`, else its model's latency objective) given the
+   * version's measured batch costs and live workers (docs/design.md, "Deadlines").
+   */
+  private admission(input: SubmitInput, model: ServedModel, timeoutMs: number | undefined): Admission {
     const { limits } = this.deps.config;
     const admission: Admission = { maxQueueDepth: limits.maxQueueDepth };
+    const budgetMs = timeoutMs ?? model.config.latencyObjectiveMs;
+    if (budgetMs !== undefined) {
+      const view = this.deps.catalog.versionView(model.name, model.version);
+      const bound = deadlineBound(view?.batchCosts, view?.liveWorkers ?? 0, budgetMs);
+      if (bound !== undefined) admission.deadline = bound;
+    }
     if (limits.rateLimitPerSecond > 0) {
       admission.rateLimit = { perSecond: limits.rateLimitPerSecond, burst: limits.rateLimitBurst };
     }

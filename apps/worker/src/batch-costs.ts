@@ -1,7 +1,12 @@
-import { CostModel, warmupBatchSizes } from '@inferq/batcher';
-import type { BatchCostProfile } from '@inferq/protocol';
+import { CostModel, type ShapedCosts, warmupBatchSizes } from '@inferq/batcher';
+import { type BatchCostProfile, batchShapeOf } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
-import { batchRows, type ModelSession } from '@inferq/runtime';
+import { batchGroupKey, batchRows, type ModelSession } from '@inferq/runtime';
+
+/** A version's cost model, as measured at warm-up, and the group key (shape) it was measured at. */
+export interface MeasuredCosts extends ShapedCosts {
+  costs: CostModel;
+}
 
 /**
  * Timed runs per batch size at warm-up, the fastest counting (the others met a cold cache or a GC):
@@ -17,7 +22,10 @@ const MEASURE_MS = 10;
  * its placement, its threads), for the batch size policy (docs/design.md, "Batch sizes"). Live runs
  * keep the model current afterwards (BatchRunner).
  */
-export async function measureBatchCosts(session: ModelSession, version: ModelVersion): Promise<CostModel> {
+export async function measureBatchCosts(
+  session: ModelSession,
+  version: ModelVersion,
+): Promise<MeasuredCosts> {
   const { maxBatchSize } = version.config;
   const costs = new CostModel(maxBatchSize);
   // A warm-up sample of several rows is stacked whole: a batch has a multiple of its rows.
@@ -37,7 +45,23 @@ export async function measureBatchCosts(session: ModelSession, version: ModelVer
     }
     costs.observe(rows, fastest);
   }
-  return costs;
+  return { groupKey: warmupGroupKey(version), costs };
+}
+
+/**
+ * The group key of the warm-up batch: the sample's shape, or the signature's with dynamic dims 1
+ * (what `ModelSession.warmup` runs without a sample). Only batches of this key use, and teach, the
+ * cost model measured on it.
+ */
+export function warmupGroupKey(version: ModelVersion): string {
+  const { signature, config } = version;
+  const names = signature.inputs.map((input) => input.name);
+  const sample = version.warmupSample?.inputs;
+  const dims =
+    sample === undefined
+      ? signature.inputs.map((input) => input.shape.slice(1).map((dim) => (dim === -1 ? 1 : dim)))
+      : batchShapeOf(sample, signature).dims;
+  return batchGroupKey({ rows: 1, dims }, names, config.pad);
 }
 
 /** What /v1/models and the fleet view show of a cost model: ms per measured size, overhead, knee and best. */

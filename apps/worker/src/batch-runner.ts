@@ -1,4 +1,4 @@
-import type { LiveCosts } from '@inferq/batcher';
+import type { ShapedCosts } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
@@ -15,8 +15,8 @@ export interface BatchRunnerOptions {
   ends: BatchEnds;
   /** Largest MessagePack outputs of one request; larger ones end `failed` (`output_too_large`). Default: no cap. */
   maxOutputBytes?: number;
-  /** Learns each run's time by its rows (batch-costs.ts). */
-  costs?: LiveCosts;
+  /** Learns each run's time by its rows, for batches of the shape it was measured at (batch-costs.ts). */
+  costs?: ShapedCosts;
   metrics: Metrics;
   logger: Logger;
   letGo: LetGo;
@@ -129,10 +129,13 @@ export class BatchRunner {
     let inferMs: number;
     try {
       ({ perRequest, inferMs } = await this.infer(group, session));
-      this.options.costs?.observe(
-        group.reduce((rows, r) => rows + r.rows, 0),
-        inferMs,
-      );
+      const costs = this.options.costs;
+      if (costs !== undefined && group[0]?.taken.groupKey === costs.groupKey) {
+        costs.costs.observe(
+          group.reduce((rows, r) => rows + r.rows, 0),
+          inferMs,
+        );
+      }
     } catch (error) {
       // One poison input fails its whole batch: bisect so only it fails (bisect.ts).
       await bisectFailedRun(group, asError(error), {
@@ -199,7 +202,7 @@ export class BatchRunner {
     }
     await written;
     // What the batch cost besides its run (scripts, stacking, splitting): the cost model's overhead.
-    this.options.costs?.observeOverhead(Math.max(0, Date.now() - startedAt - inferMs));
+    this.options.costs?.costs.observeOverhead(Math.max(0, Date.now() - startedAt - inferMs));
   }
 
   /**

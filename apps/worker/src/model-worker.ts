@@ -1,4 +1,4 @@
-import { BatchFormer, batchSize, type LiveCosts } from '@inferq/batcher';
+import { BatchFormer, batchSize, type ShapedCosts } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import { parseBatchShape } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
@@ -19,8 +19,11 @@ export interface ModelWorkerOptions {
   jobAttempts: number;
   /** Largest MessagePack outputs of one request; larger ones end `failed` (`output_too_large`). Default: no cap. */
   maxOutputBytes?: number;
-  /** The version's cost model (measured at warm-up): batch sizes follow it, and its runs update it. */
-  costs?: LiveCosts;
+  /**
+   * The version's cost model (measured at warm-up) and the shape it speaks for: batches of that group
+   * key are sized by it and update it; those of other shapes close at maxBatchSize.
+   */
+  costs?: ShapedCosts;
   metrics: Metrics;
   logger: Logger;
 }
@@ -28,6 +31,21 @@ export interface ModelWorkerOptions {
 /** Requests a worker holds per model version: one batch running while the next forms. */
 export function intakeCapacity(version: ModelVersion): number {
   return Math.max(2, version.config.maxBatchSize * 2);
+}
+
+/**
+ * When a request without a deadline of its own is due, after it was accepted, in a model without a
+ * latency objective: it keeps its place among requests with deadlines (EDF) without starving.
+ */
+export const UNDATED_HORIZON_MS = 1_000;
+
+/**
+ * The time a request is due by, which orders the batches a worker forms (earliest first): its
+ * deadline (`timeoutMs`), else its acceptance plus the model's latency objective, else plus
+ * UNDATED_HORIZON_MS.
+ */
+export function dueBy(delivery: Delivery, latencyObjectiveMs: number | undefined): number {
+  return delivery.deadline ?? delivery.createdAt + (latencyObjectiveMs ?? UNDATED_HORIZON_MS);
 }
 
 /** Longest a read waits for the ends of a main-thread batch to be sent first. */
@@ -76,22 +94,21 @@ export class ModelWorker {
       letGo,
     });
     const { maxBatchSize, maxBatchDelayMs, preferredBatchSizes } = options.version.config;
-    const sizing = {
-      maxBatchSize,
-      preferredBatchSizes,
-      ...(options.costs === undefined ? {} : { costs: options.costs }),
-    };
+    const unmeasured = { maxBatchSize, preferredBatchSizes };
+    const measured = options.costs === undefined ? unmeasured : { ...unmeasured, costs: options.costs.costs };
     this.former = new BatchFormer<Taken>(
       {
         maxBatchSize,
         maxBatchDelayMs,
         dispatchWhenIdle: true,
-        size: (waitingRows) => batchSize(sizing, waitingRows),
+        size: (waitingRows, groupKey) =>
+          batchSize(groupKey === options.costs?.groupKey ? measured : unmeasured, waitingRows),
       },
       {
         run: (batch) => (this.stopping ? this.handBack(batch) : this.runner.run(batch)),
         groupKey: (taken) => taken.groupKey,
         rows: (taken) => taken.rows,
+        deadline: (taken) => dueBy(taken.delivery, options.version.config.latencyObjectiveMs),
       },
     );
   }

@@ -5,13 +5,12 @@
  * again. Nothing here stops the process: one bad model never takes the others down.
  */
 import { hostname } from 'node:os';
-import type { CostModel } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
 import type { InputLimits, RequestError } from '@inferq/protocol';
 import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
 import type { FleetRegistry, InferenceQueue, ServedVersion, VersionState, WorkerReport } from '@inferq/store';
-import { costProfileOf, measureBatchCosts } from './batch-costs.ts';
+import { costProfileOf, type MeasuredCosts, measureBatchCosts } from './batch-costs.ts';
 import { directRequestOf } from './direct-jobs.ts';
 import { intakeCapacity, ModelWorker } from './model-worker.ts';
 
@@ -53,7 +52,7 @@ interface Slot {
   loadMs?: number;
   warmupMs?: number;
   /** Measured at warm-up (warmup on, a batch axis); kept current by its worker's runs. */
-  costs?: CostModel;
+  costs?: MeasuredCosts;
   session?: ModelSession;
   worker?: ModelWorker;
 }
@@ -95,7 +94,8 @@ export class ServedModels {
       if (slot.placement !== undefined) served.placement = slot.placement;
       if (slot.loadMs !== undefined) served.loadMs = slot.loadMs;
       if (slot.warmupMs !== undefined) served.warmupMs = slot.warmupMs;
-      if (slot.costs !== undefined && slot.state === 'ready') served.batchCosts = costProfileOf(slot.costs);
+      if (slot.costs !== undefined && slot.state === 'ready')
+        served.batchCosts = costProfileOf(slot.costs.costs);
       served.fingerprint = slot.fingerprint;
       return served;
     });

@@ -5,6 +5,7 @@ interface Item {
   id: string;
   group?: string;
   rows?: number;
+  deadline?: number;
 }
 
 interface Harness {
@@ -14,13 +15,16 @@ interface Harness {
   /** settle the oldest batch still running */
   finish(outcome?: 'resolve' | 'reject'): Promise<void>;
   setIdle(idle: boolean): void;
-  /** Each id is `name[*rows][:group]`: `a*3:wide` is an item of 3 rows in group `wide`. */
+  /**
+   * Each id is `name[*rows][:group][@deadline]`: `a*3:wide` is an item of 3 rows in group `wide`,
+   * `b@40` one due at 40 ms past the start. Without `@`, an item has no deadline hook's answer (0).
+   */
   add(...ids: string[]): void;
 }
 
 function harness(
   policy: BatchPolicy,
-  options: { idle?: boolean; maxConcurrentBatches?: number; autoFinish?: boolean } = {},
+  options: { idle?: boolean; maxConcurrentBatches?: number; autoFinish?: boolean; edf?: boolean } = {},
 ): Harness {
   const batches: string[][] = [];
   const unsettled: { resolve(): void; reject(error: Error): void }[] = [];
@@ -34,6 +38,7 @@ function harness(
     groupKey: (item) => item.group ?? 'default',
     rows: (item) => item.rows ?? 1,
     isSourceIdle: () => idle,
+    ...(options.edf === true ? { deadline: (item: Item) => item.deadline ?? 0 } : {}),
     ...(options.maxConcurrentBatches === undefined
       ? {}
       : { maxConcurrentBatches: options.maxConcurrentBatches }),
@@ -53,20 +58,24 @@ function harness(
     },
     add(...ids) {
       for (const id of ids) {
-        const [name, group] = id.split(':');
+        const [spec, deadline] = id.split('@');
+        const [name, group] = spec!.split(':');
         const rows = name!.split('*')[1];
         former.add({
           id,
           ...(group === undefined ? {} : { group }),
           ...(rows === undefined ? {} : { rows: Number(rows) }),
+          ...(deadline === undefined ? {} : { deadline: START + Number(deadline) }),
         });
       }
     },
   };
 }
 
+const START = 1_000_000;
+
 beforeEach(() => {
-  vi.useFakeTimers({ now: 1_000_000 });
+  vi.useFakeTimers({ now: START });
 });
 
 afterEach(() => {
@@ -146,6 +155,19 @@ describe('BatchFormer', () => {
     ]);
     await vi.advanceTimersByTimeAsync(50);
     expect(h.batches[2]).toEqual(['h', 'i']);
+  });
+
+  it('asks the size policy per group, with the group key (a cost model speaks for one shape)', async () => {
+    // Measured on group 'narrow' only: it closes at 2 there; any other group closes at maxBatchSize.
+    const size = (_waitingRows: number, groupKey: string) =>
+      groupKey === 'narrow' ? { closeAt: 2, takeAtMost: 2 } : { closeAt: 4, takeAtMost: 4 };
+    const h = harness({ maxBatchSize: 4, maxBatchDelayMs: 50, size }, { maxConcurrentBatches: 3 });
+    h.add('a:wide', 'b:wide', 'c:narrow', 'd:narrow');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['c:narrow', 'd:narrow']]);
+    h.add('e:wide', 'f:wide');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches.at(-1)).toEqual(['a:wide', 'b:wide', 'e:wide', 'f:wide']);
   });
 
   it('adds no delay when the source is idle', async () => {
@@ -339,6 +361,57 @@ describe('BatchFormer', () => {
     await vi.advanceTimersByTimeAsync(0);
     await throwing.drain();
     expect(ran).toEqual([['boom'], ['fine']]);
+  });
+
+  it("takes a group's earliest deadlines first, equal deadlines in the order added (EDF)", async () => {
+    const h = harness({ maxBatchSize: 2, maxBatchDelayMs: 5 }, { edf: true });
+    h.add('a@90', 'b@30', 'c@60', 'd@30', 'e@10');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['e@10', 'b@30']]);
+    await h.finish();
+    expect(h.batches.at(-1)).toEqual(['d@30', 'c@60']);
+    await h.finish();
+    expect(h.batches.at(-1)).toEqual(['a@90']);
+  });
+
+  it('of the groups ready to go, dispatches the one holding the earliest deadline first', async () => {
+    const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 5 }, { idle: true, edf: true });
+    h.add('x1:b@50', 'y1:a@70', 'z1:c@20', 'x2:b@80', 'y2:a@10');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['y2:a@10', 'y1:a@70']]);
+    await h.finish();
+    expect(h.batches.at(-1)).toEqual(['z1:c@20']);
+    await h.finish();
+    expect(h.batches.at(-1)).toEqual(['x1:b@50', 'x2:b@80']);
+  });
+
+  it("counts a batch's delay from the item that has waited longest, whatever its deadline", async () => {
+    const h = harness({ maxBatchSize: 8, maxBatchDelayMs: 5 }, { edf: true });
+    h.add('late@500');
+    await vi.advanceTimersByTimeAsync(3);
+    h.add('soon@10');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(h.batches).toEqual([]);
+    // 5 ms after 'late' arrived, not after 'soon'
+    await vi.advanceTimersByTimeAsync(1);
+    expect(h.batches).toEqual([['soon@10', 'late@500']]);
+  });
+
+  it('drain() counts items by when they were added, not by the deadline order they run in', async () => {
+    const h = harness({ maxBatchSize: 1, maxBatchDelayMs: 0 }, { edf: true });
+    h.add('first@90');
+    let drained = false;
+    void h.former.drain().then(() => {
+      drained = true;
+    });
+    h.add('second@10');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.batches).toEqual([['second@10']]);
+    await h.finish();
+    expect(drained).toBe(false);
+    expect(h.batches.at(-1)).toEqual(['first@90']);
+    await h.finish();
+    expect(drained).toBe(true);
   });
 
   it('drain() resolves once everything added so far has run', async () => {

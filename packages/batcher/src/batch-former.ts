@@ -15,10 +15,11 @@ export interface BatchPolicy {
    */
   dispatchWhenIdle?: boolean;
   /**
-   * Where a group's batch closes and how many rows it takes, given the rows waiting in it (the
-   * batch size policy: batch-sizing.ts). Absent: it closes at, and takes up to, maxBatchSize.
+   * Where a group's batch closes and how many rows it takes, given the rows waiting in it and its
+   * group key (the batch size policy: batch-sizing.ts). Absent: it closes at, and takes up to,
+   * maxBatchSize.
    */
-  size?(waitingRows: number): BatchSize;
+  size?(waitingRows: number, groupKey: string): BatchSize;
 }
 
 export interface BatchHooks<T> {
@@ -34,6 +35,12 @@ export interface BatchHooks<T> {
   groupKey(item: T): string;
   /** Rows the item adds to a batch (its inputs' first axis), asked once when it is added; 1 when absent. */
   rows?(item: T): number;
+  /**
+   * When the item should have ended (ms, on `now`'s clock), asked once when it is added: a group's
+   * batch takes its earliest deadlines first, and of the groups ready to go the one holding the
+   * earliest deadline goes first (EDF). Absent: items go in the order they were added.
+   */
+  deadline?(item: T): number;
   /**
    * True when the source had nothing more to hand over: waiting for companions would only add
    * latency. Absent: the source never says (a former with `dispatchWhenIdle` and one run slot needs
@@ -51,11 +58,15 @@ interface PendingItem<T> {
   seq: number;
   addedAt: number;
   rows: number;
+  deadline: number;
 }
 
 interface Group<T> {
   key: string;
+  /** Earliest deadline first, then in the order added. */
   items: PendingItem<T>[];
+  /** When the item that has waited longest was added: what the delay bound counts from. */
+  oldestAddedAt: number;
   /** Rows of `items`, together. */
   rows: number;
   /** Some item of this group has waited for a free run slot: it goes as soon as one frees. */
@@ -78,8 +89,9 @@ interface DrainWaiter {
  * source is idle (nobody else is coming, so any wait is wasted), its oldest item has waited
  * `maxBatchDelayMs`, or its items had to wait for a busy slot (they already waited for the model).
  * Decisions are taken on `setImmediate` after an add (so a burst added in one tick forms one batch),
- * when the delay timer fires and when a run ends. A batch takes the group's oldest items, in order,
- * while their rows fit in the policy's `takeAtMost`.
+ * when the delay timer fires and when a run ends. A batch takes the group's items with the earliest
+ * deadlines (`BatchHooks.deadline`; without it, the oldest), in that order, while their rows fit in
+ * the policy's `takeAtMost`; of several ready groups, the one whose first item is due first goes.
  */
 export class BatchFormer<T> {
   readonly #policy: BatchPolicy;
@@ -129,12 +141,14 @@ export class BatchFormer<T> {
     const rows = this.#hooks.rows?.(item) ?? 1;
     if (!Number.isInteger(rows) || rows < 0)
       throw new RangeError(`an item's rows must be an integer >= 0, got ${rows}`);
+    const deadline = this.#hooks.deadline?.(item) ?? 0;
+    const addedAt = this.#now();
     let group = this.#groups.get(key);
     if (group === undefined) {
-      group = { key, items: [], rows: 0, heldBySlots: false };
+      group = { key, items: [], oldestAddedAt: addedAt, rows: 0, heldBySlots: false };
       this.#groups.set(key, group);
     }
-    group.items.push({ item, seq: this.#nextSeq++, addedAt: this.#now(), rows });
+    insertByDeadline(group.items, { item, seq: this.#nextSeq++, addedAt, rows, deadline });
     group.rows += rows;
     this.#pendingCount++;
     this.#scheduleEvaluation();
@@ -170,7 +184,7 @@ export class BatchFormer<T> {
   #sizeOf(group: Group<T>): BatchSize {
     const { maxBatchSize } = this.#policy;
     if (maxBatchSize === 0) return { closeAt: 1, takeAtMost: 1 };
-    const chosen = this.#policy.size?.(group.rows);
+    const chosen = this.#policy.size?.(group.rows, group.key);
     if (chosen === undefined) return { closeAt: maxBatchSize, takeAtMost: maxBatchSize };
     const bound = (rows: number): number => Math.max(1, Math.min(maxBatchSize, Math.floor(rows)));
     return { closeAt: bound(chosen.closeAt), takeAtMost: bound(chosen.takeAtMost) };
@@ -210,23 +224,23 @@ export class BatchFormer<T> {
   }
 
   #isReady(group: Group<T>, now: number, sourceIdle: boolean): boolean {
-    const oldest = group.items[0];
-    if (oldest === undefined) return false;
+    if (group.items.length === 0) return false;
     return (
       this.#policy.maxBatchSize === 0 ||
       group.rows >= this.#sizeOf(group).closeAt ||
       sourceIdle ||
       group.heldBySlots ||
       (this.#policy.dispatchWhenIdle === true && this.#runningBatches.size === 0) ||
-      now - oldest.addedAt >= this.#policy.maxBatchDelayMs
+      now - group.oldestAddedAt >= this.#policy.maxBatchDelayMs
     );
   }
 
+  /** Of the groups ready to go, the one whose first item is due first (then: was added first). */
   #oldestReadyGroup(now: number, sourceIdle: boolean): Group<T> | undefined {
     let best: Group<T> | undefined;
     for (const group of this.#groups.values()) {
       if (!this.#isReady(group, now, sourceIdle)) continue;
-      if (best === undefined || group.items[0]!.seq < best.items[0]!.seq) best = group;
+      if (best === undefined || comesFirst(group.items[0]!, best.items[0]!)) best = group;
     }
     return best;
   }
@@ -235,6 +249,7 @@ export class BatchFormer<T> {
     const taken = group.items.splice(0, this.#takeCount(group));
     for (const pending of taken) group.rows -= pending.rows;
     if (group.items.length === 0) this.#groups.delete(group.key);
+    else group.oldestAddedAt = group.items.reduce((at, pending) => Math.min(at, pending.addedAt), Infinity);
     this.#pendingCount -= taken.length;
     this.#runningBatches.add(taken);
 
@@ -257,8 +272,7 @@ export class BatchFormer<T> {
   #armTimer(now: number): void {
     let dueAt = Number.POSITIVE_INFINITY;
     for (const group of this.#groups.values()) {
-      const oldest = group.items[0];
-      if (oldest !== undefined) dueAt = Math.min(dueAt, oldest.addedAt + this.#policy.maxBatchDelayMs);
+      if (group.items.length > 0) dueAt = Math.min(dueAt, group.oldestAddedAt + this.#policy.maxBatchDelayMs);
     }
     if (dueAt === Number.POSITIVE_INFINITY) {
       this.#clearTimer();
@@ -286,8 +300,7 @@ export class BatchFormer<T> {
   #oldestUnfinishedSeq(): number {
     let oldest = this.#nextSeq;
     for (const group of this.#groups.values()) {
-      const head = group.items[0];
-      if (head !== undefined) oldest = Math.min(oldest, head.seq);
+      for (const pending of group.items) oldest = Math.min(oldest, pending.seq);
     }
     for (const batch of this.#runningBatches) {
       for (const pending of batch) oldest = Math.min(oldest, pending.seq);
@@ -305,4 +318,21 @@ export class BatchFormer<T> {
     }
     this.#drainWaiters = stillWaiting;
   }
+}
+
+/** Earliest deadline first; equal deadlines in the order added. */
+function comesFirst<T>(a: PendingItem<T>, b: PendingItem<T>): boolean {
+  return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+}
+
+/** Inserts `pending` after every item due no later than it (its sequence number is the highest). */
+function insertByDeadline<T>(items: PendingItem<T>[], pending: PendingItem<T>): void {
+  let low = 0;
+  let high = items.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (items[middle]!.deadline <= pending.deadline) low = middle + 1;
+    else high = middle;
+  }
+  items.splice(low, 0, pending);
 }

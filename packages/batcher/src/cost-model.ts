@@ -44,6 +44,16 @@ export interface LiveCosts extends BatchCosts {
   observeOverhead(ms: number): void;
 }
 
+/**
+ * A cost model and the batches it speaks for: those of one group key (one shape). A model with dynamic
+ * dims costs what its inputs' size makes it (a 48×192 crop costs hundreds of times a 1×1 one), so the
+ * measurements of one shape say nothing of another's batches.
+ */
+export interface ShapedCosts {
+  groupKey: string;
+  costs: LiveCosts;
+}
+
 export class CostModel implements LiveCosts {
   readonly maxBatchSize: number;
   /** Batch size -> running estimate. */

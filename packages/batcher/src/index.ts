@@ -6,5 +6,7 @@ export {
   type CostPoint,
   KNEE_SHARE,
   type LiveCosts,
+  type ShapedCosts,
   warmupBatchSizes,
 } from './cost-model.ts';
+export { type DeadlineBound, deadlineBound, type ReportedBatchCosts } from './deadline-admission.ts';

@@ -159,6 +159,18 @@ export class ServiceUnavailableError extends InferqError {
 }
 
 /**
+ * Early refusal: more requests wait for the model version than can be served before this request's
+ * deadline (its `timeoutMs`, else the model's `latencyObjectiveMs`), going by the measured batch
+ * costs and the live workers. 503, not 429: it is the service's capacity now, not the client's
+ * rate, that falls short; Retry-After says when the queue will have drained enough.
+ */
+export class DeadlineUnmeetableError extends InferqError {
+  readonly status = 503;
+  readonly code = 'deadline-unmeetable';
+  readonly title = 'Deadline cannot be met';
+}
+
+/**
  * A model version that cannot serve requests now: unavailable (the detail gives the reason, verbatim
  * from onnxruntime or the config check) or with no live worker while WAIT_FOR_CAPACITY is off.
  */

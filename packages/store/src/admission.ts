@@ -29,6 +29,12 @@ export function admissionArgs(p: SubmitParams): (string | number)[] {
   ];
 }
 
+/** A[15..16] of submit-n.lua: the deadline's queue bound and the fleet's drain rate ("" without one). */
+export function deadlineArgs(p: SubmitParams): string[] {
+  const bound = p.admission?.deadline;
+  return bound === undefined ? ['', ''] : [String(bound.maxWaitingAhead), String(bound.itemsPerSecond)];
+}
+
 /** The rejection a `{ "rejected", reason, ... }` answer of submit-n.lua stands for. */
 export function rejectionOf(reply: readonly unknown[], p: SubmitParams): SubmitRejection {
   const reason = String(reply[1]);
@@ -50,6 +56,13 @@ export function rejectionOf(reply: readonly unknown[], p: SubmitParams): SubmitR
       };
     case 'idempotency-key-reused':
       return { reason, key: admission?.idempotency?.key ?? '' };
+    case 'deadline-unmeetable':
+      return {
+        reason,
+        retryAfterSeconds: Number(reply[2]),
+        depth: Number(reply[3]),
+        maxWaitingAhead: admission?.deadline?.maxWaitingAhead ?? 0,
+      };
     default:
       throw new Error(`submit script rejected for an unknown reason: ${reason}`);
   }

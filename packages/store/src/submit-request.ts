@@ -3,7 +3,7 @@
  * fields packed as one MessagePack value, and where its payload goes (inside the queue entry, or
  * under its own key); and the outcome its reply names.
  */
-import { admissionArgs, admissionKeys, hashOf, rejectionOf } from './admission.ts';
+import { admissionArgs, admissionKeys, deadlineArgs, hashOf, rejectionOf } from './admission.ts';
 import { type Keys, type QueueKeys, queueName } from './keys.ts';
 import type { LuaValue } from './lua-args.ts';
 import type { Arg, SubmitReply } from './scripts.ts';
@@ -90,7 +90,8 @@ export function prepareSubmit(
       payloadKey,
       ...admissionKeys(k, p),
       outbox ?? stream,
-      queue.paused,
+      // Paused: the streams' flag, or BullMQ's queue meta hash (its `paused` field) behind an outbox.
+      outbox === undefined ? queue.paused : `${k.bullPrefix}:${queueName(p.model, p.version)}:meta`,
       queue.held(stream),
     ],
     request: [
@@ -104,6 +105,7 @@ export function prepareSubmit(
         ...admissionArgs(p).map(String),
         p.batchShape ?? '',
         outbox === undefined ? '' : '1',
+        ...deadlineArgs(p),
       ],
       fields,
     ],

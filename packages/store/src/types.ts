@@ -51,13 +51,25 @@ export interface Admission {
    * fingerprint replays the first one; another fingerprint is rejected.
    */
   idempotency?: { key: string; fingerprint: string; ttlSeconds: number };
+  /**
+   * The request's deadline as a queue bound (early refusal, `deadlineBound` of @inferq/batcher): it
+   * is refused when more than `maxWaitingAhead` requests wait for its model version, unless none
+   * waits or the queue is paused. Absent: no such check.
+   */
+  deadline?: { maxWaitingAhead: number; itemsPerSecond: number };
 }
 
 /** Why the submit script refused a request; it wrote nothing. */
 export type SubmitRejection =
   | { reason: 'queue-full'; retryAfterSeconds: number; depth: number; maxQueueDepth: number }
   | { reason: 'rate-limited'; retryAfterSeconds: number; perSecond: number; burst: number }
-  | { reason: 'idempotency-key-reused'; key: string };
+  | { reason: 'idempotency-key-reused'; key: string }
+  | {
+      reason: 'deadline-unmeetable';
+      retryAfterSeconds: number;
+      depth: number;
+      maxWaitingAhead: number;
+    };
 
 export type SubmitOutcome =
   /** Served from the cache: the record is already terminal (`cached: true`). */

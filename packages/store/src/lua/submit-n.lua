@@ -1,7 +1,7 @@
 #!lua
 --[[
   Submit one request in one round trip: admit it (idempotency replay, the tenant's token bucket, the
-  model version's queue depth), then serve it from the cache, attach it to an identical request
+  model version's queue depth, the queue its deadline allows), then serve it from the cache, attach it to an identical request
   already in flight, or create its record and enqueue it: an entry in its band's stream, which wakes
   a blocked worker at once (or, while the queue is paused, its id in the band's held list).
 
@@ -27,7 +27,8 @@
   K[6]  idempotency entry   <prefix>:idem:<tenant>:<key>        (unused without A[10])
   K[7]  token bucket        <prefix>:rate:<tenant>              (unused when A[8] is 0)
   K[8]  band stream         <prefix>:q:<model>.v<version>[:background]
-  K[9]  paused flag         <prefix>:q:<model>.v<version>:paused
+  K[9]  paused flag         <prefix>:q:<model>.v<version>:paused; with A[14], BullMQ's queue meta
+                            hash <prefix>:bull:<model>.v<version>:meta, paused when it has `paused`
   K[10] held list           <band stream>:held
   A[1]  id
   A[2]  now (ms)
@@ -47,7 +48,10 @@
   A[14] "1" for a queue backend that enqueues after this script (bullmq: docs/design.md), "" for
            the streams: K[8] is then the outbox (<prefix>:outbox, ZSET id -> acceptance time), where
            the request's id goes instead of a stream entry, its payload (written by the caller) kept
-           under K[4]; K[9] and K[10] are unused
+           under K[4]; K[10] is unused
+  A[15] most requests that may wait ahead of this one for it to meet its deadline (-1: none may),
+           or "" for no such check (early refusal: @inferq/batcher's deadline-admission.ts)
+  A[16] requests a second the live workers clear (for Retry-After), with A[15]
   fields: the record fields, as field/value pairs
 
   Returns
@@ -55,6 +59,8 @@
   { "rejected", "idempotency-key-reused" }
   { "rejected", "rate-limited", retryAfterSeconds }
   { "rejected", "queue-full", retryAfterSeconds, depth }
+  { "rejected", "deadline-unmeetable", retryAfterSeconds, depth }
+                               more wait than A[15] allows, while some wait and the queue runs
   { "cached", record }         the record was written as succeeded from the cache entry; its HGETALL
   { "coalesced", leader }      the record follows <leader>; nothing is enqueued
   { "queued" }                 record written and the request enqueued (or held while paused)
@@ -73,6 +79,25 @@
 -- for ever. Stale entries drift to the front as live ones are claimed, so the front is where to look.
 local PRUNE_BATCH = 16
 local QUEUE_FULL_RETRY_AFTER_SECONDS = 1
+
+-- Requests queued for the version (K[5]); from `atLeast` on, stale entries at its front are pruned
+-- first, so that a count that would refuse the request is a true one.
+local function queuedDepth(K, prefix, atLeast)
+  local depth = redis.call('ZCARD', K[5])
+  if depth < atLeast then return depth end
+  for _, queuedId in ipairs(redis.call('ZRANGE', K[5], 0, PRUNE_BATCH - 1)) do
+    if redis.call('HGET', prefix .. ':req:' .. queuedId, 'status') ~= 'queued' then
+      redis.call('ZREM', K[5], queuedId)
+      depth = depth - 1
+    end
+  end
+  return depth
+end
+
+local function isPaused(K, behindOutbox)
+  if behindOutbox then return redis.call('HEXISTS', K[9], 'paused') == 1 end
+  return redis.call('EXISTS', K[9]) == 1
+end
 
 local function submit(K, A, fields)
   local id, now, useCache, resultTtl, payload, prefix = A[1], tonumber(A[2]), A[3], A[4], A[5], A[6]
@@ -144,17 +169,20 @@ local function submit(K, A, fields)
     end
   end
 
-  -- Only a request that needs a model run of its own counts against, and is refused by, a full queue.
+  -- Only a request that needs a model run of its own counts against, and is refused by, a full queue
+  -- or a queue too deep for its deadline.
   if maxDepth > 0 then
-    local depth = redis.call('ZCARD', K[5])
-    if depth >= maxDepth then
-      for _, queuedId in ipairs(redis.call('ZRANGE', K[5], 0, PRUNE_BATCH - 1)) do
-        if redis.call('HGET', prefix .. ':req:' .. queuedId, 'status') ~= 'queued' then
-          redis.call('ZREM', K[5], queuedId)
-          depth = depth - 1
-        end
-      end
-      if depth >= maxDepth then return { 'rejected', 'queue-full', QUEUE_FULL_RETRY_AFTER_SECONDS, depth } end
+    local depth = queuedDepth(K, prefix, maxDepth)
+    if depth >= maxDepth then return { 'rejected', 'queue-full', QUEUE_FULL_RETRY_AFTER_SECONDS, depth } end
+  end
+  local waitingAllowed = tonumber(A[15])
+  if waitingAllowed then
+    -- Never into an empty queue (the request runs at once, whatever its deadline), nor while the
+    -- queue is paused (nothing drains: the deadline sweeper ends what waits past its deadline).
+    local depth = queuedDepth(K, prefix, math.max(waitingAllowed + 1, 1))
+    if depth > 0 and depth > waitingAllowed and not isPaused(K, A[14] ~= '') then
+      local retryAfter = math.max(1, math.ceil((depth - math.max(waitingAllowed, 0)) / tonumber(A[16])))
+      return { 'rejected', 'deadline-unmeetable', retryAfter, depth }
     end
   end
 
