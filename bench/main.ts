@@ -205,7 +205,14 @@ async function main(): Promise<number> {
     wallSeconds: 0,
     machine: machineInfo(repoRoot),
     models: Object.fromEntries(
-      [cls, noop].map((m) => [m.name, { maxBatchSize: m.maxBatchSize, maxBatchDelayMs: m.maxBatchDelayMs }]),
+      [cls, noop].map((m) => [
+        m.name,
+        {
+          maxBatchSize: m.maxBatchSize,
+          maxBatchDelayMs: m.maxBatchDelayMs,
+          ...(m.latencyObjectiveMs === undefined ? {} : { latencyObjectiveMs: m.latencyObjectiveMs }),
+        },
+      ]),
     ),
     failures: [],
   };
@@ -568,6 +575,8 @@ async function main(): Promise<number> {
 function writePlot(results: BenchResults, file: string): boolean {
   const inferq = results.inferq?.curve ?? [];
   const naive = results.naive?.curve ?? [];
+  const bullmq = results.inferqBullmq?.curve ?? [];
+  const objective = results.models['ppocr-cls']?.latencyObjectiveMs;
   if (inferq.length === 0 && naive.length === 0) return false;
   const series = (curve: CurvePoint[], key: 'p50Ms' | 'p99Ms') =>
     curve.map((point) => ({ x: point.throughputPerSecond, y: point.latency[key] }));
@@ -579,9 +588,15 @@ function writePlot(results: BenchResults, file: string): boolean {
     series: [
       { label: 'inferq p50', color: '#1f77b4', dashed: false, points: series(inferq, 'p50Ms') },
       { label: 'inferq p99', color: '#1f77b4', dashed: true, points: series(inferq, 'p99Ms') },
+      { label: 'inferq (bullmq) p99', color: '#9467bd', dashed: true, points: series(bullmq, 'p99Ms') },
       { label: 'naive BullMQ p50', color: '#d62728', dashed: false, points: series(naive, 'p50Ms') },
       { label: 'naive BullMQ p99', color: '#d62728', dashed: true, points: series(naive, 'p99Ms') },
     ],
+    ...(objective === undefined
+      ? {}
+      : {
+          levels: [{ y: objective, label: `ppocr-cls objective (p99 ≤ ${objective} ms)`, color: '#2ca02c' }],
+        }),
   });
   writeFileSync(file, svg);
   return true;

@@ -18,6 +18,8 @@ export interface BenchModel {
   modelPath: string;
   maxBatchSize: number;
   maxBatchDelayMs: number;
+  /** The model's p99 objective (`latencyObjectiveMs`), where its config sets one. */
+  latencyObjectiveMs?: number;
 }
 
 /** Reads a demo model's batching settings from its `config.json`; fails loudly when `npm run build` has not run. */
@@ -28,6 +30,7 @@ export function loadBenchModel(repoRoot: string, name: BenchModelName): BenchMod
   const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as {
     maxBatchSize?: number;
     maxBatchDelayMs?: number;
+    latencyObjectiveMs?: number;
   };
   if (typeof config.maxBatchSize !== 'number' || typeof config.maxBatchDelayMs !== 'number') {
     throw new Error(`${folder}/config.json must set maxBatchSize and maxBatchDelayMs for the bench`);
@@ -38,6 +41,9 @@ export function loadBenchModel(repoRoot: string, name: BenchModelName): BenchMod
     modelPath,
     maxBatchSize: config.maxBatchSize,
     maxBatchDelayMs: config.maxBatchDelayMs,
+    ...(typeof config.latencyObjectiveMs === 'number'
+      ? { latencyObjectiveMs: config.latencyObjectiveMs }
+      : {}),
   };
 }
 
@@ -50,9 +56,9 @@ export function powersOfTwoUpTo(max: number): number[] {
 }
 
 /**
- * A model repository holding copies of only the models a deployment needs (same files and
- * config.json as models/demo): a worker then loads and warms up nothing the scenario does not use,
- * and /readyz needs a live worker only for those models.
+ * A model repository holding copies of only the models a deployment needs (same files, config.json
+ * and warm-up sample as models/demo): a worker then loads and warms up nothing the scenario does not
+ * use, and /readyz needs a live worker only for those models.
  */
 export function makeRepository(
   models: readonly BenchModel[],
@@ -64,6 +70,9 @@ export function makeRepository(
     mkdirSync(join(dir, model.name, '1'), { recursive: true });
     copyFileSync(join(source, 'config.json'), join(dir, model.name, 'config.json'));
     copyFileSync(model.modelPath, join(dir, model.name, '1', 'model.onnx'));
+    // The sample sets the shape the worker measures its cost model at (docs/design.md, "Batch sizes").
+    const sample = join(source, '1', 'warmup.json');
+    if (existsSync(sample)) copyFileSync(sample, join(dir, model.name, '1', 'warmup.json'));
   }
   return { dir, remove };
 }

@@ -36,7 +36,8 @@ export interface Profile {
   drainTimeoutMs: number;
 }
 
-const FRACTIONS_FULL = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/** 95%: the open-loop target (sustained at ≥ 95% of the closed loop's saturation) is read there. */
+const FRACTIONS_FULL = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0];
 
 export const PROFILES: Record<Profile['name'], Profile> = {
   quick: {
@@ -45,7 +46,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     directMs: 800,
     saturationMs: 2_500,
     curvePointMs: 2_000,
-    curveFractions: [0.1, 0.4, 0.7, 1.0],
+    curveFractions: [0.1, 0.4, 0.7, 0.9, 1.0],
     overheadWarmupRequests: 2_000,
     overheadRequests: 500,
     cacheRequests: 1_000,

@@ -19,6 +19,11 @@ export interface OverheadResult {
   requests: number;
   /** End-to-end minus the record's `timings.inferMs`. */
   overhead: LatencySummary;
+  /**
+   * The same over the first COLD_REQUESTS requests after the deployment started (part of the
+   * unmeasured warm-up): what the first clients of a fresh start see.
+   */
+  cold?: LatencySummary;
   endToEnd: LatencySummary;
   inference: LatencySummary;
   errors: Record<string, number>;
@@ -79,6 +84,8 @@ export interface SaturationResult extends LoadResult {
   concurrency: number;
   /** Mean requests per batch the workers ran during the measurement. */
   meanBatchSize: number | undefined;
+  /** P11: CPU time of the API process per successful request during the measurement (ms). */
+  apiCpuMsPerRequest?: number | undefined;
 }
 
 export interface CurvePoint extends LoadResult {
@@ -101,7 +108,7 @@ export interface BenchResults {
   startedAt: string;
   wallSeconds: number;
   machine: MachineInfo;
-  models: Record<string, { maxBatchSize: number; maxBatchDelayMs: number }>;
+  models: Record<string, { maxBatchSize: number; maxBatchDelayMs: number; latencyObjectiveMs?: number }>;
   direct?: DirectResult;
   naive?: {
     workerConcurrency: number;

@@ -56,4 +56,18 @@ describe('renderLinePlot', () => {
   it('escapes text', () => {
     expect(svg).toContain('latency &lt;vs&gt; load');
   });
+
+  it('draws a labelled level across the plot, and takes it into the y range', () => {
+    const withLevel = renderLinePlot({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      series: [{ label: 's', color: '#111111', dashed: false, points: [{ x: 1, y: 2 }] }],
+      levels: [{ y: 300, label: 'objective <300 ms>', color: '#2ca02c' }],
+    });
+    expect(withLevel).toContain('stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="2 3"');
+    expect(withLevel).toContain('>objective &lt;300 ms&gt;</text>');
+    // The y axis reaches 1,000 to hold the level at 300 (without it, 10 is its top).
+    expect(withLevel).toContain('>1,000</text>');
+  });
 });

@@ -12,6 +12,8 @@ export interface PlotOptions {
   xLabel: string;
   yLabel: string;
   series: PlotSeries[];
+  /** Horizontal lines across the plot at a y value (an objective), each labelled at its right end. */
+  levels?: { y: number; label: string; color: string }[];
 }
 
 const WIDTH = 860;
@@ -55,8 +57,10 @@ function label(value: number): string {
  * between light load and saturation). Plain SVG 1.1, no scripts or external resources.
  */
 export function renderLinePlot(options: PlotOptions): string {
+  const levels = (options.levels ?? []).filter((level) => level.y > 0 && Number.isFinite(level.y));
   const points = options.series
     .flatMap((series) => series.points)
+    .concat(levels.map((level) => ({ x: 0, y: level.y })))
     .filter((p) => p.y > 0 && Number.isFinite(p.y));
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
   const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
@@ -110,6 +114,15 @@ export function renderLinePlot(options: PlotOptions): string {
   parts.push(
     `<text transform="translate(20 ${MARGIN.top + plotHeight / 2}) rotate(-90)" text-anchor="middle">${escapeXml(options.yLabel)}</text>`,
   );
+
+  for (const level of levels) {
+    parts.push(
+      `<line x1="${MARGIN.left}" y1="${f(sy(level.y))}" x2="${MARGIN.left + plotWidth}" y2="${f(sy(level.y))}" stroke="${level.color}" stroke-width="1.5" stroke-dasharray="2 3"/>`,
+    );
+    parts.push(
+      `<text x="${MARGIN.left + plotWidth - 6}" y="${f(sy(level.y) - 6)}" text-anchor="end" fill="${level.color}">${escapeXml(level.label)}</text>`,
+    );
+  }
 
   const legendWidth = 40 + 7 * Math.max(0, ...options.series.map((series) => series.label.length));
   parts.push(

@@ -25,6 +25,8 @@ import type { BatchCounters, LoadTarget } from './load-curves.ts';
 const QUEUE_PREFIX = '{inferq}';
 /** `Prefer: wait=N` of requests that want their result in the same call: far beyond any latency seen. */
 const WAIT_SECONDS = 30;
+/** P1 cold: the first requests after a start, of the overhead scenario's warm-up. */
+export const COLD_REQUESTS = 300;
 /** Connections of the open-loop pool: more than the requests in flight at saturation. */
 export const OPEN_LOOP_CONNECTIONS = 256;
 
@@ -71,6 +73,8 @@ export function inferqLoadTarget(
   return {
     send: async () => waitedOutcome(await client.infer(model.name, inputs.nextBody(), WAIT_SECONDS)),
     batchCounters: () => workerBatchCounters(deployment, model.name),
+    apiCpuSeconds: async () =>
+      sumSamples(await scrapeMetrics(`${deployment.apiUrl}/metrics`), 'process_cpu_seconds_total', {}),
   };
 }
 
@@ -87,6 +91,7 @@ export async function measureOverhead(
   client: InferClient = new ApiClient(deployment.apiUrl, 1),
 ): Promise<OverheadResult> {
   const overhead = new LatencyHistogram();
+  const cold = new LatencyHistogram();
   const endToEnd = new LatencyHistogram();
   const inference = new LatencyHistogram();
   const errors = new Map<string, number>();
@@ -96,8 +101,13 @@ export async function measureOverhead(
       const sentAt = performance.now();
       const answer = await client.infer(model.name, body, 5);
       const elapsed = performance.now() - sentAt;
-      if (i < counts.warmup) continue;
       const outcome = waitedOutcome(answer);
+      if (i < counts.warmup) {
+        // The deployment is fresh when this scenario starts it: its first requests are the cold ones.
+        if (i < COLD_REQUESTS && outcome.ok && outcome.inferMs !== undefined)
+          cold.record(elapsed - outcome.inferMs);
+        continue;
+      }
       if (!outcome.ok || outcome.inferMs === undefined) {
         countError(errors, outcome.error ?? 'no timings.inferMs');
         continue;
@@ -114,6 +124,7 @@ export async function measureOverhead(
     model: model.name,
     requests: endToEnd.count,
     overhead: overhead.summary(),
+    ...(cold.count > 0 ? { cold: cold.summary() } : {}),
     endToEnd: endToEnd.summary(),
     inference: inference.summary(),
     errors: Object.fromEntries(errors),

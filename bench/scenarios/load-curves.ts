@@ -14,6 +14,8 @@ export interface LoadTarget {
   send: Send;
   /** Reads the workers' batch counters, where the contender has them. */
   batchCounters?: () => Promise<BatchCounters>;
+  /** Reads the CPU time its API process has used so far (s), where the contender has one. */
+  apiCpuSeconds?: () => Promise<number>;
 }
 
 async function meanBatchSizeDuring<T>(
@@ -42,10 +44,16 @@ export async function measureSaturation(
     send: target.send,
     progress: (line) => progress(`warm-up: ${line}`),
   });
+  const cpuBefore = await target.apiCpuSeconds?.();
   const { result, meanBatchSize } = await meanBatchSizeDuring(target, () =>
     runClosedLoop({ concurrency, durationMs: options.durationMs, send: target.send, progress }),
   );
-  return { ...result, concurrency, meanBatchSize };
+  const cpuAfter = await target.apiCpuSeconds?.();
+  const apiCpuMsPerRequest =
+    cpuBefore === undefined || cpuAfter === undefined || result.ok === 0
+      ? undefined
+      : ((cpuAfter - cpuBefore) * 1000) / result.ok;
+  return { ...result, concurrency, meanBatchSize, apiCpuMsPerRequest };
 }
 
 /**
