@@ -100,30 +100,9 @@ export class CostModel implements LiveCosts {
     return this.#sorted().map((p) => ({ ...p }));
   }
 
-  /**
-   * Linear between the nearest measured sizes; beyond the largest, in proportion to rows (a batch
-   * costs at least what its rows cost at the largest size measured); below the smallest, that size's
-   * time (a run has a fixed cost).
-   */
+  /** Run time of a batch of `batchSize` rows (`estimateBetween` the measured sizes). */
   estimate(batchSize: number): number | undefined {
-    const points = this.#sorted();
-    if (points.length === 0) return undefined;
-    const first = points[0]!;
-    const last = points.at(-1)!;
-    if (batchSize <= first.batchSize) return first.ms;
-    if (batchSize >= last.batchSize) return (last.ms * batchSize) / last.batchSize;
-    // The first measured size at or above batchSize (binary search: the batcher asks per batch).
-    let low = 0;
-    let high = points.length - 1;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (points[middle]!.batchSize < batchSize) low = middle + 1;
-      else high = middle;
-    }
-    const above = points[low]!;
-    const below = points[low - 1]!;
-    const share = (batchSize - below.batchSize) / (above.batchSize - below.batchSize);
-    return below.ms + share * (above.ms - below.ms);
+    return estimateBetween(this.#sorted(), batchSize);
   }
 
   kneeBatchSize(): number | undefined {
@@ -167,6 +146,35 @@ export class CostModel implements LiveCosts {
     this.#sizes = { knee, best };
     return this.#sizes;
   }
+}
+
+/**
+ * The run time of a batch of `batchSize` rows from measured points (ascending by size): linear
+ * between the nearest ones; beyond the largest, in proportion to rows (a batch costs at least what
+ * its rows cost at the largest size measured); below the smallest, that size's time (a run has a
+ * fixed cost). Undefined without points.
+ */
+export function estimateBetween(
+  points: readonly { batchSize: number; ms: number }[],
+  batchSize: number,
+): number | undefined {
+  if (points.length === 0) return undefined;
+  const first = points[0]!;
+  const last = points.at(-1)!;
+  if (batchSize <= first.batchSize) return first.ms;
+  if (batchSize >= last.batchSize) return (last.ms * batchSize) / last.batchSize;
+  // The first measured size at or above batchSize (binary search: the batcher asks per batch).
+  let low = 0;
+  let high = points.length - 1;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (points[middle]!.batchSize < batchSize) low = middle + 1;
+    else high = middle;
+  }
+  const above = points[low]!;
+  const below = points[low - 1]!;
+  const share = (batchSize - below.batchSize) / (above.batchSize - below.batchSize);
+  return below.ms + share * (above.ms - below.ms);
 }
 
 /** The batch sizes a warm-up measures: 1, 2, 4 … up to and including `maxBatchSize`. */

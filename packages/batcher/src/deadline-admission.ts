@@ -1,3 +1,5 @@
+import { estimateBetween } from './cost-model.ts';
+
 /**
  * Early refusal (docs/design.md, "Deadlines"): how many requests may wait ahead of a new one for it to
  * still end within its deadline, given what a batch costs and how many workers serve the version.
@@ -21,10 +23,13 @@ export interface DeadlineBound {
 }
 
 /**
- * Backlog is cleared in batches of the most efficient size, `workers` of them at a time, each taking
- * that size's run time plus its overhead. A request behind `n` others ends with batch round
- * ⌊n / (best × workers)⌋ + 1, so it meets a budget of `budgetMs` while n < ⌊budgetMs / round⌋ ×
- * best × workers. Undefined when there is nothing to go by (no measurement, no live worker).
+ * A backlog is cleared in rounds: one batch of the most efficient size per worker at a time, each
+ * taking that size's run time plus the overhead. A request behind `n` others ends in the round that
+ * reaches it, and the last round is only as large as what is left: the `r` requests left over are
+ * shared by the workers, ⌈r / workers⌉ each, and cost that batch size's time. So a request meets a
+ * budget of `budgetMs` while `n + 1 ≤ k × best × workers + s × workers`, where `k` is the full rounds
+ * that fit in the budget and `s` the largest batch that fits in what is left of it. Undefined when
+ * there is nothing to go by (no measurement, no live worker, no deadline).
  */
 export function deadlineBound(
   costs: ReportedBatchCosts | undefined,
@@ -33,12 +38,20 @@ export function deadlineBound(
 ): DeadlineBound | undefined {
   if (costs === undefined || !(workers >= 1) || !Number.isFinite(budgetMs)) return undefined;
   const best = costs.bestBatchSize;
-  const measured = costs.batchSizes.find((point) => point.batchSize === best) ?? costs.batchSizes.at(-1);
-  if (measured === undefined || !(best >= 1)) return undefined;
-  // Past the largest measured size a batch costs in proportion to its rows (the cost model's rule).
-  const runMs = measured.batchSize === best ? measured.ms : (measured.ms * best) / measured.batchSize;
-  const roundMs = Math.max(runMs + costs.overheadMs, 0.001);
-  const perRound = best * Math.floor(workers);
-  const rounds = Math.floor(Math.max(0, budgetMs) / roundMs);
-  return { maxWaitingAhead: rounds * perRound - 1, itemsPerSecond: (perRound / roundMs) * 1000 };
+  const points = [...costs.batchSizes].sort((a, b) => a.batchSize - b.batchSize);
+  if (points.length === 0 || !(best >= 1)) return undefined;
+  const fleet = Math.floor(workers);
+  const batchMs = (size: number): number =>
+    Math.max(estimateBetween(points, size)! + costs.overheadMs, 0.001);
+  const roundMs = batchMs(best);
+  const budget = Math.max(0, budgetMs);
+  const rounds = Math.floor(budget / roundMs);
+  const left = budget - rounds * roundMs;
+  // The largest last batch that fits in what is left (run times rise with size).
+  let lastBatch = 0;
+  for (let size = 1; size < best && batchMs(size) <= left; size++) lastBatch = size;
+  return {
+    maxWaitingAhead: (rounds * best + lastBatch) * fleet - 1,
+    itemsPerSecond: ((best * fleet) / roundMs) * 1000,
+  };
 }

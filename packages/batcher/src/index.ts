@@ -4,6 +4,7 @@ export {
   type BatchCosts,
   CostModel,
   type CostPoint,
+  estimateBetween,
   KNEE_SHARE,
   type LiveCosts,
   type ShapedCosts,
