@@ -298,6 +298,28 @@ describe('renderMarkdown', () => {
     expect(evaluateTargets(results).filter((r) => r.id === 'P1')[0]?.measured).toBe(p1Before);
   });
 
+  it("sets the workers' account of each load point beside the client's latency", () => {
+    const results = fullResults();
+    results.inferq!.curve = [
+      {
+        ...point(0.7, 20, 5),
+        server: {
+          requests: 700,
+          queueMs: 3,
+          batchWaitMs: 1.5,
+          inferenceMs: 5,
+          totalMs: 9.5,
+          metObjective: 0.995,
+        },
+      },
+    ];
+    const markdown = renderMarkdown(results);
+    expect(markdown).toContain("### Where the time went: the workers' account of each load point");
+    expect(markdown).toContain(
+      '| inferq | 70% | 5.00 ms | 20.0 ms | 3.00 ms | 1.50 ms | 5.00 ms | 9.50 ms | 99.5% |',
+    );
+  });
+
   it('escapes pipes inside table cells and lists failed scenarios', () => {
     const results = fullResults();
     if (results.inferq?.single) results.inferq.single.method = 'POST a|b';

@@ -406,6 +406,27 @@ function errorsText(errors: Record<string, number>): string {
   return entries.length === 0 ? '0' : entries.map(([reason, count]) => `${count} ${reason}`).join('; ');
 }
 
+/** Per load point: the client's latency beside the workers' mean phases and share within the objective. */
+function serverRows(name: string, curve: readonly CurvePoint[]): string[][] {
+  return curve.flatMap((point) => {
+    const s = point.server;
+    if (s === undefined) return [];
+    return [
+      [
+        name,
+        `${Math.round(point.fraction * 100)}%`,
+        formatMs(point.latency.p50Ms),
+        formatMs(point.latency.p99Ms),
+        formatMs(s.queueMs),
+        formatMs(s.batchWaitMs),
+        formatMs(s.inferenceMs),
+        formatMs(s.totalMs),
+        s.metObjective === undefined ? '—' : `${(s.metObjective * 100).toFixed(1)}%`,
+      ],
+    ];
+  });
+}
+
 function curveRows(name: string, curve: readonly CurvePoint[]): string[][] {
   return curve.map((point) => [
     name,
@@ -572,6 +593,7 @@ export function renderMarkdown(results: BenchResults): string {
 
   const curves = [
     ...curveRows('inferq', inferq.curve ?? []),
+    ...curveRows('inferq (bullmq)', results.inferqBullmq?.curve ?? []),
     ...curveRows('naive', results.naive?.curve ?? []),
   ];
   if (curves.length > 0) {
@@ -589,6 +611,30 @@ export function renderMarkdown(results: BenchResults): string {
           'errors',
         ],
         curves,
+      ),
+    );
+  }
+
+  const accounts = [
+    ...serverRows('inferq', inferq.curve ?? []),
+    ...serverRows('inferq (bullmq)', results.inferqBullmq?.curve ?? []),
+  ];
+  if (accounts.length > 0) {
+    out.push('', "### Where the time went: the workers' account of each load point", '');
+    out.push(
+      table(
+        [
+          'contender',
+          'offered',
+          'client p50',
+          'client p99',
+          'queue (mean)',
+          'batch wait (mean)',
+          'inference (mean)',
+          'accepted → end (mean)',
+          'within the objective',
+        ],
+        accounts,
       ),
     );
   }

@@ -93,6 +93,24 @@ export interface CurvePoint extends LoadResult {
   fraction: number;
   offeredPerSecond: number;
   meanBatchSize?: number | undefined;
+  /** What the workers measured of the requests they ended during the point, where the contender says. */
+  server?: ServerTimings | undefined;
+}
+
+/**
+ * The workers' own account of the requests they ended during a measurement: mean time per phase
+ * (`inferq_request_phase_seconds`, from acceptance) and how many met the model's objective
+ * (`inferq_latency_objective_total`). Set against the client's latency, it says whether time went in
+ * the queue and the model or in HTTP and the processes around them.
+ */
+export interface ServerTimings {
+  requests: number;
+  queueMs: number;
+  batchWaitMs: number;
+  inferenceMs: number;
+  totalMs: number;
+  /** Share of the succeeded requests that ended within the objective, where the model has one. */
+  metObjective?: number | undefined;
 }
 
 export interface WorkersPoint {

@@ -19,7 +19,7 @@ import type { ProgressSink } from '../lib/load.ts';
 import type { BenchModel } from '../lib/models.ts';
 import { scrapeMetrics, sumSamples } from '../lib/prometheus.ts';
 import type { CacheResult, CoalescingResult, OverheadResult, ThroughputResult } from '../lib/results.ts';
-import type { BatchCounters, LoadTarget } from './load-curves.ts';
+import type { BatchCounters, LoadTarget, ServerCounters } from './load-curves.ts';
 
 /** QUEUE_PREFIX's default; the bench leaves the variable unset. */
 const QUEUE_PREFIX = '{inferq}';
@@ -48,6 +48,22 @@ export async function workerBatchCounters(
   return { batches, items };
 }
 
+/** The workers' phase histograms (sum and count per phase) and objective counters for `model`. */
+async function workerServerCounters(deployment: InferqDeployment, model: string): Promise<ServerCounters> {
+  const scrapes = await Promise.all(deployment.workerMetricsUrls.map(scrapeMetrics));
+  const counters: ServerCounters = { phases: {}, met: 0, missed: 0 };
+  for (const samples of scrapes) {
+    for (const phase of ['queue', 'batch_wait', 'inference', 'total']) {
+      const entry = (counters.phases[phase] ??= { sum: 0, count: 0 });
+      entry.sum += sumSamples(samples, 'inferq_request_phase_seconds_sum', { model, phase });
+      entry.count += sumSamples(samples, 'inferq_request_phase_seconds_count', { model, phase });
+    }
+    counters.met += sumSamples(samples, 'inferq_latency_objective_total', { model, outcome: 'met' });
+    counters.missed += sumSamples(samples, 'inferq_latency_objective_total', { model, outcome: 'missed' });
+  }
+  return counters;
+}
+
 async function workerSucceeded(deployment: InferqDeployment, model: string): Promise<number> {
   const scrapes = await Promise.all(deployment.workerMetricsUrls.map(scrapeMetrics));
   return scrapes.reduce(
@@ -73,6 +89,7 @@ export function inferqLoadTarget(
   return {
     send: async () => waitedOutcome(await client.infer(model.name, inputs.nextBody(), WAIT_SECONDS)),
     batchCounters: () => workerBatchCounters(deployment, model.name),
+    serverCounters: () => workerServerCounters(deployment, model.name),
     apiCpuSeconds: async () =>
       sumSamples(await scrapeMetrics(`${deployment.apiUrl}/metrics`), 'process_cpu_seconds_total', {}),
   };

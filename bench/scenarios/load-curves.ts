@@ -1,5 +1,5 @@
 import { type ProgressSink, runClosedLoop, runOpenLoop, type Send } from '../lib/load.ts';
-import type { CurvePoint, SaturationResult } from '../lib/results.ts';
+import type { CurvePoint, SaturationResult, ServerTimings } from '../lib/results.ts';
 import { poissonSchedule } from '../lib/schedule.ts';
 
 /** Batches run and requests in them so far, summed over a contender's workers. */
@@ -16,6 +16,40 @@ export interface LoadTarget {
   batchCounters?: () => Promise<BatchCounters>;
   /** Reads the CPU time its API process has used so far (s), where the contender has one. */
   apiCpuSeconds?: () => Promise<number>;
+  /** Reads the workers' phase and objective counters so far, where the contender has them. */
+  serverCounters?: () => Promise<ServerCounters>;
+}
+
+/** Running totals of the workers' phase histograms and objective counters. */
+export interface ServerCounters {
+  /** Per phase (queue, batch_wait, inference, total): seconds summed and requests counted. */
+  phases: Record<string, { sum: number; count: number }>;
+  met: number;
+  missed: number;
+}
+
+/** What the workers measured between two readings of their counters. */
+export function serverTimingsBetween(
+  before: ServerCounters,
+  after: ServerCounters,
+): ServerTimings | undefined {
+  const mean = (phase: string): number => {
+    const count = (after.phases[phase]?.count ?? 0) - (before.phases[phase]?.count ?? 0);
+    const sum = (after.phases[phase]?.sum ?? 0) - (before.phases[phase]?.sum ?? 0);
+    return count > 0 ? (sum / count) * 1000 : 0;
+  };
+  const requests = (after.phases.total?.count ?? 0) - (before.phases.total?.count ?? 0);
+  if (requests <= 0) return undefined;
+  const met = after.met - before.met;
+  const judged = met + (after.missed - before.missed);
+  return {
+    requests,
+    queueMs: mean('queue'),
+    batchWaitMs: mean('batch_wait'),
+    inferenceMs: mean('inference'),
+    totalMs: mean('total'),
+    ...(judged > 0 ? { metObjective: met / judged } : {}),
+  };
 }
 
 async function meanBatchSizeDuring<T>(
@@ -80,6 +114,7 @@ export async function measureCurve(
       durationMs: options.pointMs,
       seed: options.seed + i,
     });
+    const countersBefore = await target.serverCounters?.();
     const { result, meanBatchSize } = await meanBatchSizeDuring(target, () =>
       runOpenLoop({
         schedule,
@@ -88,7 +123,12 @@ export async function measureCurve(
         progress: (line) => progress(fraction, line),
       }),
     );
-    const point: CurvePoint = { ...result, fraction, offeredPerSecond, meanBatchSize };
+    const countersAfter = await target.serverCounters?.();
+    const server =
+      countersBefore === undefined || countersAfter === undefined
+        ? undefined
+        : serverTimingsBetween(countersBefore, countersAfter);
+    const point: CurvePoint = { ...result, fraction, offeredPerSecond, meanBatchSize, server };
     points.push(point);
     onPoint(point);
   }
