@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every contender on the same model, inputs and machine, one after another, and a
- * report of each target (TARGETS.md P1–P8) with the figures behind it. See docs/performance.md.
+ * report of each target (P1–P11, docs/performance.md) with the figures behind it. See docs/performance.md.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

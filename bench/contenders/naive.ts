@@ -94,9 +94,9 @@ export async function startNaive(
 }
 
 /**
- * TARGETS.md's reference figure, measured here and now: a bare BullMQ `add` → `waitUntilFinished`
+ * The design's reference figure, measured here and now: a bare BullMQ `add` → `waitUntilFinished`
  * loop, one job at a time, an empty processor, client and worker in this process, a redis-server of
- * its own. It says how fast this machine is today against the one TARGETS.md was measured on
+ * its own. It says how fast this machine is today against the one the targets were set on
  * (p50 0.8 ms), since P1's budget is absolute.
  */
 export async function measureBullmqReference(warmup: number, measured: number): Promise<LatencySummary> {

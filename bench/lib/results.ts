@@ -105,7 +105,9 @@ export interface CurvePoint extends LoadResult {
  */
 export interface ServerTimings {
   requests: number;
+  /** From acceptance to its batch's start (the record's `queueMs`): in Redis, then in the worker. */
   queueMs: number;
+  /** From the worker taking it to its batch's start (`batchWaitMs`): part of `queueMs`. */
   batchWaitMs: number;
   inferenceMs: number;
   totalMs: number;
@@ -130,7 +132,7 @@ export interface BenchResults {
   direct?: DirectResult;
   naive?: {
     workerConcurrency: number;
-    /** TARGETS.md's reference: a bare BullMQ add → waitUntilFinished loop, one job at a time. */
+    /** The design's reference: a bare BullMQ add → waitUntilFinished loop, one job at a time. */
     referenceLoop?: LatencySummary;
     saturation?: SaturationResult;
     curve?: CurvePoint[];
