@@ -54,7 +54,8 @@ async function workerServerCounters(deployment: InferqDeployment, model: string)
   const counters: ServerCounters = { phases: {}, met: 0, missed: 0 };
   for (const samples of scrapes) {
     for (const phase of ['queue', 'batch_wait', 'inference', 'total']) {
-      const entry = (counters.phases[phase] ??= { sum: 0, count: 0 });
+      const entry = counters.phases[phase] ?? { sum: 0, count: 0 };
+      counters.phases[phase] = entry;
       entry.sum += sumSamples(samples, 'inferq_request_phase_seconds_sum', { model, phase });
       entry.count += sumSamples(samples, 'inferq_request_phase_seconds_count', { model, phase });
     }
