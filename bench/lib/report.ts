@@ -401,6 +401,12 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
+/** A titled table, when it has rows. */
+function pushSection(out: string[], title: string, header: string[], rows: string[][]): void {
+  if (rows.length === 0) return;
+  out.push('', title, '', table(header, rows));
+}
+
 function errorsText(errors: Record<string, number>): string {
   const entries = Object.entries(errors);
   return entries.length === 0 ? '0' : entries.map(([reason, count]) => `${count} ${reason}`).join('; ');
@@ -596,48 +602,33 @@ export function renderMarkdown(results: BenchResults): string {
     ...curveRows('inferq (bullmq)', results.inferqBullmq?.curve ?? []),
     ...curveRows('naive', results.naive?.curve ?? []),
   ];
-  if (curves.length > 0) {
-    out.push('', '### ppocr-cls latency against offered load (open loop, Poisson arrivals)', '');
-    out.push(
-      table(
-        [
-          'contender',
-          'offered (of own saturation)',
-          'offered',
-          'achieved',
-          'p50',
-          'p99',
-          'mean batch',
-          'errors',
-        ],
-        curves,
-      ),
-    );
-  }
+  pushSection(
+    out,
+    '### ppocr-cls latency against offered load (open loop, Poisson arrivals)',
+    ['contender', 'offered (of own saturation)', 'offered', 'achieved', 'p50', 'p99', 'mean batch', 'errors'],
+    curves,
+  );
 
   const accounts = [
     ...serverRows('inferq', inferq.curve ?? []),
     ...serverRows('inferq (bullmq)', results.inferqBullmq?.curve ?? []),
   ];
-  if (accounts.length > 0) {
-    out.push('', "### Where the time went: the workers' account of each load point", '');
-    out.push(
-      table(
-        [
-          'contender',
-          'offered',
-          'client p50',
-          'client p99',
-          'accepted → batch start (mean)',
-          'of it in the worker (mean)',
-          'inference (mean)',
-          'accepted → end (mean)',
-          'within the objective',
-        ],
-        accounts,
-      ),
-    );
-  }
+  pushSection(
+    out,
+    "### Where the time went: the workers' account of each load point",
+    [
+      'contender',
+      'offered',
+      'client p50',
+      'client p99',
+      'accepted → batch start (mean)',
+      'of it in the worker (mean)',
+      'inference (mean)',
+      'accepted → end (mean)',
+      'within the objective',
+    ],
+    accounts,
+  );
 
   if (inferq.overhead !== undefined || inferq.cache !== undefined) {
     out.push('', '### Low-load latency', '');

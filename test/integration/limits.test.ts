@@ -143,6 +143,25 @@ async function problemOf(response: Response): Promise<Record<string, unknown>> {
   return (await response.json()) as Record<string, unknown>;
 }
 
+/** An `infer:bulk` answer: the ids in order (null where refused) and the refusals. */
+async function bulkAnswerOf(response: Response): Promise<{
+  ids: (string | null)[];
+  rejected: { index: number; status: number; type: string; retryAfterSeconds: number }[];
+}> {
+  return (await response.json()) as Awaited<ReturnType<typeof bulkAnswerOf>>;
+}
+
+/** A refused answer: its status, Retry-After and problem details. */
+async function refusalOf(
+  response: Response,
+): Promise<{ status: number; retryAfter: string | null; problem: Record<string, unknown> }> {
+  return {
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    problem: await problemOf(response),
+  };
+}
+
 async function recordOf(d: Deployment, id: string, wait = 0): Promise<Record<string, unknown>> {
   const response = await d.get(`/v1/requests/${id}${wait > 0 ? `?wait=${wait}` : ''}`);
   expect(response.status).toBe(200);
@@ -225,14 +244,16 @@ describe('queue depth (MAX_QUEUE_DEPTH)', () => {
     const first = await accepted(await d.post(body([1, 2, 3, 4])));
     await accepted(await d.post(body([5, 6, 7, 8])));
 
-    const refused = await d.post(body([9, 10, 11, 12]));
-    expect(refused.status).toBe(429);
-    expect(refused.headers.get('retry-after')).toBe('1');
-    expect(await problemOf(refused)).toEqual({
-      type: `${PROBLEM_BASE}queue-full`,
-      title: 'Queue full',
+    expect(await refusalOf(await d.post(body([9, 10, 11, 12])))).toEqual({
       status: 429,
-      detail: "model 'affine' version 1 has 2 requests waiting, its limit (MAX_QUEUE_DEPTH=2); retry in 1 s",
+      retryAfter: '1',
+      problem: {
+        type: `${PROBLEM_BASE}queue-full`,
+        title: 'Queue full',
+        status: 429,
+        detail:
+          "model 'affine' version 1 has 2 requests waiting, its limit (MAX_QUEUE_DEPTH=2); retry in 1 s",
+      },
     });
     expect(await d.redis.zcard(`${d.prefix}:queued:affine.v1`)).toBe(2);
     expect((await queueOf(d.store).counts('affine', 1)).waiting).toBe(2);
@@ -274,10 +295,7 @@ describe('queue depth (MAX_QUEUE_DEPTH)', () => {
       [3, 3, 3, 3],
     ]);
     expect(answer.status).toBe(202);
-    const { ids, rejected } = (await answer.json()) as {
-      ids: (string | null)[];
-      rejected: { index: number; status: number; type: string; retryAfterSeconds: number }[];
-    };
+    const { ids, rejected } = await bulkAnswerOf(answer);
     expect(ids.map((id) => id !== null)).toEqual([true, true, true, false]);
     expect(rejected).toEqual([
       expect.objectContaining({
@@ -549,16 +567,17 @@ describe('early refusal: a deadline the queue ahead rules out', () => {
     await d.reportWorker(measured);
     // 8 wait. 10 ms is one round of 8: at most 7 may wait ahead.
     expect(await queued(d)).toBe(8);
-    const refused = await d.post(body([11, 0, 0, 0], { timeoutMs: 10 }));
-    expect(refused.status).toBe(503);
-    expect(refused.headers.get('retry-after')).toBe('1');
-    expect(await problemOf(refused)).toEqual({
-      type: `${PROBLEM_BASE}deadline-unmeetable`,
-      title: 'Deadline cannot be met',
+    expect(await refusalOf(await d.post(body([11, 0, 0, 0], { timeoutMs: 10 })))).toEqual({
       status: 503,
-      detail:
-        "model 'affine' version 1 has 8 requests waiting, more than can be served before this " +
-        "request's deadline (7 at most at the measured rate); retry in 1 s",
+      retryAfter: '1',
+      problem: {
+        type: `${PROBLEM_BASE}deadline-unmeetable`,
+        title: 'Deadline cannot be met',
+        status: 503,
+        detail:
+          "model 'affine' version 1 has 8 requests waiting, more than can be served before this " +
+          "request's deadline (7 at most at the measured rate); retry in 1 s",
+      },
     });
     expect(await queued(d)).toBe(8);
     // 20 ms is two rounds: up to 15 may wait ahead.
@@ -575,10 +594,7 @@ describe('early refusal: a deadline the queue ahead rules out', () => {
       '/v1/models/affine/infer:bulk',
     );
     expect(bulk.status).toBe(202);
-    const { ids, rejected } = (await bulk.json()) as {
-      ids: (string | null)[];
-      rejected: { index: number; status: number; type: string; retryAfterSeconds: number }[];
-    };
+    const { ids, rejected } = await bulkAnswerOf(bulk);
     expect(ids.map((id) => id !== null)).toEqual([true, true, true, true, true, true, false]);
     expect(rejected).toEqual([
       expect.objectContaining({
