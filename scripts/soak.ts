@@ -1,9 +1,9 @@
 /**
- * Bounded soak (R6 in docs/performance.md): a private redis-server, the built API and one worker, a
- * measured capacity, then a steady open-loop load at a fraction of it. Reports the RSS of the API and
- * the worker at the start and the end of the measured window, and every accepted request that did
- * not end (lost) or was announced twice. Exits 1 when a request was lost, duplicated or refused, or
- * when an RSS grew by more than the allowed fraction.
+ * Bounded soak (R6 in the README's table of faults): a private redis-server, the built API and one
+ * worker, a measured capacity, then a steady open-loop load at a fraction of it. Reports the RSS of
+ * the API and the worker at the start and the end of the measured window, and every accepted request
+ * that did not end (lost) or was announced twice. Exits 1 when a request was lost, duplicated or
+ * refused, or when an RSS grew by more than the allowed fraction.
  *
  * What is judged is the RSS right after a full collection at each end of the window, asked of each
  * process through its inspector (started on a free loopback port for the soak only): what a leak

@@ -10,6 +10,7 @@ import { estimateBetween } from './cost-model.ts';
 
 /** A version's measured batch costs, as a worker reports them (`BatchCostProfile`). */
 export interface ReportedBatchCosts {
+  /** Smallest first, as reported. */
   batchSizes: readonly { batchSize: number; ms: number }[];
   overheadMs: number;
   bestBatchSize: number;
@@ -38,7 +39,7 @@ export function deadlineBound(
 ): DeadlineBound | undefined {
   if (costs === undefined || !(workers >= 1) || !Number.isFinite(budgetMs)) return undefined;
   const best = costs.bestBatchSize;
-  const points = [...costs.batchSizes].sort((a, b) => a.batchSize - b.batchSize);
+  const points = costs.batchSizes;
   if (points.length === 0 || !(best >= 1)) return undefined;
   const fleet = Math.floor(workers);
   const batchMs = (size: number): number =>

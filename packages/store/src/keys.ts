@@ -53,6 +53,8 @@ export interface Keys {
   dequeued: string;
   /** BullMQ's key prefix (its queues are `<bullPrefix>:<queueName>:…`), inside the hash tag. */
   bullPrefix: string;
+  /** HASH: BullMQ's meta of one queue (`queueName`), written by BullMQ; it has `paused` while paused. */
+  bullMeta(queue: string): string;
   /** HASH: worker id -> JSON WorkerReport (what it serves, in which state), rewritten each heartbeat. */
   fleet: string;
   /** channel: a message asks every API and worker to read the model repository again now. */
@@ -111,6 +113,7 @@ export function keysFor(prefix: string): Keys {
     outbox: `${prefix}:outbox`,
     dequeued: `${prefix}:dequeued`,
     bullPrefix: `${prefix}:bull`,
+    bullMeta: (queue) => `${prefix}:bull:${queue}:meta`,
     fleet: `${prefix}:fleet`,
     reloadChannel: `${prefix}:reload`,
     doneChannel: (id) => `${prefix}:done:${id}`,

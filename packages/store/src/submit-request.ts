@@ -73,7 +73,8 @@ export function prepareSubmit(
   // For a backend that enqueues after the script (bullmq's outbox sweep needs it from the record).
   if (p.priority !== undefined && p.priority > 0) fields.push('priority', String(p.priority));
 
-  const queue = k.queue(queueName(p.model, p.version));
+  const name = queueName(p.model, p.version);
+  const queue = k.queue(name);
   const stream = streamFor(queue, p.priority);
   const payloadKey = k.payload(p.id);
   const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
@@ -91,7 +92,7 @@ export function prepareSubmit(
       ...admissionKeys(k, p),
       outbox ?? stream,
       // Paused: the streams' flag, or BullMQ's queue meta hash (its `paused` field) behind an outbox.
-      outbox === undefined ? queue.paused : `${k.bullPrefix}:${queueName(p.model, p.version)}:meta`,
+      outbox === undefined ? queue.paused : k.bullMeta(name),
       queue.held(stream),
     ],
     request: [
