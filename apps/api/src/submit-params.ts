@@ -27,19 +27,24 @@ export function submitParams(
   batchShape: string | undefined,
   encodedPayload?: Uint8Array,
 ): SubmitParams {
+  const useCache = usesCache(body, model);
   return {
     id,
     model: model.name,
     version: model.version,
     tenant,
-    cacheKey: cacheKey({
-      tenant,
-      model: model.name,
-      version: model.version,
-      outputs: body.outputs,
-      inputs: body.inputs,
-    }),
-    useCache: usesCache(body, model),
+    // Hashing the inputs is the largest piece of the API's work on a large body (docs/performance.md,
+    // P11): a request that neither reads nor fills the cache, nor coalesces, does not pay for it.
+    cacheKey: useCache
+      ? cacheKey({
+          tenant,
+          model: model.name,
+          version: model.version,
+          outputs: body.outputs,
+          inputs: body.inputs,
+        })
+      : '',
+    useCache,
     cacheTtlSeconds: model.config.cache.ttlSeconds,
     payload: encodedPayload ?? encodePayload({ inputs: body.inputs, outputs: body.outputs }),
     batchShape,

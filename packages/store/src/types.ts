@@ -6,7 +6,7 @@ export interface SubmitParams {
   model: string;
   version: number;
   tenant: string;
-  /** Hex SHA-256 cache key (protocol `cacheKey`). */
+  /** Hex SHA-256 cache key (protocol `cacheKey`); empty when `useCache` is false (nothing reads it). */
   cacheKey: string;
   /** Look up and fill the cache, and coalesce with identical in-flight requests. */
   useCache: boolean;
