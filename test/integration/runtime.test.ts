@@ -174,7 +174,9 @@ describe('loadModelRepository', () => {
     const read = await loadModelRepository(bad);
     // A folder without its model file is being copied in (or deleted): not a version yet.
     expect(read.version('affine', 2)).toBeUndefined();
-    expect(read.problems).toEqual([`${join(bad, 'affine', '2')}: skipped; no model.onnx in it`]);
+    expect(read.problems).toEqual([
+      `${join(bad, 'affine', '2')}: skipped; no model.onnx (or pipeline.json) in it`,
+    ]);
     expect(read.version('affine', 3)?.problem).toMatch(`${model(bad, 'affine', 3)}: not an ONNX model`);
     // The default is the highest served version, servable or not: the API picks the highest ready one.
     expect(read.list()).toEqual([{ name: 'affine', versions: [1, 3], defaultVersion: 3 }]);
@@ -701,13 +703,32 @@ describe('the demo repository', () => {
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'prepare-demo-models.mjs')], { stdio: 'pipe' });
   });
 
-  it('holds ppocr-cls, ppocr-rec and noop with their committed configs', async () => {
+  it('holds the PP-OCR models, the ocr pipeline and noop with their committed configs', async () => {
     const repository = await loadModelRepository(join(ROOT, 'models', 'demo'));
+    expect(repository.problems).toEqual([]);
     expect(repository.list()).toEqual([
       { name: 'noop', versions: [1], defaultVersion: 1 },
+      { name: 'ocr', versions: [1], defaultVersion: 1 },
       { name: 'ppocr-cls', versions: [1], defaultVersion: 1 },
+      { name: 'ppocr-det', versions: [1], defaultVersion: 1 },
       { name: 'ppocr-rec', versions: [1], defaultVersion: 1 },
     ]);
+    const ocr = repository.get('ocr')!;
+    expect(ocr.config.maxBatchSize).toBe(0);
+    expect(ocr.signature).toEqual({
+      inputs: [{ name: 'image', dtype: 'uint8', shape: [-1] }],
+      outputs: [
+        { name: 'text', dtype: 'string', shape: [-1] },
+        { name: 'boxes', dtype: 'float32', shape: [-1, 4] },
+        { name: 'confidence', dtype: 'float32', shape: [-1] },
+      ],
+    });
+    expect(ocr.pipeline!.steps.filter((step) => step.kind === 'model').map((step) => step.model)).toEqual([
+      'ppocr-det',
+      'ppocr-cls',
+      'ppocr-rec',
+    ]);
+    expect(repository.get('ppocr-det')!.config).toMatchObject({ maxBatchSize: 4, maxBatchDelayMs: 2 });
     expect(repository.get('ppocr-cls')!.config).toMatchObject({ maxBatchSize: 32, maxBatchDelayMs: 2 });
     expect(repository.get('ppocr-rec')!.config).toMatchObject({ maxBatchSize: 8, maxBatchDelayMs: 5 });
     const noop = repository.get('noop')!;

@@ -5,6 +5,7 @@
  * be accepted; /v1/models, /readyz and `inferq_model_state` show its view.
  */
 import type { Logger, ModelState } from '@inferq/observability';
+import { modelsOf } from '@inferq/pipeline';
 import { ModelUnavailableError, type ModelVersionStatus, NotFoundError } from '@inferq/protocol';
 import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import type { FleetRegistry, ServedVersion, WorkerReport } from '@inferq/store';
@@ -168,6 +169,25 @@ export class ModelCatalog {
   }
 
   private view(entry: RepositoryVersion): VersionView {
+    const own = this.ownView(entry);
+    const pipeline = entry.model?.pipeline;
+    if (pipeline === undefined || !own.accepting) return own;
+    // A pipeline is only as available as each of its models (docs/pipelines.md).
+    for (const { model, version } of modelsOf(pipeline)) {
+      const step = version === undefined ? this.defaultVersion(model) : this.versionView(model, version);
+      if (step?.accepting === true) continue;
+      const which = `model '${model}'${version === undefined ? '' : ` version ${version}`}`;
+      return {
+        ...own,
+        state: 'unavailable',
+        accepting: false,
+        reason: `its ${which} is unavailable: ${step?.reason ?? 'not in the model repository'}`,
+      };
+    }
+    return own;
+  }
+
+  private ownView(entry: RepositoryVersion): VersionView {
     const base = { version: entry.version, liveWorkers: 0, providers: [] as string[] };
     if (entry.retired)
       return { ...base, state: 'retired', accepting: false, reason: 'left out by the version policy' };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { BadRequestError, type WireFormat } from '@inferq/protocol';
+import { BadRequestError } from '@inferq/protocol';
 
 /** Longest `Idempotency-Key` accepted (a UUID is 36 characters). */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -31,7 +31,8 @@ export function parseIdempotencyKey(header: string | undefined): string | undefi
 export function submissionFingerprint(submission: {
   model: string;
   version: number | undefined;
-  format: WireFormat;
+  /** The body's format (a wire format, or `image` for a raw image body). */
+  format: string;
   body: Uint8Array;
   /** An `infer:bulk` body: never the same request as a single submit of the same bytes. */
   bulk?: boolean;

@@ -26,8 +26,10 @@ import { readRawBody } from './body.ts';
 import type { ModelCatalog } from './catalog.ts';
 import { clientErrorResponse, normalizeError } from './errors.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
+import { isImageMediaType } from './image-body.ts';
 import { sendBytes, sendProblem, sendRecord, sendValue, writePieces } from './responses.ts';
 import { InferenceService, type StatusEvent } from './service.ts';
+import type { BodyFormat } from './submission.ts';
 import { matchSubmitRoute, type SubmitRoute } from './submit-route.ts';
 
 export interface ServerDeps {
@@ -106,7 +108,8 @@ export function createServer(deps: ServerDeps): Server {
     const format = requestFormat(req.headers['content-type']);
     const body = await readBody(req, res);
     const version = modelVersion(route.version);
-    const responseFormat = negotiateResponseFormat(req.headers.accept, format);
+    // A raw image body answers JSON unless Accept asks for MessagePack.
+    const responseFormat = negotiateResponseFormat(req.headers.accept, format === 'image' ? 'json' : format);
     if (route.bulk) {
       const result = await service.submitBulk({
         model: route.model,
@@ -260,14 +263,13 @@ export function createServer(deps: ServerDeps): Server {
   return server;
 }
 
-function requestFormat(contentType: string | undefined): WireFormat {
+function requestFormat(contentType: string | undefined): BodyFormat {
   const format = formatFromContentType(contentType);
-  if (format === undefined) {
-    throw new UnsupportedMediaTypeError(
-      `Content-Type must be application/json or application/msgpack, got ${contentType ?? 'none'}`,
-    );
-  }
-  return format;
+  if (format !== undefined) return format;
+  if (isImageMediaType(contentType)) return 'image';
+  throw new UnsupportedMediaTypeError(
+    `Content-Type must be application/json or application/msgpack (or image/* for a model or pipeline that takes encoded image bytes), got ${contentType ?? 'none'}`,
+  );
 }
 
 /** A header sent once, or the first of those sent more than once (as Express's req.get reads it). */

@@ -21,6 +21,7 @@ import {
   type RequestStatus,
   TERMINAL_STATUSES,
   toProblem,
+  UnsupportedMediaTypeError,
   validateInputs,
   type WireFormat,
 } from '@inferq/protocol';
@@ -37,6 +38,8 @@ import { answerFromCompletion } from './announced-answer.ts';
 import type { ModelCatalog, Servable } from './catalog.ts';
 import { rejectionError } from './errors.ts';
 import { bulkIdempotencyKey, submissionFingerprint } from './idempotency.ts';
+import { imageBody } from './image-body.ts';
+import { checkPipelineImages } from './pipeline-images.ts';
 import { notFoundRequest, type RequestRecords } from './records.ts';
 import { batchShapeFor, submitParams, usesCache } from './submit-params.ts';
 
@@ -57,12 +60,16 @@ export interface SubmissionDeps {
   now?: () => number;
 }
 
+/** How a submit body is encoded: a wire format, or a raw image (`Content-Type: image/*`). */
+export type BodyFormat = WireFormat | 'image';
+
 export interface SubmitInput {
   model: string;
   /** undefined: the model's default (highest) version. */
   version: number | undefined;
   body: Uint8Array;
-  format: WireFormat;
+  /** The body's format; `image`: a raw image body (image-body.ts), for single submits only. */
+  format: BodyFormat;
   tenant: string;
   /** Seconds to wait for a terminal state before answering (`Prefer: wait=N`); clamped to the maximum. */
   waitSeconds: number;
@@ -116,8 +123,12 @@ export class Submission {
     let body: ReturnType<typeof decodeInferRequest>;
     let batchShape: string | undefined;
     try {
-      body = decodeInferRequest(input.body, input.format, this.inputLimits);
+      body =
+        input.format === 'image'
+          ? imageBody(input.body, model, this.inputLimits)
+          : decodeInferRequest(input.body, input.format, this.inputLimits);
       validateInputs(body, model.signature);
+      if (model.pipeline !== undefined) await checkPipelineImages(body, model);
       batchShape = batchShapeFor(body, model);
       this.checkCallbackUrl(body);
     } catch (error: unknown) {
@@ -222,6 +233,9 @@ export class Submission {
     let bodies: InferRequestBody[];
     let batchShapes: (string | undefined)[];
     try {
+      if (input.format === 'image') {
+        throw new UnsupportedMediaTypeError('an infer:bulk body is JSON or MessagePack, not an image');
+      }
       bodies = decodeBulkInferRequest(input.body, input.format, this.inputLimits, this.maxBulkRequests);
       batchShapes = bodies.map((body, index) =>
         checkBulkRequest(index, () => {
@@ -230,6 +244,15 @@ export class Submission {
           return batchShapeFor(body, model);
         }),
       );
+      if (model.pipeline !== undefined) {
+        for (const [index, body] of bodies.entries()) {
+          await checkPipelineImages(body, model).catch((error: unknown) =>
+            checkBulkRequest(index, () => {
+              throw error;
+            }),
+          );
+        }
+      }
     } catch (error: unknown) {
       metrics.requests.inc({ ...labels, status: 'rejected' }, 1);
       throw error;

@@ -13,6 +13,7 @@ import {
 } from '@inferq/store';
 import { WebhookDispatcher } from '@inferq/webhooks';
 import { startMetricsServer } from './metrics-server.ts';
+import { PipelineSupport } from './pipelines/pipelines.ts';
 import { assertRedisIsDurable } from './redis-checks.ts';
 import { ServedModels } from './served-models.ts';
 
@@ -54,6 +55,7 @@ const fleet = new FleetRegistry({ redis: connection, prefix: config.queuePrefix 
 const metrics = createMetrics('worker');
 
 let ready = false;
+const pipelines = new PipelineSupport({ queue, store, connect, prefix: config.queuePrefix });
 const served = new ServedModels({
   workerId,
   queue,
@@ -63,6 +65,8 @@ const served = new ServedModels({
   inputLimits: config.caps,
   metrics,
   logger,
+  pipelines,
+  partialRepository: config.models !== undefined,
 });
 // A second worker on one host needs a METRICS_PORT of its own: say so in one line, not a stack trace.
 const metricsServer = await startMetricsServer({
@@ -195,6 +199,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   const closing = Promise.all([served.close(), webhooks?.stop()]);
   await fleet.leave(workerId).catch(() => undefined);
   await closing;
+  await pipelines.close();
   await queue.close();
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   await Promise.all([connection, reloads].map((c) => closeConnection(c)));

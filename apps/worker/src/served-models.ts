@@ -13,6 +13,8 @@ import type { FleetRegistry, InferenceQueue, ServedVersion, VersionState, Worker
 import { costProfileOf, type MeasuredCosts, measureBatchCosts } from './batch-costs.ts';
 import { directRequestOf } from './direct-jobs.ts';
 import { intakeCapacity, ModelWorker } from './model-worker.ts';
+import { PIPELINE_CONCURRENCY, PipelineWorker } from './pipelines/pipeline-worker.ts';
+import type { PipelineSupport } from './pipelines/pipelines.ts';
 
 /** Error code of a request whose model version left the repository before a worker ran it. */
 export const MODEL_VERSION_RETIRED = 'model_version_retired';
@@ -38,6 +40,10 @@ export interface ServedModelsOptions {
   logger: Logger;
   /** Overrides RETIRE_DRAIN_MS (tests). */
   retireDrainMs?: number;
+  /** What serving a pipeline needs (docs/pipelines.md); absent: pipeline versions are unavailable. */
+  pipelines?: PipelineSupport;
+  /** The repository reads are of some models only (MODELS): a pipeline's models are read beside them. */
+  partialRepository?: boolean;
 }
 
 /** One version of one model on this worker. */
@@ -54,7 +60,7 @@ interface Slot {
   /** Measured at warm-up (warmup on, a batch axis); kept current by its worker's runs. */
   costs?: MeasuredCosts;
   session?: ModelSession;
-  worker?: ModelWorker;
+  worker?: ModelWorker | PipelineWorker;
 }
 
 const slotKey = (model: string, version: number): string => `${model}\u0000${version}`;
@@ -111,8 +117,8 @@ export class ServedModels {
     };
   }
 
-  /** Versions with a running ModelWorker (ready or draining), for queue-depth metrics. */
-  running(): ModelWorker[] {
+  /** Versions with a running worker (ready or draining), for queue-depth metrics. */
+  running(): (ModelWorker | PipelineWorker)[] {
     return [...this.slots.values()].flatMap((slot) => (slot.worker ? [slot.worker] : []));
   }
 
@@ -128,6 +134,7 @@ export class ServedModels {
 
   private async reconcileNow(repository: ModelRepository): Promise<void> {
     if (this.closed) return;
+    await this.options.pipelines?.setRepository(repository, this.options.partialRepository === true);
     const wanted = new Map<string, RepositoryVersion>();
     for (const model of repository.models()) {
       for (const entry of model.versions) {
@@ -176,6 +183,10 @@ export class ServedModels {
     const serving: Promise<void>[] = [];
     for (const version of toLoad) {
       if (this.closed) break;
+      if (version.pipeline !== undefined) {
+        serving.push(this.servePipeline(version).then(() => this.onChange?.()));
+        continue;
+      }
       const session = await this.load(version);
       if (session === undefined) this.onChange?.();
       else serving.push(this.serve(version, session).then(() => this.onChange?.()));
@@ -266,6 +277,43 @@ export class ServedModels {
       );
     } catch (error) {
       await this.fail(version, slot, session, error);
+    }
+  }
+
+  /** Starts serving a pipeline version's queue: nothing to load, its models are served by their workers. */
+  private async servePipeline(version: ModelVersion): Promise<void> {
+    const { logger, pipelines } = this.options;
+    const slot = this.slots.get(slotKey(version.name, version.version))!;
+    const pipeline = version.pipeline;
+    try {
+      if (pipelines === undefined || pipeline === undefined)
+        throw new Error('this worker serves no pipelines');
+      const runtime = await pipelines.ensure();
+      const intake = await this.options.queue.openIntake({
+        model: version.name,
+        version: version.version,
+        consumer: this.options.workerId,
+        capacity: PIPELINE_CONCURRENCY,
+        logger,
+      });
+      slot.worker = new PipelineWorker({
+        version: { ...version, pipeline },
+        intake,
+        ...runtime,
+        parentOf: (id) => pipelines.parentOf(id),
+        jobAttempts: this.options.jobAttempts,
+        maxOutputBytes: this.options.maxOutputBytes,
+        metrics: this.options.metrics,
+        logger,
+      });
+      slot.worker.start();
+      slot.state = 'ready';
+      logger.info(
+        { pipeline: version.name, version: version.version, steps: pipeline.steps.length },
+        'pipeline served',
+      );
+    } catch (error) {
+      await this.fail(version, slot, undefined, error);
     }
   }
 

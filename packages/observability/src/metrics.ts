@@ -33,6 +33,8 @@ export interface Metrics {
   readonly batchSize: Histogram<'model'>;
   /** Worker: requests that met or missed their model's latency objective (latencyObjectiveMs). */
   readonly latencyObjective: Counter<'model' | 'outcome'>;
+  /** Worker: each step of each pipeline request, by its wall time (docs/pipelines.md). */
+  readonly pipelineStepSeconds: Histogram<'pipeline' | 'step' | 'kind'>;
   readonly queueDepth: Gauge<'model'>;
   readonly cacheHits: Counter<'model'>;
   readonly cacheMisses: Counter<'model'>;
@@ -149,6 +151,13 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
       name: 'inferq_request_phase_seconds',
       help: 'Time a request spends in each phase: queue, batch_wait, inference, and total.',
       labelNames: ['model', 'phase'],
+      buckets: [...PHASE_BUCKETS_SECONDS],
+      registers,
+    }),
+    pipelineStepSeconds: new Histogram({
+      name: 'inferq_pipeline_step_seconds',
+      help: "Wall time of each step of a pipeline request (a per-item step: its first item's start to its last item's end), by pipeline, step and kind (model or processor).",
+      labelNames: ['pipeline', 'step', 'kind'],
       buckets: [...PHASE_BUCKETS_SECONDS],
       registers,
     }),

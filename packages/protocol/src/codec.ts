@@ -511,12 +511,14 @@ export function decodePayload(bytes: Uint8Array): Payload {
 // The request record and the completion message
 
 function timingsToWire(timings: Timings): Timings {
-  return {
+  const wire: Timings = {
     queueMs: timings.queueMs,
     batchWaitMs: timings.batchWaitMs,
     inferMs: timings.inferMs,
     totalMs: timings.totalMs,
   };
+  if (timings.steps !== undefined) wire.steps = timings.steps;
+  return wire;
 }
 
 /**

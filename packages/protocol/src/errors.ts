@@ -103,6 +103,13 @@ export class UnprocessableError extends InferqError {
   readonly title = 'Inputs do not match the model signature';
 }
 
+/** An image input (a pipeline's) whose header cannot be read: corrupt, or not the format it claims. */
+export class InvalidImageError extends InferqError {
+  readonly status = 422;
+  readonly code = 'invalid-image';
+  readonly title = 'The image cannot be read';
+}
+
 /**
  * Values the model runtime cannot carry as sent: onnxruntime-node cuts a string at its first NUL and
  * replaces a lone UTF-16 surrogate, so the model would see another input than the client sent.

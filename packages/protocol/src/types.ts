@@ -166,6 +166,23 @@ export interface Timings {
   batchWaitMs: number;
   inferMs: number;
   totalMs: number;
+  /** A pipeline request's steps, by step name, in the order they ran (docs/pipelines.md). */
+  steps?: Record<string, StepTiming>;
+}
+
+/** Where one step of a pipeline request spent its time (ms). */
+export interface StepTiming {
+  kind: 'model' | 'processor';
+  /** Wall time of the step; for a per-item step, from its first item's start to its last item's end. */
+  ms: number;
+  /** Per-item steps: how many items ran. */
+  items?: number;
+  /** Model steps: means over the step's model requests of their records' phases. */
+  queueMs?: number;
+  batchWaitMs?: number;
+  inferMs?: number;
+  /** Model steps: the batch size each of its model requests ran in. */
+  batchSizes?: number[];
 }
 
 export interface RequestError {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { modelsOf, type ModelInfo as PipelineModelInfo, type PipelineSpec } from '@inferq/pipeline';
 import {
   batchShapeOf,
   decodeInferRequest,
@@ -22,6 +23,7 @@ import {
   resolveModelConfig,
   servedVersions,
 } from './config.ts';
+import { checkPipelineModels, PIPELINE_FILE, readPipelineVersion, signatureOf } from './pipeline-version.ts';
 import { readModelSignature } from './signature.ts';
 
 /** One servable model file: a version of a model with its signature and resolved config. */
@@ -36,6 +38,11 @@ export interface ModelVersion {
   fingerprint: string;
   /** The version's own warm-up request (WARMUP_FILES), checked against the signature. */
   warmupSample?: WarmupSample;
+  /**
+   * A pipeline version (its folder holds pipeline.json, which `path` names): its steps. Absent for a
+   * model. Its signature is the file's inputs and outputs.
+   */
+  pipeline?: PipelineSpec;
 }
 
 /** A warm-up request read from the version folder: what the worker warms up (and places) with. */
@@ -201,8 +208,11 @@ async function readModel(
     }
     // A folder without its model file is not a version yet (being copied in) or any more (being
     // deleted: `rm -r` removes the files first): neither may look like a broken version.
-    if ((await fileStamp(join(modelDir, entry.name, MODEL_FILE))) === undefined) {
-      problems.push(`${join(modelDir, entry.name)}: skipped; no ${MODEL_FILE} in it`);
+    if (
+      (await fileStamp(join(modelDir, entry.name, MODEL_FILE))) === undefined &&
+      (await fileStamp(join(modelDir, entry.name, PIPELINE_FILE))) === undefined
+    ) {
+      problems.push(`${join(modelDir, entry.name)}: skipped; no ${MODEL_FILE} (or ${PIPELINE_FILE}) in it`);
       continue;
     }
     numbers.push(version);
@@ -246,8 +256,10 @@ async function readModel(
   };
   for (const version of numbers) {
     const versionDir = join(modelDir, String(version));
-    const path = join(versionDir, MODEL_FILE);
-    const stamp = await fileStamp(path);
+    const pipelineStamp = await fileStamp(join(versionDir, PIPELINE_FILE));
+    const isPipeline = pipelineStamp !== undefined;
+    const path = join(versionDir, isPipeline ? PIPELINE_FILE : MODEL_FILE);
+    const stamp = isPipeline ? pipelineStamp : await fileStamp(path);
     const samples = await warmupFilesOf(versionDir);
     const fingerprint = [`${stamp ?? 'missing'}/${configHash}`, ...samples.map((s) => s.stamp)].join('/');
     const base = { name, version, path, fingerprint, retired: !served.has(version) };
@@ -262,6 +274,26 @@ async function readModel(
     }
     if (stamp === undefined) {
       versions.push(settle({ ...base, problem: `${path}: missing` }));
+      continue;
+    }
+    if (isPipeline) {
+      try {
+        if ((await fileStamp(join(versionDir, MODEL_FILE))) !== undefined)
+          throw new Error(`${versionDir}: holds both ${MODEL_FILE} and ${PIPELINE_FILE}; keep one`);
+        const read = await readPipelineVersion(path, raw, configFile);
+        const model: ModelVersion = {
+          name,
+          version,
+          path,
+          signature: signatureOf(read.spec),
+          config: read.config,
+          fingerprint,
+          pipeline: read.spec,
+        };
+        versions.push({ ...base, model });
+      } catch (error) {
+        versions.push(settle({ ...base, problem: messageOf(error) }));
+      }
       continue;
     }
     if (samples.length > 1) {
@@ -333,7 +365,38 @@ export async function loadModelRepository(
     });
     if (model !== undefined) models.set(name, model);
   }
-  return repositoryOf(root, models, problems);
+  const repository = repositoryOf(root, models, problems);
+  // A read of some models only (a worker's MODELS) may lack a pipeline's models: those are checked
+  // where the whole repository is read (the API), and by the worker when a step runs.
+  if (only === undefined) await checkModelSteps(repository);
+  return repository;
+}
+
+/** Each pipeline's model steps against the repository's models: a version that misses one is not servable. */
+async function checkModelSteps(repository: ModelRepository): Promise<void> {
+  const lookup = (name: string, version?: number): PipelineModelInfo | undefined => {
+    const found = repository.get(name, version);
+    return found === undefined || found.pipeline !== undefined ? undefined : found.signature;
+  };
+  for (const entry of repository.models()) {
+    for (let index = 0; index < entry.versions.length; index++) {
+      const version = entry.versions[index]!;
+      if (version.model?.pipeline === undefined) continue;
+      // A model that is there but cannot be served now makes the pipeline unavailable while it lasts
+      // (the API's catalogue says so, with its reason), not unservable for good.
+      const unservable = modelsOf(version.model.pipeline).some(
+        ({ model, version: pinned }) =>
+          repository.model(model) !== undefined && repository.get(model, pinned) === undefined,
+      );
+      if (unservable) continue;
+      try {
+        checkPipelineModels(version.path, JSON.parse(await readFile(version.path, 'utf8')), lookup);
+      } catch (error) {
+        const { model: _unservable, ...rest } = version;
+        entry.versions[index] = { ...rest, problem: messageOf(error) };
+      }
+    }
+  }
 }
 
 function repositoryOf(dir: string, models: Map<string, ModelEntry>, problems: string[]): ModelRepository {

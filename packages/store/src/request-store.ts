@@ -316,6 +316,7 @@ export class RequestStore {
         r.startedAt === undefined ? '' : String(r.startedAt),
         bytes,
         String(bytes.indexOf(r.id)),
+        r.timings.steps === undefined ? '' : JSON.stringify(r.timings.steps),
       ]);
     }
     const k = this.keys;

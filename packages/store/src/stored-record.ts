@@ -1,4 +1,10 @@
-import { decodeTensorMap, REQUEST_STATUSES, type RequestError, type RequestStatus } from '@inferq/protocol';
+import {
+  decodeTensorMap,
+  REQUEST_STATUSES,
+  type RequestError,
+  type RequestStatus,
+  type StepTiming,
+} from '@inferq/protocol';
 import type { StoredRecord } from './types.ts';
 
 const STATUSES: ReadonlySet<string> = new Set(REQUEST_STATUSES);
@@ -28,7 +34,11 @@ export function toStoredRecord(raw: Record<string, Buffer>): StoredRecord {
     },
     tenant: text('tenant') ?? 'public',
   };
+  const steps = text('steps');
+  if (steps) record.timings.steps = JSON.parse(steps) as Record<string, StepTiming>;
   if (text('coalesced') === '1') record.coalesced = true;
+  const cacheKey = text('cacheKey');
+  if (cacheKey) record.cacheKey = cacheKey;
   const startedAt = iso('startedAt');
   if (startedAt) record.startedAt = startedAt;
   const finishedAt = iso('finishedAt');

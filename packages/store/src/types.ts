@@ -85,6 +85,8 @@ export type SubmitOutcome =
 /** A record as stored, with the fields only the server sees. */
 export interface StoredRecord extends RequestRecord {
   tenant: string;
+  /** Its cache key, when it uses the cache (`SubmitParams.useCache`). */
+  cacheKey?: string;
   /** `timeoutMs` as an absolute time (ms since epoch): a request still queued then ends `expired`. */
   deadline?: number;
 }

@@ -20,10 +20,11 @@
   ARGV[2] now (ms)
   ARGV[3] result TTL (s)
   ARGV[4] MessagePack array of one row per request (one argument where there would be a dozen per
-          request: a client pays for each argument it sends), each row 13 strings:
+          request: a client pays for each argument it sends), each row 14 strings:
     id, stream, entry id ("": the one its record names), status (succeeded | failed), outputs (MessagePack bytes or ""),
     error JSON or "", queueMs, batchWaitMs, inferMs, batchSize, startedAt (ms, "" when it never ran),
-    completion message (MessagePack, the request id as its first value), byte offset of the id in it
+    completion message (MessagePack, the request id as its first value), byte offset of the id in it,
+    a pipeline request's step timings (JSON, `timings.steps`) or ""
 
   Keys named at run time, not declared: the cache and in-flight keys (the cache key is read from the
   record), the followers' records (ids read from the followers list) and, for a row without an
@@ -55,7 +56,7 @@ local function phasesOf(createdAt, timings, startedAt)
 end
 
 -- Ends request `rid` (its fields `rec`, read with FIELDS) with the batch's result; returns nothing.
-local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, msg)
+local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, msg, steps)
   if not rec[1] or TERMINAL[rec[1]] then return end
   local rk = prefix .. ':req:' .. rid
   local deadline = tonumber(rec[8]) or 0
@@ -84,6 +85,7 @@ local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, 
   end
   if outputs ~= '' then fields[#fields + 1] = 'outputs'; fields[#fields + 1] = outputs end
   if errorJson ~= '' then fields[#fields + 1] = 'error'; fields[#fields + 1] = errorJson end
+  if steps ~= '' then fields[#fields + 1] = 'steps'; fields[#fields + 1] = steps end
   redis.call('HSET', rk, unpack(fields))
   redis.call('EXPIRE', rk, resultTtl)
   announceEnd(prefix, rid, rec[3], rec[5], msg)
@@ -100,9 +102,9 @@ for n, row in ipairs(cmsgpack.unpack(ARGV[4])) do
   local k = 2 + (n - 1) * 5
   local id, stream, entry, status, outputs, errorJson = row[1], row[2], row[3], row[4], row[5], row[6]
   local timings = { row[7], row[8], row[9], row[10] }
-  local startedAt, message, idOffset = row[11], row[12], tonumber(row[13])
+  local startedAt, message, idOffset, steps = row[11], row[12], tonumber(row[13]), row[14] or ''
   local rec = fieldsOf(id)
-  finish(id, rec, status, outputs, errorJson, timings, startedAt, message)
+  finish(id, rec, status, outputs, errorJson, timings, startedAt, message, steps)
 
   local cacheKey, cacheTtl = rec[9], tonumber(rec[10]) or 0
   redis.call('DEL', KEYS[k + 4])
@@ -121,7 +123,7 @@ for n, row in ipairs(cmsgpack.unpack(ARGV[4])) do
     redis.call('DEL', followersKey)
     local before, after = string.sub(message, 1, idOffset), string.sub(message, idOffset + #id + 1)
     for _, f in ipairs(followers) do
-      finish(f, fieldsOf(f), status, outputs, errorJson, timings, startedAt, before .. f .. after)
+      finish(f, fieldsOf(f), status, outputs, errorJson, timings, startedAt, before .. f .. after, steps)
     end
   end
   -- The entry the worker names, else the one the record names (a caller that did not take it itself).

@@ -1,0 +1,103 @@
+/**
+ * What a worker needs to serve pipelines, made the first time it serves one: the processor threads,
+ * a subscriber on this process's notify channel (its model steps' ends), and the model versions
+ * the pipelines' steps name, read from the repository (also those this worker does not serve).
+ */
+import { randomBytes } from 'node:crypto';
+import { modelsOf, type PipelineSpec } from '@inferq/pipeline';
+import { loadModelRepository, type ModelRepository, type ModelVersion } from '@inferq/repository';
+import {
+  CompletionWatcher,
+  type InferenceQueue,
+  type RedisConnection,
+  type RequestStore,
+} from '@inferq/store';
+import { ModelSteps } from './model-steps.ts';
+import { ProcessorPool } from './processor-pool.ts';
+
+export interface PipelineSupportOptions {
+  queue: InferenceQueue;
+  store: RequestStore;
+  /** Opens a Redis connection (the subscriber). */
+  connect(): RedisConnection;
+  prefix: string;
+}
+
+export interface PipelineRuntime {
+  pool: ProcessorPool;
+  modelSteps: ModelSteps;
+}
+
+export class PipelineSupport {
+  private readonly options: PipelineSupportOptions;
+  private runtime: PipelineRuntime | undefined;
+  private watcher: CompletionWatcher | undefined;
+  /** The models pipelines name, as last read. */
+  private models: ModelRepository | undefined;
+
+  constructor(options: PipelineSupportOptions) {
+    this.options = options;
+  }
+
+  /**
+   * Follows a new read of the repository: the models its pipelines name are looked up in it, or, when
+   * it is a read of some models only (MODELS), read from its folder beside it.
+   */
+  async setRepository(repository: ModelRepository, partial: boolean): Promise<void> {
+    const pipelines = repository
+      .models()
+      .flatMap((entry) => entry.versions.flatMap((v) => (v.model?.pipeline ? [v.model.pipeline] : [])));
+    if (!partial || pipelines.length === 0) {
+      this.models = repository;
+      return;
+    }
+    const names = [
+      ...new Set(pipelines.flatMap((pipeline: PipelineSpec) => modelsOf(pipeline).map((m) => m.model))),
+    ];
+    this.models = await loadModelRepository(repository.dir, names, this.models);
+  }
+
+  /**
+   * What a pipeline request's model steps inherit from it: its tenant (they are submitted as that
+   * tenant), and whether it uses the cache (`"cache": false` reaches every step).
+   */
+  async parentOf(id: string): Promise<{ tenant: string; useCache: boolean } | undefined> {
+    const record = await this.options.store.get(id);
+    return record === undefined
+      ? undefined
+      : { tenant: record.tenant, useCache: record.cacheKey !== undefined };
+  }
+
+  /** A served version a model step names (its default when `version` is absent). */
+  resolve(model: string, version: number | undefined): ModelVersion | undefined {
+    const found = this.models?.get(model, version);
+    return found?.pipeline === undefined ? found : undefined;
+  }
+
+  /** The threads and the model-step runner, made on first use. */
+  async ensure(): Promise<PipelineRuntime> {
+    if (this.runtime !== undefined) return this.runtime;
+    const watcher = new CompletionWatcher({
+      subscriber: this.options.connect(),
+      prefix: this.options.prefix,
+      instance: `worker-${randomBytes(9).toString('base64url')}`,
+    });
+    await watcher.ready();
+    this.watcher = watcher;
+    this.runtime = {
+      pool: new ProcessorPool(),
+      modelSteps: new ModelSteps({
+        queue: this.options.queue,
+        store: this.options.store,
+        watcher,
+        resolve: (model, version) => this.resolve(model, version),
+      }),
+    };
+    return this.runtime;
+  }
+
+  async close(): Promise<void> {
+    await this.runtime?.pool.close();
+    await this.watcher?.close();
+  }
+}
