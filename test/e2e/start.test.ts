@@ -40,7 +40,13 @@ describe('the all-in-one (`npm start` = inferq serve)', () => {
     const response = await fetch(`${app.url}/v1/models`);
     expect(response.status).toBe(200);
     const body = (await response.json()) as { models: { name: string; ready: boolean }[] };
-    expect(body.models.map((model) => model.name).sort()).toEqual(['noop', 'ppocr-cls', 'ppocr-rec']);
+    expect(body.models.map((model) => model.name).sort()).toEqual([
+      'noop',
+      'ocr',
+      'ppocr-cls',
+      'ppocr-det',
+      'ppocr-rec',
+    ]);
     expect(body.models.every((model) => model.ready)).toBe(true);
   });
 

@@ -7,29 +7,8 @@
  * batches fleet-wide with every other caller of that model), or a processor: a pure function over
  * named tensors (image decoding, softmax, CTC decoding, ...).
  *
- * ```json
- * {
- *   "description": "optional free text",
- *   "inputs":  [{ "name": "image", "dtype": "uint8", "shape": [-1] }],
- *   "outputs": [{ "name": "text", "dtype": "string", "shape": [-1], "from": "lines.text" }],
- *   "steps": [
- *     { "name": "decode", "processor": "image.decode", "inputs": { "image": "image" } },
- *     { "name": "det-input", "processor": "ppocr.detector-input", "inputs": { "image": "decode.image" },
- *       "options": { "limitSideLen": 960 } },
- *     { "name": "detect", "model": "ppocr-det", "inputs": { "x": "det-input.x" } },
- *     { "name": "boxes", "processor": "ppocr.text-boxes", "inputs": { "maps": "detect.maps" } },
- *     { "name": "crops", "processor": "image.crop-boxes",
- *       "inputs": { "image": "decode.image", "boxes": "boxes.boxes" } },
- *     { "name": "rec-input", "processor": "ppocr.recogniser-input", "forEach": "crops",
- *       "inputs": { "image": "crops.image" } },
- *     { "name": "recognise", "model": "ppocr-rec", "version": 1, "forEach": "crops",
- *       "inputs": { "x": "rec-input.x" } },
- *     { "name": "ctc", "processor": "ocr.ctc-decode", "forEach": "crops",
- *       "inputs": { "probabilities": "recognise.probabilities" } },
- *     { "name": "lines", "processor": "ocr.lines", "inputs": { "text": "ctc.text", "boxes": "boxes.boxes" } }
- *   ]
- * }
- * ```
+ * The user-facing description, with the demo's whole OCR pipeline, is docs/pipelines.md; the
+ * demo's file is models/demo/ocr/1/pipeline.json. Below, the rules this package enforces.
  *
  * Fields (every object is strict: an unknown field is an error naming it):
  * - `description`: optional free text.
