@@ -9,9 +9,12 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { decodeImage } from '@inferq/processors';
+import { RequestStore } from '@inferq/store';
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllInOne, startAllInOne } from '../helpers/processes.ts';
+import { queueOf } from '../helpers/queue-backend.ts';
 import { inkLines, renderText } from '../helpers/render-text.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -65,6 +68,35 @@ beforeAll(async () => {
     step(pipeline, 'read').options = { dictionary: 'ten.txt' };
   });
   writeFileSync(join(repository, 'ocr-short-dictionary', '1', 'ten.txt'), 'abcdefghij'.split('').join('\n'));
+  // The repository's own processors: one that shouts the lines, one that throws.
+  const shouting = (name: string, module: string, code: string) => {
+    pipelineVariant(name, (pipeline) => {
+      const file = pipeline as unknown as Record<string, unknown> & {
+        outputs: { name: string; from: string }[];
+      };
+      file.processors = {
+        'text.upper': {
+          module,
+          inputs: [{ name: 'text', dtype: 'string', shape: [-1] }],
+          outputs: [{ name: 'text', dtype: 'string', shape: [-1] }],
+        },
+      };
+      pipeline.steps.push({ name: 'shout', processor: 'text.upper', inputs: { text: 'lines.text' } });
+      file.outputs.find((output) => output.name === 'text')!.from = 'shout.text';
+    });
+    mkdirSync(join(repository, name, '1', 'processors'), { recursive: true });
+    writeFileSync(join(repository, name, '1', module), code);
+  };
+  shouting(
+    'ocr-shout',
+    'processors/upper.mjs',
+    'export default ({ text }) => ({ text: { dtype: "string", shape: text.shape, data: text.data.map((line) => line.toUpperCase()) } });\n',
+  );
+  shouting(
+    'ocr-throws',
+    'processors/refuse.mjs',
+    'export default () => { throw new Error("no shouting today"); };\n',
+  );
   // A detector whose file is not a model: the version cannot load, so the pipeline using it is unavailable.
   mkdirSync(join(repository, 'broken-det', '1'), { recursive: true });
   writeFileSync(join(repository, 'broken-det', '1', 'model.onnx'), 'not an onnx model');
@@ -217,6 +249,77 @@ describe('the ocr pipeline', () => {
       expect(together[i]).toEqual(alone);
     }
     expect(together.map((lines) => lines.map((line) => line.text))).toEqual(pages);
+  });
+});
+
+describe('cancelling a pipeline request', () => {
+  it('cancels it while it runs: the record ends cancelled, its model steps still queued are cancelled, and the worker serves on', async () => {
+    // The recogniser's queue is paused: the run stops at its recognise step, three model requests
+    // held in Redis, until the cancel stops it.
+    const redis = new Redis(app.redis!.url);
+    const queue = queueOf(new RequestStore({ redis, prefix: '{inferq}', resultTtlSeconds: 60 }));
+    const held = async (): Promise<number> => (await queue.counts('ppocr-rec', 1)).held;
+    const until = async (check: () => Promise<boolean>): Promise<void> => {
+      while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    try {
+      await queue.pause('ppocr-rec', 1);
+      const page = await renderText(['queue 7', 'batch 170', 'item 21']);
+      const accepted = await fetch(`${app.url}/v1/models/ocr/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          inputs: {
+            image: { dtype: 'uint8', shape: [page.byteLength], data: { b64: page.toString('base64') } },
+          },
+          cache: false,
+        }),
+      });
+      expect(accepted.status).toBe(202);
+      const { id } = (await accepted.json()) as { id: string };
+      await until(async () => (await held()) === 3);
+      const cancelled = await fetch(`${app.url}/v1/requests/${id}`, { method: 'DELETE' });
+      expect(cancelled.status).toBe(200);
+      expect(((await cancelled.json()) as { status: string }).status).toBe('cancelled');
+      // The worker sees the cancel within half a second and stops the run: its held model requests end.
+      await until(async () => (await held()) === 0);
+      const metrics = await (await fetch(`${app.metricsUrl}/metrics`)).text();
+      const counted = metrics
+        .split('\n')
+        .find(
+          (line) =>
+            line.startsWith('inferq_requests_total{') &&
+            line.includes('model="ocr"') &&
+            line.includes('status="cancelled"'),
+        );
+      expect(Number(counted?.split(' ').at(-1))).toBe(1);
+      await queue.resume('ppocr-rec', 1);
+      const record = (await (await fetch(`${app.url}/v1/requests/${id}`)).json()) as { status: string };
+      expect(record.status).toBe('cancelled');
+      const lines = linesOf(
+        await recordOf(await postJson('ocr', await renderText(['inferq 2026']), { cache: false })),
+      );
+      expect(lines.map((line) => line.text)).toEqual(['inferq 2026']);
+    } finally {
+      await queue.resume('ppocr-rec', 1);
+      await redis.quit();
+    }
+  });
+});
+
+describe("the repository's own processors", () => {
+  it('runs a module beside pipeline.json as a step, with the interface of the built-ins', async () => {
+    const lines = linesOf(await recordOf(await postImage('ocr-shout', await renderText(['inferq 2026']))));
+    expect(lines.map((line) => line.text)).toEqual(['INFERQ 2026']);
+  });
+
+  it('ends the request failed, naming the step, when the module throws', async () => {
+    const record = await recordOf(await postImage('ocr-throws', await renderText(['inferq 2026'])));
+    expect(record.status).toBe('failed');
+    expect(record.error).toEqual({
+      code: 'pipeline_step_failed',
+      message: "step 'shout' (processor text.upper) failed: no shouting today",
+    });
   });
 });
 

@@ -72,18 +72,28 @@ export class RequestRecords {
     return waitMs > 0 ? this.waitForTerminal(id, tenant, waitMs, signal) : this.readOwn(id, tenant);
   }
 
-  /** Cancels a request that has not started: the cancelled record, 409 once it runs or ended, 404 if unknown. */
-  async cancel(id: string, tenant: string): Promise<RequestRecord> {
-    await this.readOwn(id, tenant);
-    const outcome = await this.deps.store.cancel(id, this.now());
+  /**
+   * Cancels a request that has not started, or a running one of a pipeline (`runningCancels` says
+   * which versions are: their workers stop the steps) that no identical request follows: the
+   * cancelled record; 409 once it runs (a model's) or ended; 404 if unknown.
+   */
+  async cancel(
+    id: string,
+    tenant: string,
+    runningCancels: (model: string, version: number) => boolean = () => false,
+  ): Promise<RequestRecord> {
+    const own = await this.readOwn(id, tenant);
+    const running = runningCancels(own.model, own.version);
+    const outcome = await this.deps.store.cancel(id, this.now(), { running });
     switch (outcome) {
       case 'cancelled':
         return this.readOwn(id, tenant);
       case 'conflict': {
         const record = await this.deps.store.get(id);
-        throw new ConflictError(
-          `request ${id} is ${record?.status ?? 'no longer queued'}; only a queued request can be cancelled`,
-        );
+        const which = running
+          ? 'only a queued request, or a running pipeline request no identical request follows, can be cancelled'
+          : 'only a queued request can be cancelled';
+        throw new ConflictError(`request ${id} is ${record?.status ?? 'no longer queued'}; ${which}`);
       }
       case 'missing':
         throw notFoundRequest(id);

@@ -46,11 +46,13 @@ export interface InferenceServiceDeps {
 }
 
 export class InferenceService {
+  private readonly deps: InferenceServiceDeps;
   private readonly submission: Submission;
   private readonly records: RequestRecords;
   private readonly views: ModelViews;
 
   constructor(deps: InferenceServiceDeps) {
+    this.deps = deps;
     this.records = new RequestRecords(deps);
     this.submission = new Submission({ ...deps, records: this.records });
     this.views = new ModelViews(deps);
@@ -71,9 +73,13 @@ export class InferenceService {
     return this.records.getRecord(id, tenant, waitSeconds, signal);
   }
 
-  /** Cancels a request that has not started (see RequestRecords.cancel). */
+  /** Cancels a request that has not started, or a running pipeline request (see RequestRecords.cancel). */
   cancel(id: string, tenant: string): Promise<RequestRecord> {
-    return this.records.cancel(id, tenant);
+    return this.records.cancel(
+      id,
+      tenant,
+      (model, version) => this.deps.catalog.versionView(model, version)?.model?.pipeline !== undefined,
+    );
   }
 
   /** Emits the request's status, each change, then its terminal record (see RequestRecords.followStatus). */

@@ -301,6 +301,7 @@ export class ServedModels {
         intake,
         ...runtime,
         parentOf: (id) => pipelines.parentOf(id),
+        statusOf: (id) => pipelines.statusOf(id),
         jobAttempts: this.options.jobAttempts,
         maxOutputBytes: this.options.maxOutputBytes,
         metrics: this.options.metrics,

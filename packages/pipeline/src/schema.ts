@@ -68,9 +68,31 @@ const StepSchema = z.strictObject(
   { error: 'expected a step object' },
 );
 
+/** A processor the repository brings (a module beside pipeline.json), declared as a built-in is. */
+const ProcessorSchema = z.strictObject(
+  {
+    module: z.string({
+      error: "expected the path of a JavaScript module, relative to the pipeline's folder",
+    }),
+    fanOut: z.boolean({ error: 'expected true or false' }).optional(),
+    inputs: z.array(InputSchema, { error: 'expected a list of tensor specs' }),
+    outputs: z.array(InputSchema, { error: 'expected a list of tensor specs' }),
+  },
+  { error: 'expected a processor object: module, fanOut, inputs, outputs' },
+);
+
 export const PipelineFileSchema = z.strictObject(
   {
     description: z.string({ error: STRING }).optional(),
+    processors: z
+      .record(
+        z
+          .string()
+          .regex(PROCESSOR_NAME, { error: "expected a processor name: letters, digits, '.', '-' and '_'" }),
+        ProcessorSchema,
+        { error: 'expected an object: processor name -> its module and signature' },
+      )
+      .optional(),
     inputs: z.array(InputSchema, { error: 'expected a list of tensor specs' }),
     outputs: z
       .array(OutputSchema, { error: 'expected a list of tensor specs' })

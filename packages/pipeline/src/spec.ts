@@ -96,6 +96,8 @@ export interface ModelStepSpec extends StepBase {
 export interface ProcessorStepSpec extends StepBase {
   kind: 'processor';
   processor: string;
+  /** A processor the repository brings: the absolute path of its module (absent: a built-in). */
+  module?: string;
   /** The step's `options` ({} when absent). */
   options: Record<string, unknown>;
   /** Returns a list of results, one per item. */
@@ -122,6 +124,8 @@ export interface PipelineSpec {
 export interface ProcessorInfo {
   /** Its run returns a list of results, one per item. */
   fanOut: boolean;
+  /** A processor the pipeline's folder brings: the absolute path of its module. */
+  module?: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
 }

@@ -3,8 +3,10 @@
  * fan-out and gathering, and each step against its processor's or model's declared inputs and
  * outputs. Errors name the file and the step or field, and say what is wrong in words.
  */
+
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { TensorSpec } from '@inferq/protocol';
-import { listField, type PipelineFileStep, parsePipelineSchema } from './schema.ts';
+import { listField, type PipelineFile, type PipelineFileStep, parsePipelineSchema } from './schema.ts';
 import {
   declaredOutput,
   describeStep,
@@ -131,6 +133,7 @@ class Validator {
         options: raw.options ?? {},
         fanOut: info.fanOut,
         outputs: info.outputs,
+        ...(info.module === undefined ? {} : { module: info.module }),
       };
     } else if (raw.model !== undefined) {
       if (raw.options !== undefined) {
@@ -215,6 +218,46 @@ class Validator {
   }
 }
 
+/**
+ * The processors the file declares (`processors`: modules in the pipeline's folder) beside the
+ * lookup's built-ins. A declared name may not be a built-in's, and a module must lie inside the
+ * folder: the repository's own code, which only the workers load (docs/pipelines.md, "Your own
+ * processors").
+ */
+function withDeclaredProcessors(
+  file: string,
+  parsed: PipelineFile,
+  lookups: PipelineLookups,
+): PipelineLookups {
+  const declared = new Map<string, ProcessorInfo>();
+  const folder = dirname(file);
+  for (const [name, processor] of Object.entries(parsed.processors ?? {})) {
+    const field = `processors.${name}`;
+    if (lookups.processors(name) !== undefined) {
+      throw new PipelineFileError(file, field, `'${name}' is a built-in processor's name; choose another`);
+    }
+    const module = resolve(folder, processor.module);
+    const inside = relative(folder, module);
+    if (isAbsolute(processor.module) || inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+      throw new PipelineFileError(
+        file,
+        `${field}.module`,
+        `'${processor.module}' is not inside the pipeline's folder; a processor's module lies beside its pipeline.json`,
+      );
+    }
+    const specs = (list: typeof processor.inputs): TensorSpec[] =>
+      list.map(({ name: spec, dtype, shape }) => ({ name: spec, dtype, shape }));
+    declared.set(name, {
+      fanOut: processor.fanOut ?? false,
+      module,
+      inputs: specs(processor.inputs),
+      outputs: specs(processor.outputs),
+    });
+  }
+  if (declared.size === 0) return lookups;
+  return { ...lookups, processors: (name) => declared.get(name) ?? lookups.processors(name) };
+}
+
 function checkNames(file: string, list: 'inputs' | 'outputs', specs: readonly TensorSpec[]): void {
   specs.forEach((spec, index) => {
     const field = `${listField(list, index, spec.name)}.name`;
@@ -243,7 +286,7 @@ export function parsePipelineFile(raw: unknown, file: string, lookups: PipelineL
   checkNames(file, 'inputs', inputs);
   checkNames(file, 'outputs', parsed.outputs);
 
-  const validator = new Validator(file, parsed.steps, inputs, lookups);
+  const validator = new Validator(file, parsed.steps, inputs, withDeclaredProcessors(file, parsed, lookups));
   const steps = parsed.steps.map((step, index) => validator.step(step, index));
 
   const outputs = parsed.outputs.map((output, index): PipelineOutputSpec => {

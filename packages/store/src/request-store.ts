@@ -204,7 +204,7 @@ export class RequestStore {
     );
   }
 
-  async cancel(id: string, now: number): Promise<CancelOutcome> {
+  async cancel(id: string, now: number, options: { running?: boolean } = {}): Promise<CancelOutcome> {
     const k = this.keys;
     const outcome = await this.scripts.inferqCancel(
       k.request(id),
@@ -216,6 +216,7 @@ export class RequestStore {
       id,
       now,
       this.resultTtlSeconds,
+      options.running === true ? '1' : '',
     );
     return outcome as CancelOutcome;
   }

@@ -4,6 +4,7 @@
  * queues) and ended with its outputs and per-step timings, many requests at once. A pipeline request
  * is never batched itself: its model steps are, with every other caller of those models.
  */
+import { dirname } from 'node:path';
 import type { Logger, Metrics } from '@inferq/observability';
 import {
   type PipelineResult,
@@ -26,11 +27,21 @@ export const PIPELINE_STEP_FAILED = 'pipeline_step_failed';
 /** Pipeline requests one worker runs at once, per pipeline version. */
 export const PIPELINE_CONCURRENCY = 32;
 
+/** How often the records of running pipeline requests are read, to stop those cancelled meanwhile. */
+const CANCEL_CHECK_MS = 500;
+
+/** Why a run stopped: its request was cancelled (its record is already terminal). */
+class RequestCancelled extends Error {
+  override readonly name = 'RequestCancelled';
+}
+
 export interface PipelineWorkerOptions {
   version: ModelVersion & { pipeline: PipelineSpec };
   intake: QueueIntake;
   pool: ProcessorPool;
   modelSteps: ModelSteps;
+  /** The status a request's record has now (undefined: gone): how the worker learns of a cancel. */
+  statusOf(id: string): Promise<string | undefined>;
   /** Resolves the tenant and priority of a request from its record. */
   parentOf(id: string): Promise<{ tenant: string; useCache: boolean; priority?: number } | undefined>;
   jobAttempts: number;
@@ -45,8 +56,9 @@ export class PipelineWorker {
   private readonly ends: BatchEnds;
   private readonly inHand = new Map<string, Taken>();
   private readonly running = new Set<Promise<void>>();
-  /** Aborts the steps of every request still running when the worker is closed for good. */
-  private readonly stopAll = new AbortController();
+  /** Each running request's abort: a cancel stops its steps (its model steps still queued are cancelled). */
+  private readonly runs = new Map<string, AbortController>();
+  private cancelCheck: NodeJS.Timeout | undefined;
   private stopping = false;
 
   constructor(options: PipelineWorkerOptions) {
@@ -64,6 +76,8 @@ export class PipelineWorker {
   }
 
   start(): void {
+    this.cancelCheck = setInterval(() => void this.stopCancelled(), CANCEL_CHECK_MS);
+    this.cancelCheck.unref();
     this.options.intake.open({
       deliver: (deliveries) => {
         for (const delivery of deliveries) this.take(delivery);
@@ -80,7 +94,17 @@ export class PipelineWorker {
     this.stopping = true;
     await this.options.intake.close();
     await Promise.all(this.running);
+    clearInterval(this.cancelCheck);
     await this.options.intake.dispose();
+  }
+
+  /** Aborts the runs whose requests were cancelled (DELETE on a running pipeline request). */
+  private async stopCancelled(): Promise<void> {
+    for (const [id, run] of this.runs) {
+      const status = await this.options.statusOf(id).catch(() => 'running');
+      if (status !== 'running' && !run.signal.aborted)
+        run.abort(new RequestCancelled(`request ${id} was cancelled`));
+    }
   }
 
   private take(delivery: Delivery): void {
@@ -138,6 +162,8 @@ export class PipelineWorker {
     const parent = await this.options.parentOf(delivery.id);
     let result: PipelineResult;
     const began = performance.now();
+    const run = new AbortController();
+    this.runs.set(delivery.id, run);
     try {
       result = await runPipeline(
         this.version.pipeline,
@@ -146,7 +172,13 @@ export class PipelineWorker {
           runProcessor: (step, stepInputs, signal) => {
             if (step.kind !== 'processor') throw new Error(`step '${step.name}' is not a processor`);
             return this.options.pool.run(
-              { processor: step.processor, inputs: stepInputs, options: step.options, dir: this.dir },
+              {
+                processor: step.processor,
+                inputs: stepInputs,
+                options: step.options,
+                dir: this.dir,
+                ...(step.module === undefined ? {} : { module: step.module }),
+              },
               signal,
             );
           },
@@ -167,13 +199,21 @@ export class PipelineWorker {
             );
           },
         },
-        { signal: this.stopAll.signal },
+        { signal: run.signal },
       );
     } catch (error) {
+      if (error instanceof RequestCancelled) {
+        // Its record is terminal already: this write only acknowledges its queue entry.
+        metrics.requests.inc({ model: pipeline, status: 'cancelled' });
+        const cancelled = { code: 'cancelled', message: error.message };
+        return this.ends.write([this.ends.failure(taken, cancelled, startedAt)], [taken]);
+      }
       const failure = failureOf(error);
       logger.warn({ id: delivery.id, pipeline, error: failure.message }, 'pipeline request failed');
       metrics.requests.inc({ model: pipeline, status: 'failed' });
       return this.ends.write([this.ends.failure(taken, failure, startedAt)], [taken]);
+    } finally {
+      this.runs.delete(delivery.id);
     }
     const totalMs = performance.now() - began;
     for (const [step, timing] of Object.entries(result.steps)) {
@@ -207,7 +247,7 @@ export class PipelineWorker {
 
   /** The pipeline version's folder: relative file options (a dictionary) are read from it. */
   private get dir(): string {
-    return this.version.path.slice(0, this.version.path.lastIndexOf('/'));
+    return dirname(this.version.path);
   }
 }
 

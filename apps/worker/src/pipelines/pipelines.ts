@@ -68,6 +68,11 @@ export class PipelineSupport {
       : { tenant: record.tenant, useCache: record.cacheKey !== undefined };
   }
 
+  /** The status of a request's record now; undefined when it is gone. */
+  async statusOf(id: string): Promise<string | undefined> {
+    return (await this.options.store.get(id))?.status;
+  }
+
   /** A served version a model step names (its default when `version` is absent). */
   resolve(model: string, version: number | undefined): ModelVersion | undefined {
     const found = this.models?.get(model, version);

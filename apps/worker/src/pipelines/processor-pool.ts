@@ -17,6 +17,8 @@ export interface ProcessorTask {
   options: Record<string, unknown>;
   /** The pipeline version's folder (relative file options). */
   dir: string;
+  /** A processor the repository brings: its module's absolute path (absent: a built-in). */
+  module?: string;
 }
 
 /** The thread script, bundled beside the worker's main.js. */

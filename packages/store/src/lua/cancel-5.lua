@@ -1,5 +1,8 @@
 --[[
-  Cancel a request that has not started. A follower leaves its leader's list; a leader leaves its
+  Cancel a request that has not started, or (with ARGV[5]) a running one that no follower waits on:
+  a pipeline's, whose worker sees it cancelled and stops its steps (docs/pipelines.md). A running
+  request only has its record ended and its payload and in-flight key released; its worker still
+  holds its queue entry and acknowledges it when it lets the request go. A follower leaves its leader's list; a leader leaves its
   queue (its stream entry, or the held list while the queue is paused) unless followers wait on it,
   and releases its payload and in-flight key (so no new request attaches to it), while one with
   followers keeps them so it still runs for them. It leaves <prefix>:deadlines and (a leader) its
@@ -14,6 +17,7 @@
   ARGV[2] id
   ARGV[3] now (ms)
   ARGV[4] result TTL (s)
+  ARGV[5] "1": a running request may be cancelled too; "" or absent: only a queued one
 
   Keys named at run time, not declared: the leader's record and followers list of a follower (the
   leader id is read from the record), the queued set, stream or held list and in-flight key the
@@ -28,15 +32,22 @@ local prefix, id, now, resultTtl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local rec = redis.call('HMGET', KEYS[1], 'status', 'createdAt', 'model', 'version', 'callbackChannel', 'leader', 'cacheKey',
   'callbackUrl', 'notify', 'q', 'entry')
 if not rec[1] then return 'missing' end
-if rec[1] ~= 'queued' then return 'conflict' end
+local running = rec[1] == 'running' and ARGV[5] == '1' and redis.call('LLEN', KEYS[4]) == 0
+if rec[1] ~= 'queued' and not running then return 'conflict' end
 
 local createdAt = tonumber(rec[2]) or now
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', tostring(now), 'totalMs', tostring(now - createdAt),
-  'queueMs', tostring(now - createdAt))
+if running then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', tostring(now), 'totalMs', tostring(now - createdAt))
+else
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', tostring(now), 'totalMs', tostring(now - createdAt),
+    'queueMs', tostring(now - createdAt))
+end
 redis.call('EXPIRE', KEYS[1], resultTtl)
 redis.call('ZREM', KEYS[2], id)
 
-if rec[6] then
+if running then
+  release(prefix, id, rec[7])
+elseif rec[6] then
   local followersKey = prefix .. ':followers:' .. rec[6]
   redis.call('LREM', followersKey, 0, id)
   -- The last follower of a leader that already ended (cancelled, expired) takes its leftovers with it.
