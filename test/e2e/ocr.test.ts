@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { decodeImage } from '@inferq/processors';
 import { RequestStore } from '@inferq/store';
 import { Redis } from 'ioredis';
+import { pack, unpack } from 'msgpackr';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllInOne, startAllInOne } from '../helpers/processes.ts';
@@ -226,6 +227,43 @@ describe('the ocr pipeline', () => {
     expect(lines.map((line) => line.text)).toEqual(texts);
     const inks = await inkOf(png);
     for (const [i, line] of lines.entries()) expectAround(line.box, inks[i]!);
+  });
+
+  it('reads an image sent as a bin in MessagePack, answering MessagePack', async () => {
+    const png = await renderText(['msgpack 42']);
+    const response = await fetch(`${app.url}/v1/models/ocr/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/msgpack', prefer: 'wait=60' },
+      body: pack({ inputs: { image: { dtype: 'uint8', shape: [png.byteLength], data: png } } }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^application\/msgpack/);
+    const record = unpack(Buffer.from(await response.arrayBuffer())) as {
+      status: string;
+      outputs: { text: { data: string[] } };
+    };
+    expect(record.status).toBe('succeeded');
+    expect(record.outputs.text.data).toEqual(['msgpack 42']);
+  });
+
+  it('gives its deadline to every model step: a step that cannot run before it ends the request failed, naming the step', async () => {
+    const redis = new Redis(app.redis!.url);
+    const queue = queueOf(new RequestStore({ redis, prefix: '{inferq}', resultTtlSeconds: 60 }));
+    try {
+      // The recogniser's queue is paused: the request's recognise step waits there past its deadline.
+      await queue.pause('ppocr-rec', 1);
+      const record = await recordOf(
+        await postJson('ocr', await renderText(['too late']), { cache: false, timeoutMs: 3000 }),
+      );
+      expect(record.status).toBe('failed');
+      expect(record.error?.code).toBe('pipeline_step_failed');
+      expect(record.error?.message).toMatch(
+        /^step 'recognise' \(model ppocr-rec\) failed: its model request \S+ ended expired: the request passed its timeoutMs before it could run$/,
+      );
+    } finally {
+      await queue.resume('ppocr-rec', 1);
+      await redis.quit();
+    }
   });
 
   it('answers 32 images submitted together as it answers each alone, its recogniser batching their lines', async () => {
