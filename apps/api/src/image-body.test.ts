@@ -4,21 +4,9 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '@inferq/protocol';
-import { resolveModelConfig } from '@inferq/repository';
 import { describe, expect, it } from 'vitest';
-import type { Servable } from './catalog.ts';
 import { imageBody, isImageMediaType } from './image-body.ts';
-
-function servable(signature: ModelSignature): Servable {
-  return {
-    name: 'm',
-    version: 1,
-    path: '/m/1/pipeline.json',
-    signature,
-    config: resolveModelConfig({ maxBatchSize: 0 }, 'config.json', signature),
-    fingerprint: 'f',
-  };
-}
+import { servable } from './test-support.ts';
 
 const bytesInput: ModelSignature = {
   inputs: [{ name: 'image', dtype: 'uint8', shape: [-1] }],

@@ -1,11 +1,11 @@
 import { parsePipelineFile } from '@inferq/pipeline';
 import { BUILTIN_PROCESSORS } from '@inferq/processors/catalog';
 import { InvalidImageError, PayloadTooLargeError, UnsupportedMediaTypeError } from '@inferq/protocol';
-import { resolveModelConfig } from '@inferq/repository';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { Servable } from './catalog.ts';
 import { checkPipelineImages } from './pipeline-images.ts';
+import { servable } from './test-support.ts';
 
 /** A pipeline that decodes its `image` input (at most `maxPixels`) and answers the pixels. */
 function decoding(maxPixels: number): Servable {
@@ -24,15 +24,7 @@ function decoding(maxPixels: number): Servable {
     inputs: spec.inputs,
     outputs: [{ name: 'pixels', dtype: 'uint8' as const, shape: [-1, -1, 3] }],
   };
-  return {
-    name: 'p',
-    version: 1,
-    path: '/models/p/1/pipeline.json',
-    signature,
-    config: resolveModelConfig({ maxBatchSize: 0 }, 'config.json', signature),
-    fingerprint: 'f',
-    pipeline: spec,
-  };
+  return servable(signature, {}, { name: 'p', path: '/models/p/1/pipeline.json', pipeline: spec });
 }
 
 const body = (bytes: Uint8Array) => ({

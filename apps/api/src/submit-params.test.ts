@@ -1,8 +1,8 @@
 import { cacheKey, type InferRequestBody, type ModelSignature, type TensorMap } from '@inferq/protocol';
-import { resolveModelConfig } from '@inferq/repository';
 import { describe, expect, it } from 'vitest';
 import type { Servable } from './catalog.ts';
 import { submitParams } from './submit-params.ts';
+import { servable } from './test-support.ts';
 
 const signature: ModelSignature = {
   inputs: [{ name: 'x', dtype: 'float32', shape: [-1, 2] }],
@@ -11,14 +11,7 @@ const signature: ModelSignature = {
 const inputs: TensorMap = { x: { dtype: 'float32', shape: [1, 2], data: new Float32Array([1, 2]) } };
 
 function model(cacheEnabled: boolean): Servable {
-  return {
-    name: 'm',
-    version: 3,
-    path: '/models/m/3/model.onnx',
-    signature,
-    config: resolveModelConfig({ cache: { enabled: cacheEnabled } }, 'config.json', signature),
-    fingerprint: 'f',
-  };
+  return servable(signature, { maxBatchSize: 4, cache: { enabled: cacheEnabled } }, { version: 3 });
 }
 
 describe('submitParams: the cache key', () => {

@@ -4,7 +4,7 @@
  * its thread pool). Steps run in declaration order, one at a time; a per-item step runs all its items
  * at once, so its N model requests are in flight together and the model's worker batches them.
  */
-import type { Tensor, TensorMap, TensorSpec } from '@inferq/protocol';
+import type { StepTiming, Tensor, TensorMap, TensorSpec } from '@inferq/protocol';
 import { concatAxis0, emptyGathered } from './concat.ts';
 import { PipelineStepError, PipelineTensorError } from './errors.ts';
 import {
@@ -31,21 +31,8 @@ export interface StepRuntime {
   runModel(step: StepSpec, inputs: TensorMap, signal: AbortSignal): Promise<ModelStepResult>;
 }
 
-export interface StepTiming {
-  /** Wall time of the step (for a per-item step: from its first item's start to its last item's end). */
-  ms: number;
-  kind: 'model' | 'processor';
-  /** Per-item steps: how many items ran. */
-  items?: number;
-  /**
-   * Model steps: means over the step's requests of the model record's timings (over those requests
-   * that reported one), and the batch sizes reported, one per request in item order.
-   */
-  queueMs?: number;
-  batchWaitMs?: number;
-  inferMs?: number;
-  batchSizes?: number[];
-}
+/** A step's timing, as the record carries it (`timings.steps`, @inferq/protocol). */
+export type { StepTiming };
 
 export interface PipelineResult {
   outputs: TensorMap;

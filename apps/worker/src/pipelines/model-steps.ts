@@ -136,12 +136,12 @@ export class ModelSteps {
    * submitted (so its end cannot be missed), and read again every RECHECK_MS and after the
    * subscriber reconnects.
    */
-  private awaitEnd(id: string, signal: AbortSignal): { record: Promise<RequestRecord>; stop: () => void } {
+  private awaitEnd(id: string, signal: AbortSignal): { record: Promise<Ended>; stop: () => void } {
     const { watcher, store } = this.options;
     let stop = (): void => undefined;
-    const record = new Promise<RequestRecord>((resolve, reject) => {
+    const record = new Promise<Ended>((resolve, reject) => {
       let settled = false;
-      const settle = (value: RequestRecord | Error): void => {
+      const settle = (value: Ended | Error): void => {
         if (settled) return;
         settled = true;
         stop();
@@ -161,8 +161,7 @@ export class ModelSteps {
           recheck();
           return;
         }
-        const full = decodeCompletionMessage(message);
-        settle({ ...full, createdAt: '' } as RequestRecord);
+        settle(decodeCompletionMessage(message));
       });
       const stopResync = watcher.onResync(recheck);
       const timer = setInterval(recheck, RECHECK_MS);
@@ -184,7 +183,10 @@ export class ModelSteps {
   }
 }
 
-function outcomeOf(record: RequestRecord): ModelStepOutcome {
+/** What a step needs of its model request's end: its record, or its completion message. */
+type Ended = Pick<RequestRecord, 'id' | 'status' | 'outputs' | 'error' | 'timings' | 'batchSize'>;
+
+function outcomeOf(record: Ended): ModelStepOutcome {
   if (record.status !== 'succeeded' || record.outputs === undefined) {
     const why = record.error === undefined ? '' : `: ${record.error.message}`;
     throw new ModelStepError(record.status, `its model request ${record.id} ended ${record.status}${why}`);
