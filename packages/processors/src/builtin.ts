@@ -16,6 +16,7 @@ import {
   rotate180,
   textLineInput,
 } from './image.ts';
+import { type ImageTensorOptions, imageTensor as toTensor } from './image-tensor.ts';
 import { softmaxRows, topK } from './softmax.ts';
 import { DB_DEFAULTS, textBoxes } from './text-boxes.ts';
 
@@ -84,6 +85,13 @@ export const BUILTIN_RUNS: ReadonlyMap<string, ProcessorRun> = new Map<string, P
         maxPixels: number(options.maxPixels, DEFAULT_MAX_PIXELS),
       });
       return { image: imageTensor(image) };
+    },
+  ],
+  [
+    'image.to-tensor',
+    (inputs, options) => {
+      const { data, shape } = toTensor(imageOf(inputs.image), options as unknown as ImageTensorOptions);
+      return { x: floats(data, [...shape]) };
     },
   ],
   [

@@ -40,6 +40,23 @@ const DECLARATIONS: ProcessorDeclaration[] = [
     options: z.strictObject({ maxPixels: z.number().int().positive().optional() }),
   },
   {
+    name: 'image.to-tensor',
+    summary:
+      "pixels → a vision model's input [1, 3, H, W] (or [1, H, W, 3]): resized (stretched, fitted and padded, or filled and centre-cropped), (byte / 255 − mean) / std per channel, RGB or BGR",
+    fanOut: false,
+    inputs: [image()],
+    outputs: [floats('x', [1, -1, -1, -1])],
+    options: z.strictObject({
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+      fit: z.enum(['stretch', 'contain', 'cover']).optional(),
+      ...normalisation,
+      channelOrder: z.enum(['rgb', 'bgr']).optional(),
+      layout: z.enum(['nchw', 'nhwc']).optional(),
+      padValue: z.number().int().min(0).max(255).optional(),
+    }),
+  },
+  {
     name: 'ppocr.detector-input',
     summary:
       'pixels → a DB text detector input [1, 3, H, W] (sides multiples of 32, the longer at most limitSideLen) and the scale back to the source',

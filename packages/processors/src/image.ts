@@ -158,7 +158,7 @@ export interface ImageTensor {
  * Resizes with cv2.resize's INTER_LINEAR: source coordinate (x + 0.5) × scale − 0.5, clamped at the
  * edges, and the result rounded to bytes as OpenCV stores it.
  */
-function resize(image: DecodedImage, width: number, height: number): DecodedImage {
+export function resizeImage(image: DecodedImage, width: number, height: number): DecodedImage {
   if (width === image.width && height === image.height) return image;
   const taps = (to: number, from: number) => {
     const first = new Int32Array(to);
@@ -263,7 +263,7 @@ export function detectorInput(image: DecodedImage, options: DetectorInputOptions
   const width = side(image.width);
   const height = side(image.height);
   const tensor = new Float32Array(3 * height * width);
-  writePlanes(tensor, 0, width, resize(image, width, height), { ...options, channelOrder });
+  writePlanes(tensor, 0, width, resizeImage(image, width, height), { ...options, channelOrder });
   return { tensor, dims: [1, 3, height, width], scaleX: image.width / width, scaleY: image.height / height };
 }
 
@@ -342,7 +342,7 @@ export function textLineInput(crops: readonly DecodedImage[], options: TextLineI
   const width = Math.min(maxWidth, Math.max(minWidth, ...scaledWidths));
   const tensor = new Float32Array(crops.length * 3 * height * width).fill(padValue);
   crops.forEach((crop, item) => {
-    const scaled = resize(crop, Math.min(width, scaledWidths[item]!), height);
+    const scaled = resizeImage(crop, Math.min(width, scaledWidths[item]!), height);
     writePlanes(tensor, item, width, scaled, { mean, std, channelOrder });
   });
   return { tensor, dims: [crops.length, 3, height, width] };

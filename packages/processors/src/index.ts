@@ -27,5 +27,6 @@ export {
   type TextLineInputOptions,
   textLineInput,
 } from './image.ts';
+export { type ImageFit, type ImageLayout, type ImageTensorOptions, imageTensor } from './image-tensor.ts';
 export { type Ranked, softmaxRows, topK } from './softmax.ts';
 export { DB_DEFAULTS, readingOrder, type TextBox, type TextBoxOptions, textBoxes } from './text-boxes.ts';
