@@ -53,6 +53,31 @@ describe('npx inferq, against a running inferq serve', () => {
     expect(help.stderr).toBe('');
   });
 
+  it("queue pause, without QUEUE_BACKEND, pauses the queues of serve's own backend", async () => {
+    // The user's shell does not say which backend serve runs (the suite runs it on both): the CLI
+    // learns it from serve's state file, so the pause holds what serve's workers would take.
+    const queue = (action: string) =>
+      run('node', ['apps/cli/dist/main.js', 'queue', action, 'noop', '--data-dir', dataDir], {
+        QUEUE_BACKEND: undefined,
+      });
+    expect((await queue('pause')).code).toBe(0);
+    try {
+      const submitted = await fetch(`${app.url}/v1/models/noop/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: { x: { dtype: 'float32', shape: [1, 4], data: [1, 2, 3, 4] } } }),
+      });
+      const { id } = (await submitted.json()) as { id: string };
+      // Long enough for a worker to have run it, were the queue not paused.
+      await new Promise((done) => setTimeout(done, 1_000));
+      const record = (await (await fetch(`${app.url}/v1/requests/${id}`)).json()) as { status: string };
+      expect(record.status).toBe('queued');
+      expect(JSON.parse((await queue('status')).stdout)).toMatchObject({ paused: true, held: 1 });
+    } finally {
+      expect((await queue('resume')).code).toBe(0);
+    }
+  });
+
   it("queue status finds serve's private Redis without REDIS_URL", async () => {
     const status = await run('npx', ['inferq', 'queue', 'status', 'noop', '--data-dir', dataDir]);
     expect(status.stderr).toBe('');

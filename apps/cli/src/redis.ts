@@ -24,13 +24,28 @@ export function resolveRedisUrl(
   );
 }
 
+/**
+ * The queue backend a command acts on: QUEUE_BACKEND when set; else, talking to the private Redis of a
+ * running `inferq serve` (no REDIS_URL), the backend that serve runs (its state file says), so that
+ * `inferq queue pause` pauses the queues its workers read.
+ */
+export function resolveQueueBackend(
+  env: NodeJS.ProcessEnv,
+  config: Config,
+  dataDir: string = defaultDataDir(),
+): Config['queueBackend'] {
+  if (env.QUEUE_BACKEND !== undefined || redisTarget(config) !== undefined) return config.queueBackend;
+  return readServeState(dataDir)?.queueBackend ?? config.queueBackend;
+}
+
 /** Runs `use` with a connection to the Redis resolveRedisUrl names, closed afterwards. */
 export async function withRedis<T>(
   env: NodeJS.ProcessEnv,
   use: (redis: Redis, config: Config) => Promise<T>,
   dataDir?: string,
 ): Promise<T> {
-  const config = loadConfigOrExit(env);
+  const loaded = loadConfigOrExit(env);
+  const config = { ...loaded, queueBackend: resolveQueueBackend(env, loaded, dataDir) };
   const redis = createRedisConnection(resolveRedisUrl(config, dataDir), 'command');
   redis.on('error', () => undefined);
   try {

@@ -1,5 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { QueueBackendName } from '@inferq/store';
 import { isAlive } from './private-redis.ts';
 import { findRepoRoot } from './repo-root.ts';
 
@@ -15,6 +16,8 @@ export interface ServeState {
   redisUrl: string;
   /** The API's base URL, as on the `inferq ready:` line. */
   apiUrl: string;
+  /** Its QUEUE_BACKEND: a command acts on that backend's queues (absent in a file of an older serve: streams). */
+  queueBackend?: QueueBackendName;
 }
 
 export const SERVE_STATE_NAME = 'inferq-serve.json';

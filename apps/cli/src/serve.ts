@@ -174,7 +174,12 @@ export async function serve(options: ServeOptions = {}): Promise<number> {
       if (!latch.triggered) {
         // Where the other commands find this deployment (inferq queue, models reload, submit).
         if (redis !== undefined && dataDir !== undefined)
-          removeState = writeServeState(dataDir, { pid: process.pid, redisUrl: redis.url, apiUrl: base });
+          removeState = writeServeState(dataDir, {
+            pid: process.pid,
+            redisUrl: redis.url,
+            apiUrl: base,
+            queueBackend: config.queueBackend,
+          });
         process.stdout.write(`inferq ready: ${base}\n`);
       }
     }
