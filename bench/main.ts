@@ -18,7 +18,7 @@ import {
 } from './contenders/naive.ts';
 import { ApiClient, type InferClient, NodeHttpClient } from './lib/http.ts';
 import { DistinctInputs } from './lib/inputs.ts';
-import { type BenchModel, loadBenchModel, powersOfTwoUpTo } from './lib/models.ts';
+import { type BenchModel, loadBenchModel, loadBenchPipeline, powersOfTwoUpTo } from './lib/models.ts';
 import { ContenderStartError } from './lib/processes.ts';
 import { PROFILES, type Profile } from './lib/profile.ts';
 import { Progress } from './lib/progress.ts';
@@ -35,6 +35,13 @@ import {
   OPEN_LOOP_CONNECTIONS,
 } from './scenarios/inferq.ts';
 import { type LoadTarget, measureCurve, measureSaturation } from './scenarios/load-curves.ts';
+import {
+  measurePipelineLoad,
+  OCR_IMAGE,
+  OCR_LINES,
+  PIPELINE_CLIENTS,
+  pipelineJsonBody,
+} from './scenarios/pipeline.ts';
 
 const SCENARIOS = [
   'direct',
@@ -47,6 +54,7 @@ const SCENARIOS = [
   'single',
   'bulk',
   'workers',
+  'ocr',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Scenarios that run against the all-in-one `inferq serve`. */
@@ -514,6 +522,90 @@ async function main(): Promise<number> {
         running = undefined;
       }
     }
+  }
+
+  if (want('ocr')) {
+    await attempt('ocr', async () => {
+      const pipeline = loadBenchPipeline(repoRoot, 'ocr');
+      for (const [name, settings] of Object.entries(pipeline.models)) results.models[name] ??= settings;
+      const image = readFileSync(join(repoRoot, OCR_IMAGE));
+      const ocr: NonNullable<InferqResults['ocr']> = {
+        pipeline: pipeline.name,
+        image: OCR_IMAGE,
+        imageBytes: image.byteLength,
+        expectedLines: OCR_LINES,
+      };
+      results.inferq ??= {};
+      results.inferq.ocr = ocr;
+      progress.stage(
+        `ocr: starting \`inferq serve\` (streams queue) on the ocr pipeline and ${Object.keys(pipeline.models).join(', ')}`,
+      );
+      const deployment = await startAllInOne(repoRoot, [], 'streams', [pipeline]);
+      running = deployment;
+      const client = new ApiClient(deployment.apiUrl, PIPELINE_CLIENTS);
+      try {
+        const request = { body: pipelineJsonBody('image', image), expectedLines: OCR_LINES };
+        const batchLine = (r: NonNullable<typeof ocr.lowLoad>): string =>
+          r.batches.map((b) => `${b.model} ${b.meanBatchSize?.toFixed(2) ?? '—'}`).join(', ');
+        progress.stage(
+          `ocr low load: one client, up to ${profile.pipelineLowLoadRequests} images of ${OCR_IMAGE}, one at a time`,
+        );
+        const low = await measurePipelineLoad(
+          deployment,
+          client,
+          pipeline,
+          request,
+          {
+            concurrency: 1,
+            warmupMs: profile.pipelineWarmupMs,
+            durationMs: profile.pipelineLowLoadMaxMs,
+            requests: profile.pipelineLowLoadRequests,
+          },
+          (line) => progress.update(`ocr low load: ${line}`),
+        );
+        ocr.lowLoad = low;
+        progress.stage(
+          `  ocr low load: ${low.throughputPerSecond.toFixed(2)} images/s, p50 ${formatMs(low.latency.p50Ms)}, p99 ${formatMs(low.latency.p99Ms)}; mean batch ${batchLine(low)}`,
+        );
+        if (low.ok === 0) throw new Error(`no request succeeded: ${JSON.stringify(low.errors)}`);
+        progress.stage(
+          `ocr saturation: ${PIPELINE_CLIENTS} clients, closed loop, ${profile.pipelineSaturationMs / 1000} s`,
+        );
+        const saturated = await measurePipelineLoad(
+          deployment,
+          client,
+          pipeline,
+          request,
+          {
+            concurrency: PIPELINE_CLIENTS,
+            warmupMs: profile.pipelineWarmupMs,
+            durationMs: profile.pipelineSaturationMs,
+          },
+          (line) => progress.update(`ocr saturation: ${line}`),
+        );
+        ocr.saturation = saturated;
+        progress.stage(
+          `  ocr saturation: ${saturated.throughputPerSecond.toFixed(2)} images/s, p50 ${formatMs(saturated.latency.p50Ms)}, p99 ${formatMs(saturated.latency.p99Ms)}; mean batch ${batchLine(saturated)}`,
+        );
+        if (saturated.ok === 0) throw new Error(`no request succeeded: ${JSON.stringify(saturated.errors)}`);
+        // Every answer counts, the warm-ups' too: a wrong one means the figures are not of OCR.
+        const failures = [low, saturated].reduce((sum, r) => sum + r.failed + r.warmup.sent - r.warmup.ok, 0);
+        if (failures > 0)
+          throw new Error(
+            `${failures} answer(s) failed or read other text: ${JSON.stringify({
+              lowLoad: low.errors,
+              lowLoadWarmup: low.warmup.errors,
+              saturation: saturated.errors,
+              saturationWarmup: saturated.warmup.errors,
+            })}`,
+          );
+      } finally {
+        await client.close();
+        progress.stage('ocr: stopping');
+        await deployment.stop();
+        running = undefined;
+      }
+    });
   }
 
   if (want('workers')) {

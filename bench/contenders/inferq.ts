@@ -1,6 +1,5 @@
 import type { QueueBackend } from '@inferq/config';
-import type { BenchModel } from '../lib/models.ts';
-import { makeRepository } from '../lib/models.ts';
+import { type BenchModel, type BenchPipeline, makeRepository } from '../lib/models.ts';
 import {
   ContenderStartError,
   freePort,
@@ -34,13 +33,15 @@ function baseEnv(repository: string): NodeJS.ProcessEnv {
 /**
  * The README's all-in-one: `node apps/cli/dist/main.js serve` with no REDIS_URL, so it starts its
  * own redis-server, the API and one worker, and prints `inferq ready: URL` once /readyz answers 200.
+ * Its repository holds `models` and `pipelines` (each with the models its steps run).
  */
 export async function startAllInOne(
   repoRoot: string,
   models: readonly BenchModel[],
   backend: QueueBackend = 'streams',
+  pipelines: readonly BenchPipeline[] = [],
 ): Promise<InferqDeployment> {
-  const repository = makeRepository(models, repoRoot);
+  const repository = makeRepository(models, repoRoot, pipelines);
   const dataDir = temporaryDir('inferq-bench-serve-');
   const port = await freePort();
   const metricsPort = await freePort();

@@ -69,4 +69,22 @@ describe('runClosedLoop', () => {
     expect(result.ok).toBe(result.sent);
     expect(result.failed).toBe(0);
   });
+
+  it('stops after `requests` when they come before the duration is over', async () => {
+    const indexes: number[] = [];
+    const result = await runClosedLoop({
+      concurrency: 2,
+      durationMs: 60_000,
+      requests: 7,
+      send: async (index) => {
+        indexes.push(index);
+        await new Promise((resolve) => setImmediate(resolve));
+        return index === 3 ? { ok: false, error: 'wrong text' } : { ok: true };
+      },
+    });
+    expect(indexes.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(result.sent).toBe(7);
+    expect(result.ok).toBe(6);
+    expect(result.errors).toEqual({ 'wrong text': 1 });
+  });
 });

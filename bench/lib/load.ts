@@ -154,17 +154,20 @@ export interface ClosedLoopOptions {
   /** Clients; each sends its next request as soon as its previous one is answered. */
   concurrency: number;
   durationMs: number;
+  /** Stop sending after this many requests, if that comes before the duration is over. */
+  requests?: number;
   send: Send;
   progress?: ProgressSink;
 }
 
 /**
  * Closed-loop load for saturation throughput: `concurrency` clients each keep exactly one request
- * outstanding until the duration is over. Latencies run from each request's actual send (in a
+ * outstanding until the duration is over (or `requests` have been sent). Latencies run from each request's actual send (in a
  * closed loop the offered load adapts to the server, so these are not latencies under a given load).
  */
 export async function runClosedLoop(options: ClosedLoopOptions): Promise<LoadResult> {
   const { concurrency, durationMs, send, progress } = options;
+  const limit = options.requests ?? Number.POSITIVE_INFINITY;
   const tally = new Tally();
   const start = performance.now();
   const end = start + durationMs;
@@ -178,7 +181,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<LoadRes
   }, PROGRESS_INTERVAL_MS);
 
   const client = async (): Promise<void> => {
-    while (performance.now() < end) {
+    while (performance.now() < end && nextIndex < limit) {
       const index = nextIndex++;
       tally.sent++;
       const sentAt = performance.now();

@@ -32,6 +32,13 @@ export interface Profile {
   /** Requests per `infer:bulk` body: the API's default MAX_BULK_REQUESTS, which the bench leaves unset. */
   bulkSize: number;
   workerCounts: number[];
+  /** The `ocr` pipeline: unmeasured load before each of its two measurements. */
+  pipelineWarmupMs: number;
+  /** Its low-load measurement: this many images one at a time, or fewer if `pipelineLowLoadMaxMs` is over first. */
+  pipelineLowLoadRequests: number;
+  pipelineLowLoadMaxMs: number;
+  /** Its closed-loop saturation measurement. */
+  pipelineSaturationMs: number;
   /** Longest wait for requests still outstanding at the end of a measurement. */
   drainTimeoutMs: number;
 }
@@ -56,6 +63,10 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     bulkConnections: 8,
     bulkSize: 64,
     workerCounts: [1, 2, 4],
+    pipelineWarmupMs: 1_500,
+    pipelineLowLoadRequests: 20,
+    pipelineLowLoadMaxMs: 6_000,
+    pipelineSaturationMs: 4_000,
     drainTimeoutMs: 30_000,
   },
   full: {
@@ -74,6 +85,10 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     bulkConnections: 8,
     bulkSize: 64,
     workerCounts: [1, 2, 4],
+    pipelineWarmupMs: 3_000,
+    pipelineLowLoadRequests: 60,
+    pipelineLowLoadMaxMs: 20_000,
+    pipelineSaturationMs: 12_000,
     drainTimeoutMs: 60_000,
   },
 };

@@ -7,11 +7,12 @@ import {
   formatMs,
   formatRate,
   goodput,
+  pipelineSection,
   pointNear,
   renderMarkdown,
   sustainedRate,
 } from './report.ts';
-import type { BenchResults, CurvePoint } from './results.ts';
+import type { BenchResults, CurvePoint, PipelineLoadResult, PipelineResult } from './results.ts';
 
 function latency(p50Ms: number, p99Ms: number): LatencySummary {
   return {
@@ -389,5 +390,104 @@ describe('backendsSection', () => {
     ]);
     expect(renderMarkdown(results)).toContain('### Queue backends side by side');
     expect(renderMarkdown(fullResults())).not.toContain('### Queue backends side by side');
+  });
+});
+
+describe('pipelineSection', () => {
+  const steps = (scale: number, largest: [number, number]): PipelineLoadResult['steps'] => [
+    { step: 'decode', kind: 'processor', requests: 100, meanMs: 4 * scale },
+    {
+      step: 'detect',
+      kind: 'model',
+      requests: 100,
+      meanMs: 50 * scale,
+      meanQueueMs: 5 * scale,
+      meanInferMs: 40,
+      largestBatch: largest[0],
+    },
+    {
+      step: 'recognise',
+      kind: 'model',
+      requests: 100,
+      meanMs: 30 * scale,
+      meanItems: 3,
+      meanQueueMs: 2 * scale,
+      meanInferMs: 20,
+      largestBatch: largest[1],
+    },
+  ];
+  const loadResult = (
+    concurrency: number,
+    throughput: number,
+    p50: number,
+    p99: number,
+    detBatch: number,
+  ): PipelineLoadResult => ({
+    ...load(throughput, p50, p99, 90 * concurrency),
+    concurrency,
+    batches: [
+      { model: 'ppocr-det', steps: ['detect'], batches: 100, items: 100 * detBatch, meanBatchSize: detBatch },
+      {
+        model: 'ppocr-rec',
+        steps: ['recognise'],
+        batches: 100,
+        items: 300 * detBatch,
+        meanBatchSize: 3 * detBatch,
+      },
+    ],
+    steps: steps(concurrency, detBatch === 1 ? [1, 3] : [4, 8]),
+    meanQueueMs: 0.5 * concurrency,
+    warmup: { sent: 10, ok: 10, errors: {} },
+  });
+  const ocr = (): PipelineResult => ({
+    pipeline: 'ocr',
+    image: 'examples/ocr/hello.png',
+    imageBytes: 12_740,
+    expectedLines: ['a', 'b', 'c'],
+    lowLoad: loadResult(1, 9.876, 100, 150, 1),
+    saturation: {
+      ...loadResult(8, 20.5, 380, 600, 2.5),
+      failed: 2,
+      errors: { 'text other than the image reads': 2 },
+    },
+  });
+
+  it("gives images/s, latency and each model step's mean batch at each load, then where the time goes", () => {
+    expect(pipelineSection(ocr())).toEqual([
+      '### ocr pipeline (streams queue; `examples/ocr/hello.png`, 12,740 bytes, `"cache": false`)',
+      '',
+      [
+        '| load | clients | images | images/s | p50 | p99 | detect (ppocr-det): mean batch (largest) | recognise (ppocr-rec): mean batch (largest) | errors |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+        '| low load | 1 | 100 | 9.88 images/s | 100 ms | 150 ms | 1.0 (1) | 3.0 (3) | 0 |',
+        '| saturation | 8 | 100 | 20.50 images/s | 380 ms | 600 ms | 2.5 (4) | 7.5 (8) | 2 text other than the image reads |',
+      ].join('\n'),
+      '',
+      "### ocr pipeline: where the time goes (mean per image; model steps: their model requests' mean time queued and in inference)",
+      '',
+      [
+        '| step | kind | low load | saturation |',
+        '| --- | --- | --- | --- |',
+        '| decode | processor | 4.00 ms | 32.0 ms |',
+        '| detect | model | 50.0 ms (queued 5.00 ms, inference 40.0 ms) | 400 ms (queued 40.0 ms, inference 40.0 ms) |',
+        '| recognise | model, per item (3 per image) | 30.0 ms (queued 2.00 ms, inference 20.0 ms) | 240 ms (queued 16.0 ms, inference 20.0 ms) |',
+        '| the request queued, until a worker took it (record `queueMs`) | — | 0.50 ms | 4.00 ms |',
+        '| all steps (record `inferMs`) | — | 90.0 ms | 720 ms |',
+        '| end to end (client) | — | 100 ms | 380 ms |',
+      ].join('\n'),
+    ]);
+  });
+
+  it('shows the loads that were measured, and is in the report only when the scenario ran', () => {
+    const result = ocr();
+    delete result.saturation;
+    const section = pipelineSection(result);
+    expect(section[2]?.split('\n')).toHaveLength(3);
+    expect(section[6]?.split('\n')[0]).toBe('| step | kind | low load |');
+    expect(pipelineSection({ ...result, lowLoad: undefined } as PipelineResult)).toEqual([]);
+    const results = fullResults();
+    expect(renderMarkdown(results)).not.toContain('ocr pipeline');
+    results.inferq!.ocr = ocr();
+    expect(renderMarkdown(results)).toContain(`\n\n${pipelineSection(ocr()).join('\n')}\n`);
   });
 });

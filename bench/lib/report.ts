@@ -1,5 +1,14 @@
 import type { LatencySummary } from './latency.ts';
-import type { BenchResults, CurvePoint, InferqResults, OverheadResult, ThroughputResult } from './results.ts';
+import type {
+  BenchResults,
+  CurvePoint,
+  InferqResults,
+  OverheadResult,
+  PipelineLoadResult,
+  PipelineResult,
+  PipelineStepTiming,
+  ThroughputResult,
+} from './results.ts';
 
 export type Verdict = 'PASS' | 'MISS' | 'INFO' | 'NOT RUN' | 'ERROR';
 
@@ -508,6 +517,100 @@ export function backendsSection(results: BenchResults): string[] {
   ];
 }
 
+/** A count that is a mean: whole when it is whole. */
+function formatMean(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
+}
+
+/**
+ * The `ocr` scenario: images/s, latency and each model's mean batch at low load and at saturation,
+ * then each step's mean time per image (docs/performance.md, "The ocr pipeline").
+ */
+export function pipelineSection(ocr: PipelineResult): string[] {
+  const loads = [
+    ['low load', ocr.lowLoad],
+    ['saturation', ocr.saturation],
+  ].filter((entry): entry is [string, PipelineLoadResult] => entry[1] !== undefined);
+  if (loads.length === 0) return [];
+  const models = loads[0]?.[1].batches ?? [];
+  const largest = (load: PipelineLoadResult, steps: readonly string[]): number | undefined => {
+    const sizes = load.steps.filter((s) => steps.includes(s.step)).map((s) => s.largestBatch ?? 0);
+    const most = Math.max(0, ...sizes);
+    return most > 0 ? most : undefined;
+  };
+  const summary = table(
+    [
+      'load',
+      'clients',
+      'images',
+      'images/s',
+      'p50',
+      'p99',
+      ...models.map((m) => `${m.steps.join(', ')} (${m.model}): mean batch (largest)`),
+      'errors',
+    ],
+    loads.map(([label, load]) => [
+      label,
+      String(load.concurrency),
+      String(load.ok),
+      `${load.throughputPerSecond.toFixed(2)} images/s`,
+      formatMs(load.latency.p50Ms),
+      formatMs(load.latency.p99Ms),
+      ...models.map((m) => {
+        const batches = load.batches.find((b) => b.model === m.model);
+        const mean = batches?.meanBatchSize;
+        const most = largest(load, m.steps);
+        return mean === undefined ? '—' : `${mean.toFixed(1)}${most === undefined ? '' : ` (${most})`}`;
+      }),
+      errorsText(load.errors),
+    ]),
+  );
+
+  const order: string[] = [];
+  for (const [, load] of loads) for (const s of load.steps) if (!order.includes(s.step)) order.push(s.step);
+  const stepOf = (load: PipelineLoadResult, step: string): PipelineStepTiming | undefined =>
+    load.steps.find((s) => s.step === step);
+  const stepCell = (timing: PipelineStepTiming | undefined): string => {
+    if (timing === undefined) return '—';
+    const parts =
+      timing.meanQueueMs === undefined || timing.meanInferMs === undefined
+        ? ''
+        : ` (queued ${formatMs(timing.meanQueueMs)}, inference ${formatMs(timing.meanInferMs)})`;
+    return `${formatMs(timing.meanMs)}${parts}`;
+  };
+  const rows = order.map((step) => {
+    const timings = loads.map(([, load]) => stepOf(load, step));
+    const first = timings.find((t) => t !== undefined);
+    const items = first?.meanItems;
+    return [
+      step,
+      `${first?.kind ?? '—'}${items === undefined ? '' : `, per item (${formatMean(items)} per image)`}`,
+      ...timings.map(stepCell),
+    ];
+  });
+  const meanOr = (value: number | undefined): string => (value === undefined ? '—' : formatMs(value));
+  rows.push(
+    [
+      'the request queued, until a worker took it (record `queueMs`)',
+      '—',
+      ...loads.map(([, load]) => meanOr(load.meanQueueMs)),
+    ],
+    ['all steps (record `inferMs`)', '—', ...loads.map(([, load]) => meanOr(load.meanInferMs))],
+    ['end to end (client)', '—', ...loads.map(([, load]) => formatMs(load.latency.meanMs))],
+  );
+  const steps = table(['step', 'kind', ...loads.map(([label]) => label)], rows);
+
+  return [
+    `### ${ocr.pipeline} pipeline (streams queue; \`${ocr.image}\`, ${ocr.imageBytes.toLocaleString('en-US')} bytes, \`"cache": false\`)`,
+    '',
+    summary,
+    '',
+    `### ${ocr.pipeline} pipeline: where the time goes (mean per image; model steps: their model requests' mean time queued and in inference)`,
+    '',
+    steps,
+  ];
+}
+
 export function renderMarkdown(results: BenchResults): string {
   const m = results.machine;
   const out: string[] = [];
@@ -682,6 +785,11 @@ export function renderMarkdown(results: BenchResults): string {
         ]),
       ),
     );
+  }
+
+  if (inferq.ocr !== undefined) {
+    const section = pipelineSection(inferq.ocr);
+    if (section.length > 0) out.push('', ...section);
   }
   return `${out.join('\n')}\n`;
 }

@@ -115,6 +115,65 @@ export interface ServerTimings {
   metObjective?: number | undefined;
 }
 
+/**
+ * One step of a pipeline, averaged over the succeeded records of a measurement (their
+ * `timings.steps`, docs/pipelines.md "Timings").
+ */
+export interface PipelineStepTiming {
+  step: string;
+  /** `model` or `processor`. */
+  kind: string;
+  /** Records that had the step. */
+  requests: number;
+  /** Mean wall time (a per-item step: from its first item's start to its last item's end). */
+  meanMs: number;
+  /** Per-item steps: mean items per request. */
+  meanItems?: number;
+  /** Model steps: means of the step's model requests' `queueMs` (acceptance to batch start) and `inferMs`. */
+  meanQueueMs?: number;
+  meanInferMs?: number;
+  /** Model steps: the largest batch one of the step's model requests ran in (its `batchSizes`). */
+  largestBatch?: number;
+}
+
+/** A model's batches during a measurement: the change of the workers' `inferq_batch_size{model}`. */
+export interface PipelineModelBatches {
+  model: string;
+  /** The pipeline's steps that run it. */
+  steps: string[];
+  batches: number;
+  items: number;
+  /** items ÷ batches; undefined when no batch ran. */
+  meanBatchSize: number | undefined;
+}
+
+/** A closed loop of requests to a pipeline; latencies end to end, `meanInferMs` the records' `timings.inferMs` (all steps). */
+export interface PipelineLoadResult extends LoadResult {
+  concurrency: number;
+  /** Per model its steps run. */
+  batches: PipelineModelBatches[];
+  /** Per step, in the order the steps ran. */
+  steps: PipelineStepTiming[];
+  /** Mean of the records' `timings.queueMs`: acceptance to a worker taking the pipeline request. */
+  meanQueueMs: number | undefined;
+  /** The unmeasured warm-up's answers, checked as the measured ones are. */
+  warmup: { sent: number; ok: number; errors: Record<string, number> };
+}
+
+/** A pipeline fed one image over and over, each request with `"cache": false`. */
+export interface PipelineResult {
+  pipeline: string;
+  /** The image sent (relative to the repository root) and its size. */
+  image: string;
+  imageBytes: number;
+  /** What every answer must read, line by line; any other answer counts as a failure. */
+  expectedLines: string[];
+  /** One client, one image at a time. */
+  lowLoad?: PipelineLoadResult;
+  /** `concurrency` clients, closed loop. */
+  saturation?: PipelineLoadResult;
+}
+
 export interface WorkersPoint {
   workers: number;
   saturation: SaturationResult;
@@ -162,4 +221,6 @@ export interface InferqResults {
   saturation?: SaturationResult;
   curve?: CurvePoint[];
   workers?: WorkersPoint[];
+  /** The `ocr` pipeline, on an all-in-one of its own (streams queue only). */
+  ocr?: PipelineResult;
 }
