@@ -218,6 +218,10 @@ describe('the ocr pipeline', () => {
     expect(recognised).toMatch(/pipeline="ocr"/);
     expect(recognised).toMatch(/kind="model"/);
     expect(Number(recognised?.split(' ').at(-1))).toBeGreaterThanOrEqual(1);
+    // The same image again: answered from the cache by the hash of its input, as a model request is.
+    const again = (await recordOf(await postImage('ocr', png))) as OcrRecord & { cached: boolean };
+    expect(again.cached).toBe(true);
+    expect(linesOf(again)).toEqual(lines);
   });
 
   it('reads several lines in reading order, each exactly and in its own box (JSON body, base64)', async () => {
