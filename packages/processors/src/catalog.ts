@@ -29,6 +29,12 @@ const normalisation = {
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).optional(),
 };
 
+/** A text line's input size: its height, and its width (the least, where it varies). */
+const textLineSize = {
+  height: z.number().int().positive().optional(),
+  width: z.number().int().positive().optional(),
+};
+
 const DECLARATIONS: ProcessorDeclaration[] = [
   {
     name: 'image.decode',
@@ -97,10 +103,7 @@ const DECLARATIONS: ProcessorDeclaration[] = [
     fanOut: false,
     inputs: [image()],
     outputs: [floats('x', [1, 3, 48, -1])],
-    options: z.strictObject({
-      height: z.number().int().positive().optional(),
-      width: z.number().int().positive().optional(),
-    }),
+    options: z.strictObject(textLineSize),
   },
   {
     name: 'ppocr.orient',
@@ -119,8 +122,7 @@ const DECLARATIONS: ProcessorDeclaration[] = [
     inputs: [image()],
     outputs: [floats('x', [1, 3, 48, -1])],
     options: z.strictObject({
-      height: z.number().int().positive().optional(),
-      width: z.number().int().positive().optional(),
+      ...textLineSize,
       maxWidth: z.number().int().positive().optional(),
       widthStep: z.number().int().positive().optional(),
     }),
