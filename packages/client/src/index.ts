@@ -9,4 +9,10 @@ export {
 } from './client.ts';
 export { InferqHttpError, InferqTimeoutError } from './errors.ts';
 export { readServerSentEvents, type ServerSentEvent, SseParser } from './sse.ts';
+export {
+  type CompletionSubscription,
+  doneChannel,
+  type PubSubConnection,
+  subscribeCompletions,
+} from './subscribe.ts';
 export { encodeBulkInferRequest, encodeInferRequest } from './wire.ts';
