@@ -78,6 +78,24 @@ describe('npx inferq, against a running inferq serve', () => {
     }
   });
 
+  it("models lists the deployment's models and pipelines with their states, from serve's API", async () => {
+    const listed = await run('node', ['apps/cli/dist/main.js', 'models', '--data-dir', dataDir, '--json']);
+    expect(listed.stderr).toBe('');
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual(
+      ['noop', 'ocr', 'ppocr-cls', 'ppocr-det', 'ppocr-rec'].map((model) => ({
+        model,
+        version: 1,
+        state: 'ready',
+        default: true,
+        liveWorkers: 1,
+        reason: '',
+      })),
+    );
+    const table = await run('node', ['apps/cli/dist/main.js', 'models', '--data-dir', dataDir]);
+    expect(table.stdout.split('\n')[0]).toBe('MODEL      VERSION      STATE  WORKERS  REASON');
+  });
+
   it("queue status finds serve's private Redis without REDIS_URL", async () => {
     const status = await run('npx', ['inferq', 'queue', 'status', 'noop', '--data-dir', dataDir]);
     expect(status.stderr).toBe('');

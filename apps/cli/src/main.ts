@@ -1,6 +1,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import cliPackage from '../package.json' with { type: 'json' };
 import { modelsReloadCommand } from './models.ts';
+import { type ModelsListOptions, modelsListCommand } from './models-list.ts';
 import { type QueueAction, queueCommand } from './queue.ts';
 import { serve } from './serve.ts';
 import { submitCommand } from './submit.ts';
@@ -125,8 +126,31 @@ program
 const models = program
   .command('models')
   .description(
-    "Operate on the model repository of a running deployment (REDIS_URL, else the running `inferq serve`'s Redis; QUEUE_PREFIX).",
+    "The models of a running deployment: list them (the default), or have the repository read again (REDIS_URL, else the running `inferq serve`'s Redis; QUEUE_PREFIX).",
   );
+models
+  .command('list', { isDefault: true })
+  .description(
+    "List the models and pipelines with each version's state, live workers and, when it cannot take requests, why (the default of `inferq models`).",
+  )
+  .option(
+    '--url <url>',
+    'API base URL (default: $INFERQ_URL, else the API of the `inferq serve` running from --data-dir, else http://127.0.0.1:$PORT)',
+  )
+  .option('--data-dir <dir>', DATA_DIR_HELP)
+  .option('--api-key <key>', 'API key (default: $INFERQ_API_KEY)')
+  .option('--json', 'print the rows as JSON')
+  .action(async (options: ModelsListOptions) => {
+    try {
+      process.exitCode = await modelsListCommand({
+        ...options,
+        apiKey: options.apiKey ?? process.env.INFERQ_API_KEY,
+      });
+    } catch (error: unknown) {
+      process.stderr.write(`inferq: ${describeError(error)}\n`);
+      process.exitCode = 1;
+    }
+  });
 models
   .command('reload')
   .description(
