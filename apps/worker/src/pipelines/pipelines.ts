@@ -30,8 +30,8 @@ export interface PipelineRuntime {
 
 export class PipelineSupport {
   private readonly options: PipelineSupportOptions;
-  private runtime: PipelineRuntime | undefined;
-  private watcher: CompletionWatcher | undefined;
+  /** Made once, by the first pipeline version served: versions served together share it. */
+  private runtime: Promise<{ runtime: PipelineRuntime; watcher: CompletionWatcher }> | undefined;
   /** The models pipelines name, as last read. */
   private models: ModelRepository | undefined;
 
@@ -81,16 +81,30 @@ export class PipelineSupport {
 
   /** The threads and the model-step runner, made on first use. */
   async ensure(): Promise<PipelineRuntime> {
-    if (this.runtime !== undefined) return this.runtime;
+    // A failed start (Redis away) is not kept: the next version served tries again.
+    this.runtime ??= this.makeRuntime().catch((error: unknown) => {
+      this.runtime = undefined;
+      throw error;
+    });
+    return (await this.runtime).runtime;
+  }
+
+  private async makeRuntime(): Promise<{ runtime: PipelineRuntime; watcher: CompletionWatcher }> {
+    // The pool first: it throws at once when the build lacks its thread script, before a connection opens.
+    const pool = new ProcessorPool();
     const watcher = new CompletionWatcher({
       subscriber: this.options.connect(),
       prefix: this.options.prefix,
       instance: `worker-${randomBytes(9).toString('base64url')}`,
     });
-    await watcher.ready();
-    this.watcher = watcher;
-    this.runtime = {
-      pool: new ProcessorPool(),
+    try {
+      await watcher.ready();
+    } catch (error) {
+      await Promise.all([pool.close(), watcher.close()]);
+      throw error;
+    }
+    const runtime = {
+      pool,
       modelSteps: new ModelSteps({
         queue: this.options.queue,
         store: this.options.store,
@@ -98,11 +112,12 @@ export class PipelineSupport {
         resolve: (model, version) => this.resolve(model, version),
       }),
     };
-    return this.runtime;
+    return { runtime, watcher };
   }
 
   async close(): Promise<void> {
-    await this.runtime?.pool.close();
-    await this.watcher?.close();
+    const made = await this.runtime?.catch(() => undefined);
+    await made?.runtime.pool.close();
+    await made?.watcher.close();
   }
 }
