@@ -1,11 +1,5 @@
 /** What the queue needs for one validated request: its parameters, cache use and batch shape. */
-import {
-  batchShapeOf,
-  cacheKey,
-  encodePayload,
-  formatBatchShape,
-  type InferRequestBody,
-} from '@inferq/protocol';
+import { cacheKey, encodePayload, type InferRequestBody, requestBatchShape } from '@inferq/protocol';
 import type { SubmitParams } from '@inferq/store';
 import type { Servable } from './catalog.ts';
 
@@ -14,8 +8,7 @@ export function usesCache(body: InferRequestBody, model: Servable): boolean {
 }
 
 export function batchShapeFor(body: InferRequestBody, model: Servable): string | undefined {
-  if (model.config.maxBatchSize === 0) return undefined;
-  return formatBatchShape(batchShapeOf(body.inputs, model.signature));
+  return requestBatchShape(body.inputs, model.signature, model.config.maxBatchSize);
 }
 
 export function submitParams(

@@ -189,3 +189,11 @@ export function lostError(): RequestError {
     message: 'the workers running this request stopped before finishing it too many times',
   };
 }
+
+/** The error of a request whose outputs are larger than MAX_OUTPUT_BYTES. */
+export function outputTooLarge(bytes: number, limit: number | undefined): RequestError {
+  return {
+    code: 'output_too_large',
+    message: `the outputs take ${bytes} bytes, more than the ${limit} allowed (MAX_OUTPUT_BYTES); request fewer outputs or smaller inputs`,
+  };
+}

@@ -1,10 +1,16 @@
 import type { ShapedCosts } from '@inferq/batcher';
 import type { Logger, Metrics } from '@inferq/observability';
-import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
+import { decodePayload, encodeTensorMap, type TensorMap } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
 import { batchRows, cropOutputs, type ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
 import type { Completion, QueueIntake, StartOutcome } from '@inferq/store';
-import { type BatchEnds, type Confirmed, lostError, PAYLOAD_UNREADABLE } from './batch-ends.ts';
+import {
+  type BatchEnds,
+  type Confirmed,
+  lostError,
+  outputTooLarge,
+  PAYLOAD_UNREADABLE,
+} from './batch-ends.ts';
 import { bisectFailedRun } from './bisect.ts';
 import type { LetGo, Runnable, Taken } from './taken.ts';
 
@@ -261,13 +267,6 @@ function paddedSizesOf(
   const sizes: Record<string, number> = {};
   for (const name of names) sizes[name] = stacked[name]!.shape[pad[name]!.axis]!;
   return sizes;
-}
-
-function outputTooLarge(bytes: number, limit: number | undefined): RequestError {
-  return {
-    code: 'output_too_large',
-    message: `the outputs take ${bytes} bytes, more than the ${limit} allowed (MAX_OUTPUT_BYTES); request fewer outputs or smaller inputs`,
-  };
 }
 
 function pick(outputs: TensorMap, names: string[] | undefined): TensorMap {

@@ -1,10 +1,9 @@
 import {
-  batchShapeOf,
   DEFAULT_INPUT_LIMITS,
   decodeInferRequest,
   encodePayload,
-  formatBatchShape,
   type InputLimits,
+  requestBatchShape,
   validateInputs,
 } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
@@ -23,10 +22,7 @@ export function directRequestOf(
 ): DirectRequest {
   const request = decodeInferRequest(body, 'json', limits);
   validateInputs(request, version.signature);
-  const batchShape =
-    version.config.maxBatchSize === 0
-      ? undefined
-      : formatBatchShape(batchShapeOf(request.inputs, version.signature));
+  const batchShape = requestBatchShape(request.inputs, version.signature, version.config.maxBatchSize);
   return {
     payload: encodePayload({ inputs: request.inputs, outputs: request.outputs }),
     ...(batchShape === undefined ? {} : { batchShape }),

@@ -3,10 +3,10 @@
  * copied with `TypedArray.set`, one call per item), and the empty tensor that stands for no item.
  */
 import {
-  assertNever,
   type DType,
   describeDataMismatch,
   elementCount,
+  expectedDataType,
   type Tensor,
   type TensorData,
   type TensorSpec,
@@ -16,34 +16,9 @@ type NumericData = Exclude<TensorData, string[]>;
 
 /** A zeroed `TensorData` of `length` elements, of the kind `dtype` is carried in. */
 export function allocateData(dtype: DType, length: number): TensorData {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(length);
-    case 'float64':
-      return new Float64Array(length);
-    case 'float16':
-    case 'uint16':
-      return new Uint16Array(length);
-    case 'int8':
-      return new Int8Array(length);
-    case 'int16':
-      return new Int16Array(length);
-    case 'int32':
-      return new Int32Array(length);
-    case 'int64':
-      return new BigInt64Array(length);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(length);
-    case 'uint32':
-      return new Uint32Array(length);
-    case 'uint64':
-      return new BigUint64Array(length);
-    case 'string':
-      return new Array<string>(length).fill('');
-    default:
-      return assertNever(dtype);
-  }
+  if (dtype === 'string') return new Array<string>(length).fill('');
+  const DataType = expectedDataType(dtype);
+  return new DataType(length);
 }
 
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;

@@ -36,6 +36,19 @@ export function batchShapeOf(inputs: TensorMap, signature: ModelSignature): Batc
   return { rows: rows ?? 0, dims };
 }
 
+/**
+ * The batch shape a request to a model of `signature` and `maxBatchSize` travels with in its queue
+ * entry (`formatBatchShape`), or undefined for a model that does not batch (maxBatchSize 0): the API,
+ * a producer's job checked by the worker and a pipeline's model step all submit it so.
+ */
+export function requestBatchShape(
+  inputs: TensorMap,
+  signature: ModelSignature,
+  maxBatchSize: number,
+): string | undefined {
+  return maxBatchSize === 0 ? undefined : formatBatchShape(batchShapeOf(inputs, signature));
+}
+
 /** `rows;dims;dims…`, each dims comma-separated: `1;3,48,160` for one input of shape [1, 3, 48, 160]. */
 export function formatBatchShape(shape: BatchShape): string {
   return [String(shape.rows), ...shape.dims.map((dims) => dims.join(','))].join(';');

@@ -119,7 +119,8 @@ export function describeDataMismatch(dtype: DType, data: TensorData, count: numb
   return undefined;
 }
 
-function expectedDataType(dtype: DType): { new (length: number): TensorData; name: string } {
+/** The typed array (Array for strings) a tensor of `dtype` carries its data in. */
+export function expectedDataType(dtype: DType): { new (length: number): TensorData; name: string } {
   switch (dtype) {
     case 'float32':
       return Float32Array;

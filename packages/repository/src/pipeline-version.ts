@@ -17,8 +17,6 @@ const processors: PipelineLookups['processors'] = (name) => BUILTIN_PROCESSORS.g
 export interface ReadPipeline {
   spec: PipelineSpec;
   config: ModelConfig;
-  /** The parsed file, to check its model steps once every model of the repository is read. */
-  raw: unknown;
 }
 
 /** Reads and checks one pipeline.json (its processors and their options; models come later). */
@@ -44,7 +42,7 @@ export async function readPipelineVersion(
       `a pipeline runs each request on its own (its model steps are batched by their models); use 0`,
     );
   }
-  return { spec, config, raw };
+  return { spec, config };
 }
 
 /** A pipeline's signature: its inputs, and its outputs without where they come from. */

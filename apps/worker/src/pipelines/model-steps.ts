@@ -5,13 +5,12 @@
  * process's notify channel, reading the record on a recheck (pub/sub is at-most-once).
  */
 import {
-  batchShapeOf,
   cacheKey,
   decodeCompletionMessage,
   encodePayload,
-  formatBatchShape,
   newRequestId,
   type RequestRecord,
+  requestBatchShape,
   TERMINAL_STATUSES,
   type TensorMap,
 } from '@inferq/protocol';
@@ -110,6 +109,7 @@ export class ModelSteps {
   private paramsFor(target: ModelVersion, inputs: TensorMap, parent: ParentRequest): SubmitParams {
     const { config, signature } = target;
     const useCache = config.cache.enabled && parent.useCache;
+    const batchShape = requestBatchShape(inputs, signature, config.maxBatchSize);
     const now = this.now();
     return {
       id: newRequestId(),
@@ -122,7 +122,7 @@ export class ModelSteps {
       useCache,
       cacheTtlSeconds: config.cache.ttlSeconds,
       payload: encodePayload({ inputs }),
-      ...(config.maxBatchSize > 0 ? { batchShape: formatBatchShape(batchShapeOf(inputs, signature)) } : {}),
+      ...(batchShape === undefined ? {} : { batchShape }),
       ...(parent.priority === undefined ? {} : { priority: parent.priority }),
       ...(parent.deadline === undefined ? {} : { deadline: parent.deadline }),
       metadata: { pipelineRequest: parent.id },

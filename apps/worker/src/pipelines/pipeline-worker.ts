@@ -6,17 +6,11 @@
  */
 import { dirname } from 'node:path';
 import type { Logger, Metrics } from '@inferq/observability';
-import {
-  type PipelineResult,
-  type PipelineSpec,
-  PipelineStepError,
-  PipelineTensorError,
-  runPipeline,
-} from '@inferq/pipeline';
+import { type PipelineResult, type PipelineSpec, runPipeline } from '@inferq/pipeline';
 import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
 import { type Delivery, deliveryKey, type QueueIntake } from '@inferq/store';
-import { BatchEnds, lostError, PAYLOAD_UNREADABLE } from '../batch-ends.ts';
+import { BatchEnds, lostError, outputTooLarge, PAYLOAD_UNREADABLE } from '../batch-ends.ts';
 import type { Taken } from '../taken.ts';
 import type { ModelSteps } from './model-steps.ts';
 import type { ProcessorPool } from './processor-pool.ts';
@@ -220,13 +214,9 @@ export class PipelineWorker {
       metrics.pipelineStepSeconds.observe({ pipeline, step, kind: timing.kind }, timing.ms / 1000);
     }
     const encoded = encodeTensorMap(result.outputs);
-    const limit = this.options.maxOutputBytes ?? Number.POSITIVE_INFINITY;
-    if (encoded.byteLength > limit) {
+    if (encoded.byteLength > (this.options.maxOutputBytes ?? Number.POSITIVE_INFINITY)) {
       metrics.requests.inc({ model: pipeline, status: 'failed' });
-      const tooLarge = {
-        code: 'output_too_large',
-        message: `the outputs take ${encoded.byteLength} bytes, more than the ${limit} allowed (MAX_OUTPUT_BYTES)`,
-      };
+      const tooLarge = outputTooLarge(encoded.byteLength, this.options.maxOutputBytes);
       return this.ends.write([this.ends.failure(taken, tooLarge, startedAt)], [taken]);
     }
     metrics.requests.inc({ model: pipeline, status: 'succeeded' });
@@ -251,9 +241,10 @@ export class PipelineWorker {
   }
 }
 
-/** What a failed pipeline request's record says: which step, and why. */
+/**
+ * What a failed pipeline request's record says: a PipelineStepError's message names the step, a
+ * PipelineTensorError's the tensor.
+ */
 function failureOf(error: unknown): RequestError {
-  if (error instanceof PipelineStepError) return { code: PIPELINE_STEP_FAILED, message: error.message };
-  if (error instanceof PipelineTensorError) return { code: PIPELINE_STEP_FAILED, message: error.message };
   return { code: PIPELINE_STEP_FAILED, message: error instanceof Error ? error.message : String(error) };
 }
