@@ -30,11 +30,22 @@ export default defineConfig({
           include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'bench/**/*.test.ts'],
         },
       },
+      {
+        // deploy/ checked with real validators: Kubernetes and KEDA schemas, promtool, the Compose
+        // schema, and the dashboard's and rules' metrics against the code (deploy/README.md).
+        test: {
+          name: 'deploy',
+          include: ['test/deploy/**/*.test.ts'],
+          testTimeout: 60_000,
+        },
+      },
       ...perBackend({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/helpers/global-redis.ts'],
+          // Every answer from an API the suite starts is checked against its OpenAPI document.
+          setupFiles: ['test/helpers/openapi-answers.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -64,12 +64,17 @@ export async function startAllInOne(
   });
   const ready = new Promise<{ url: string; redis: AllInOne['redis'] }>((resolveReady, rejectReady) => {
     let redis: AllInOne['redis'];
+    let announced = false;
     const onText = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
+      // Scanning ends at the ready line: a request log line per request would make it quadratic.
+      if (announced) return;
       const redisLine = /^inferq: redis-server pid (\d+) listening on (\S+),/m.exec(output);
       if (redisLine !== null) redis = { pid: Number(redisLine[1]), url: redisLine[2] as string };
       const readyLine = /^inferq ready: (\S+)$/m.exec(output);
-      if (readyLine !== null) resolveReady({ url: readyLine[1] as string, redis });
+      if (readyLine === null) return;
+      announced = true;
+      resolveReady({ url: readyLine[1] as string, redis });
     };
     child.stdout.on('data', onText);
     child.stderr.on('data', onText);

@@ -19,6 +19,7 @@ import {
 import { expect } from 'vitest';
 import { ModelCatalog } from '../../apps/api/src/catalog.ts';
 import { createServer } from '../../apps/api/src/server.ts';
+import { checkAnswersOf } from './openapi-answers.ts';
 import { startAsWorker } from './queue.ts';
 import { TEST_QUEUE_BACKEND } from './queue-backend.ts';
 
@@ -106,6 +107,7 @@ export async function startTestApi(options: {
     const s = api.listen(0, '127.0.0.1', () => resolve(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  checkAnswersOf(url);
   return {
     url,
     config,

@@ -26,6 +26,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeAffineModel } from '../helpers/onnx-models.ts';
+import { checkAnswersOf } from '../helpers/openapi-answers.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
 import { queueOf, testQueue, waitsInQueue } from '../helpers/queue-backend.ts';
 import { testCatalog } from '../helpers/test-api.ts';
@@ -79,6 +80,7 @@ async function deploy(env: Record<string, string> = {}): Promise<Deployment> {
     const s = api.listen(0, '127.0.0.1', () => resolve(s));
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  checkAnswersOf(base);
   let worker: TestModelWorker | undefined;
   const deployment: Deployment = {
     prefix,

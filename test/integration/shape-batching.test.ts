@@ -22,6 +22,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServer } from '../../apps/api/src/server.ts';
 import { writeModel, writeTwoInputModel } from '../helpers/onnx-models.ts';
+import { checkAnswersOf } from '../helpers/openapi-answers.ts';
 import { startModelWorker, type TestModelWorker } from '../helpers/queue.ts';
 import { testQueue } from '../helpers/queue-backend.ts';
 import { randomFloats } from '../helpers/random.ts';
@@ -160,6 +161,7 @@ beforeAll(async () => {
   }).listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  checkAnswersOf(base);
 });
 
 afterAll(async () => {

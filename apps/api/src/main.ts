@@ -5,7 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { describeConfig, exitOnListenFailure, loadConfigOrExit, redisTarget } from '@inferq/config';
-import { createLogger, createMetrics, type Logger } from '@inferq/observability';
+import {
+  createLogger,
+  createMetrics,
+  type Logger,
+  logFinishedRequests,
+  startTracing,
+} from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
   CompletionWatcher,
@@ -32,10 +38,14 @@ const subscriber = createRedisConnection(redisUrl, 'subscriber');
 logConnection(redis, 'command', logger);
 logConnection(subscriber, 'subscriber', logger);
 
+// OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
+const tracing = await startTracing(config.tracing, 'inferq-api', logger);
 const store = new RequestStore({
   redis,
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
+  // One line per request this process ends: cache hits, cancels, expiries (docs/observability.md).
+  onFinished: (requests) => logFinishedRequests(logger, requests),
 });
 // This process's notify channel: the results it waits for (`Prefer: wait`) come there.
 const watcher = new CompletionWatcher({
@@ -94,6 +104,7 @@ const server = createServer({
   logger,
   redisHealthy: () => redis.status === 'ready',
   shutdownSignal: stopping.signal,
+  ...(tracing === undefined ? {} : { tracing }),
 });
 
 // Queued requests past their timeoutMs end `expired` (and say so on their channels) even while no
@@ -130,6 +141,7 @@ onStopSignal(async () => {
   if (!drained) logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: open connections cut');
   await watcher.close();
   await queue.close();
+  await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'flushing spans failed'));
   await Promise.all([redis, reloads].map((c) => closeConnection(c)));
 }, logger);
 

@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Config } from '@inferq/config';
-import type { Logger, Metrics } from '@inferq/observability';
+import type { Logger, Metrics, Tracing } from '@inferq/observability';
 import {
   BadRequestError,
   encodeRecordJsonPieces,
@@ -22,13 +22,16 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import { AdminAuthenticator } from './admin-auth.ts';
 import { ADMIN_BOARD_PATH, adminBoard } from './admin-board.ts';
 import { ApiKeyAuthenticator } from './auth.ts';
+import { backlogWithoutCapacity } from './backlog-without-capacity.ts';
 import { readRawBody } from './body.ts';
 import type { ModelCatalog } from './catalog.ts';
 import { clientErrorResponse, normalizeError } from './errors.ts';
 import { parseIdempotencyKey } from './idempotency.ts';
 import { isImageMediaType } from './image-body.ts';
+import { openApiRoutes } from './openapi/routes.ts';
 import { sendBytes, sendProblem, sendRecord, sendValue, writePieces } from './responses.ts';
 import { InferenceService, type StatusEvent } from './service.ts';
+import { statusRoutes } from './status/status-routes.ts';
 import type { BodyFormat } from './submission.ts';
 import { matchSubmitRoute, type SubmitRoute } from './submit-route.ts';
 
@@ -49,6 +52,8 @@ export interface ServerDeps {
   shutdownSignal?: AbortSignal;
   /** How often waiters re-read the record they wait on (default 15 s; tests shorten it). */
   recheckIntervalMs?: number;
+  /** OpenTelemetry spans (an OTLP endpoint is configured); absent: tracing off. */
+  tracing?: Tracing;
 }
 
 /** Seconds a client should wait before asking /readyz again. */
@@ -78,6 +83,7 @@ export function createServer(deps: ServerDeps): Server {
     metrics,
     logger,
     shutdownSignal: deps.shutdownSignal,
+    ...(deps.tracing === undefined ? {} : { tracing: deps.tracing }),
     inputLimits: config.caps,
     maxBulkRequests: config.caps.maxBulkRequests,
     ...(deps.recheckIntervalMs === undefined ? {} : { recheckIntervalMs: deps.recheckIntervalMs }),
@@ -87,6 +93,10 @@ export function createServer(deps: ServerDeps): Server {
     (error) => logger.debug({ err: error }, 'queue depth unavailable'),
   );
   metrics.setModelStateSource(() => deps.catalog.states());
+  metrics.setBacklogWithoutCapacitySource(
+    () => backlogWithoutCapacity(deps.catalog, (model, version) => deps.queue.counts(model, version)),
+    (error) => logger.debug({ err: error }, 'backlog without capacity unavailable'),
+  );
   const auth = new ApiKeyAuthenticator(config.apiKeys);
 
   const app = express();
@@ -118,6 +128,8 @@ export function createServer(deps: ServerDeps): Server {
         format,
         tenant,
         idempotencyKey: parseIdempotencyKey(header(req, 'idempotency-key')),
+        traceparent: header(req, 'traceparent'),
+        tracestate: header(req, 'tracestate'),
       });
       sendValue(res, 202, result, responseFormat);
       return;
@@ -132,6 +144,8 @@ export function createServer(deps: ServerDeps): Server {
       waitSeconds: preferredWaitSeconds(header(req, 'prefer')),
       signal: abort.signal,
       idempotencyKey: parseIdempotencyKey(header(req, 'idempotency-key')),
+      traceparent: header(req, 'traceparent'),
+      tracestate: header(req, 'tracestate'),
     });
     if (result.kind === 'finished') {
       await sendRecord(res, 200, result.record, responseFormat);
@@ -159,6 +173,11 @@ export function createServer(deps: ServerDeps): Server {
     const text = await metrics.registry.metrics();
     res.set('Content-Type', metrics.registry.contentType).send(text);
   });
+
+  // The live status page and its figures (docs/api.md, "Status page").
+  app.use(statusRoutes({ ...deps, auth: new AdminAuthenticator(config.admin, auth) }));
+
+  app.use(openApiRoutes(config));
 
   app.use('/v1', authenticate);
 

@@ -4,7 +4,7 @@
  * Routes in server.ts only translate HTTP to these calls and their results back.
  */
 import type { Config } from '@inferq/config';
-import type { Logger, Metrics } from '@inferq/observability';
+import type { Logger, Metrics, Tracing } from '@inferq/observability';
 import type { InputLimits, ModelDescription, RequestRecord } from '@inferq/protocol';
 import type { CompletionWatcher, InferenceQueue, RequestStore } from '@inferq/store';
 import type { ModelCatalog } from './catalog.ts';
@@ -34,6 +34,8 @@ export interface InferenceServiceDeps {
   logger: Logger;
   /** Aborted when the process stops: waits answer at once with the state they have. */
   shutdownSignal?: AbortSignal;
+  /** OpenTelemetry spans (an OTLP endpoint is configured); absent: tracing off. */
+  tracing?: Tracing;
   inputLimits?: InputLimits;
   /** Requests in one `infer:bulk` body; default: no cap. */
   maxBulkRequests?: number;

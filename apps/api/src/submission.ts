@@ -5,7 +5,7 @@
  */
 import { deadlineBound } from '@inferq/batcher';
 import type { Config } from '@inferq/config';
-import type { Metrics } from '@inferq/observability';
+import { type AcceptSpan, type Metrics, type Tracing, traceContextOfHeaders } from '@inferq/observability';
 import {
   CallbackRefusedError,
   checkBulkRequest,
@@ -58,6 +58,8 @@ export interface SubmissionDeps {
   /** Requests in one `infer:bulk` body; default: no cap. */
   maxBulkRequests?: number;
   now?: () => number;
+  /** OpenTelemetry spans (an OTLP endpoint is configured); absent: tracing off. */
+  tracing?: Tracing;
 }
 
 /** How a submit body is encoded: a wire format, or a raw image (`Content-Type: image/*`). */
@@ -77,6 +79,10 @@ export interface SubmitInput {
   signal?: AbortSignal;
   /** `Idempotency-Key` (see idempotency.ts): replays the tenant's earlier request with the same key. */
   idempotencyKey?: string;
+  /** The W3C `traceparent` header as received; an invalid one is ignored (trace-context.ts). */
+  traceparent?: string | undefined;
+  /** The W3C `tracestate` header, read only with a valid traceparent. */
+  tracestate?: string | undefined;
 }
 
 /** A request of a bulk body that admission control refused, as problem details plus its index. */
@@ -115,8 +121,56 @@ export class Submission {
     this.maxBulkRequests = deps.maxBulkRequests ?? Number.POSITIVE_INFINITY;
   }
 
-  /** Validates and submits one request; waits for its result when asked to. */
-  async submit(input: SubmitInput): Promise<SubmitResult> {
+  /**
+   * Validates and submits one request; waits for its result when asked to. With tracing on, the
+   * `inferq.accept` span covers the submission (not the wait) and its context travels with the
+   * request; with tracing off, the caller's own context travels as it came.
+   */
+  submit(input: SubmitInput): Promise<SubmitResult> {
+    if (this.deps.tracing === undefined) return this.submitOne(input, untraced(input));
+    return this.traced(this.deps.tracing, input, (accept) => this.submitOne(input, accept));
+  }
+
+  /**
+   * Runs a submission under its accept span (tracing on), ended once its requests are accepted (by
+   * `accepted`) or, when it is refused or fails, here with its error.
+   */
+  private async traced<T>(
+    tracing: Tracing,
+    input: Omit<SubmitInput, 'waitSeconds'>,
+    run: (accept: TracedSubmission) => Promise<T>,
+  ): Promise<T> {
+    const span = tracing.startAccept(incomingTrace(input), input.model);
+    const accept: TracedSubmission = { span, trace: span.trace, error: undefined, ended: false };
+    try {
+      return await run(accept);
+    } catch (error: unknown) {
+      accept.error ??= error;
+      throw error;
+    } finally {
+      if (!accept.ended) span?.end(accept.error);
+    }
+  }
+
+  /** Says on the accept span what the submission became, and ends it unless it was refused. */
+  private accepted(accept: TracedSubmission, outcome: SubmitOutcome, id: string, version: number): void {
+    const span = accept.span;
+    if (span === undefined) return;
+    span.accepted({
+      id: outcome.kind === 'replayed' ? outcome.record.id : id,
+      version,
+      outcome: outcome.kind === 'rejected' ? outcome.rejection.reason : outcome.kind,
+      ...(outcome.kind === 'coalesced' && outcome.leaderTrace !== undefined
+        ? { leaderTrace: outcome.leaderTrace }
+        : {}),
+    });
+    // A refusal is thrown next, and ends the span with its error.
+    if (outcome.kind === 'rejected') return;
+    span.end();
+    accept.ended = true;
+  }
+
+  private async submitOne(input: SubmitInput, accept: TracedSubmission): Promise<SubmitResult> {
     const { queue, metrics } = this.deps;
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
@@ -156,12 +210,14 @@ export class Submission {
           input.format === 'msgpack' ? input.body : undefined,
         ),
         ...(waiter?.notify !== undefined ? { notify: waiter.notify } : {}),
+        ...(accept.trace === undefined ? {} : { trace: accept.trace }),
         admission: this.admission(input, model, body.timeoutMs),
       });
     } catch (error: unknown) {
       waiter?.release();
       throw error;
     }
+    this.accepted(accept, outcome, id, model.version);
 
     if (outcome.kind === 'rejected' || outcome.kind === 'replayed') {
       waiter?.release();
@@ -226,7 +282,15 @@ export class Submission {
    * request refused by admission control (queue full, rate limit) has `null` in its place and an
    * entry in `rejected`. When every request is refused, the first refusal is thrown (429 or 503).
    */
-  async submitBulk(input: Omit<SubmitInput, 'waitSeconds'>): Promise<BulkSubmitResult> {
+  submitBulk(input: Omit<SubmitInput, 'waitSeconds'>): Promise<BulkSubmitResult> {
+    if (this.deps.tracing === undefined) return this.submitMany(input, untraced(input));
+    return this.traced(this.deps.tracing, input, (accept) => this.submitMany(input, accept));
+  }
+
+  private async submitMany(
+    input: Omit<SubmitInput, 'waitSeconds'>,
+    accept: TracedSubmission,
+  ): Promise<BulkSubmitResult> {
     const { queue, metrics } = this.deps;
     const model = this.resolveModel(input.model, input.version);
     const labels = { model: model.name };
@@ -266,6 +330,7 @@ export class Submission {
       const admission = this.admission(common, model, body.timeoutMs);
       return {
         ...submitParams(newRequestId(), model, body, input.tenant, now, batchShapes[index]),
+        ...(accept.trace === undefined ? {} : { trace: accept.trace }),
         admission:
           input.idempotencyKey === undefined || fingerprint === undefined
             ? admission
@@ -280,6 +345,7 @@ export class Submission {
       };
     });
     const outcomes = await queue.submitBulk(params);
+    accept.span?.acceptedMany(outcomes.length);
     const ids: (string | null)[] = [];
     const rejected: BulkRejection[] = [];
     let firstRefusal: Error | undefined;
@@ -378,6 +444,37 @@ export class Submission {
   private resolveModel(name: string, version: number | undefined): ServedModel {
     return this.deps.catalog.resolve(name, version);
   }
+}
+
+/** A submission's tracing: its accept span (tracing on), and the context its requests carry. */
+interface TracedSubmission {
+  span: AcceptSpan | undefined;
+  /** The packed W3C context stored with each request: the accept span's, else the caller's own. */
+  trace: string | undefined;
+  error: unknown;
+  /** The span was ended once the request was accepted. */
+  ended: boolean;
+}
+
+/** Tracing off and no traceparent: nothing to carry (shared: nothing writes to it without a span). */
+const NOT_TRACED: TracedSubmission = Object.freeze({
+  span: undefined,
+  trace: undefined,
+  error: undefined,
+  ended: false,
+});
+
+/** The caller's context (packed), read only when a traceparent was sent; undefined if invalid. */
+function incomingTrace(input: Pick<SubmitInput, 'traceparent' | 'tracestate'>): string | undefined {
+  return input.traceparent === undefined
+    ? undefined
+    : traceContextOfHeaders(input.traceparent, input.tracestate);
+}
+
+/** Tracing off: the caller's own context travels as it came; a request without one costs nothing. */
+function untraced(input: Pick<SubmitInput, 'traceparent' | 'tracestate'>): TracedSubmission {
+  const trace = incomingTrace(input);
+  return trace === undefined ? NOT_TRACED : { span: undefined, trace, error: undefined, ended: false };
 }
 
 function retryAfterOf(error: InferqError): { retryAfterSeconds?: number } {

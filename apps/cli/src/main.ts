@@ -1,10 +1,11 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import cliPackage from '../package.json' with { type: 'json' };
+import { type BulkOptions, bulkSubmit } from './bulk/submit-bulk.ts';
 import { modelsReloadCommand } from './models.ts';
 import { type ModelsListOptions, modelsListCommand } from './models-list.ts';
 import { type QueueAction, queueCommand } from './queue.ts';
 import { serve } from './serve.ts';
-import { submitCommand } from './submit.ts';
+import { type SubmitCommandOptions, submitCommand } from './submit.ts';
 
 function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -55,7 +56,10 @@ program
 program
   .command('submit')
   .description(
-    'Submit one request, wait for it and print its record as JSON (exit code 0 when it succeeded).',
+    'Submit one request, wait for it and print its record as JSON (exit code 0 when it succeeded). ' +
+      'With --bulk, submit every request of an NDJSON file or a folder through infer:bulk, write each ' +
+      'result to --out as it finishes, resume an interrupted run from that file, and print a summary ' +
+      '(exit code 0 when every input succeeded; README, "Bulk work").',
   )
   .argument('<model>', 'model name')
   .option(
@@ -63,6 +67,31 @@ program
     'request body in the JSON wire format ({ "inputs": { name: tensor } }); - for stdin',
   )
   .option('--zeros', "all-zero inputs shaped after the model's signature")
+  .option(
+    '--bulk <path>',
+    'many requests: an NDJSON file (one JSON request body a line), or a folder of *.json request bodies ' +
+      "and images (.png .jpg .jpeg .webp, sent as the model's one uint8 bytes input)",
+  )
+  .option('--out <file>', 'with --bulk: the results file (default: <input>.results.ndjson beside the input)')
+  .option('--concurrency <n>', 'with --bulk: chunks in flight at once', positiveInteger, 4)
+  .option(
+    '--chunk-size <n>',
+    "with --bulk: requests per infer:bulk call, at most the API's MAX_BULK_REQUESTS",
+    positiveInteger,
+    64,
+  )
+  .option(
+    '--chunk-bytes <n>',
+    "with --bulk: input bytes per infer:bulk call, below the API's MAX_BODY_BYTES",
+    positiveInteger,
+    8 * 1024 * 1024,
+  )
+  .option(
+    '--retries <n>',
+    'with --bulk: tries of a call the API refuses for now (429, 503, unreachable) before the run stops',
+    positiveInteger,
+    20,
+  )
   .option(
     '--dim <n>',
     'with --zeros: size of dynamic dimensions other than the batch axis',
@@ -77,20 +106,25 @@ program
   // No default shown in --help: it would print the key.
   .option('--api-key <key>', 'API key (default: $INFERQ_API_KEY)')
   .option('--model-version <n>', 'model version (default: the highest)', positiveInteger)
-  .option('--timeout <seconds>', 'how long to wait for the result', positiveInteger, 60)
+  .option(
+    '--timeout <seconds>',
+    'how long to wait for the result (default: 60; with --bulk, for each request: 600)',
+    positiveInteger,
+  )
   .option('--no-wait', 'print the accepted request (its id) without waiting for the result')
   .addOption(
     new Option('--format <format>', 'wire format of the request')
       .choices(['msgpack', 'json'])
       .default('msgpack'),
   )
-  .action(async (model: string, options: Parameters<typeof submitCommand>[1]) => {
+  .action(async (model: string, options: SubmitCommandOptions & BulkOptions) => {
     onBrokenStdout(() => process.exit(process.exitCode ?? 0));
     try {
-      process.exitCode = await submitCommand(model, {
-        ...options,
-        apiKey: options.apiKey ?? process.env.INFERQ_API_KEY,
-      });
+      const apiKey = options.apiKey ?? process.env.INFERQ_API_KEY;
+      process.exitCode =
+        options.bulk === undefined
+          ? await submitCommand(model, { ...options, apiKey })
+          : await bulkSubmit(model, options.bulk, { ...options, apiKey });
     } catch (error: unknown) {
       process.stderr.write(`inferq: ${describeError(error)}\n`);
       process.exitCode = 1;

@@ -19,7 +19,8 @@ export interface SubmitCommandOptions {
   dataDir?: string;
   apiKey?: string;
   modelVersion?: number;
-  timeout: number;
+  /** Seconds; 60 when absent. */
+  timeout?: number;
   wait: boolean;
   format: WireFormat;
 }
@@ -64,7 +65,10 @@ export async function submitCommand(model: string, options: SubmitCommandOptions
     printLine(record === undefined ? JSON.stringify(accepted) : recordJson(record));
     return 0;
   }
-  const record = await client.infer(model, body, { ...submitOptions, timeoutMs: options.timeout * 1000 });
+  const record = await client.infer(model, body, {
+    ...submitOptions,
+    timeoutMs: (options.timeout ?? 60) * 1000,
+  });
   printLine(recordJson(record));
   return record.status === 'succeeded' ? 0 : 1;
 }

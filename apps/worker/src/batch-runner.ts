@@ -1,5 +1,5 @@
 import type { ShapedCosts } from '@inferq/batcher';
-import type { Logger, Metrics } from '@inferq/observability';
+import type { BatchSpan, Logger, Metrics, Tracing } from '@inferq/observability';
 import { decodePayload, encodeTensorMap, type TensorMap } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
 import { batchRows, cropOutputs, type ModelSession, splitOutputs, stackInputs } from '@inferq/runtime';
@@ -12,6 +12,7 @@ import {
   PAYLOAD_UNREADABLE,
 } from './batch-ends.ts';
 import { bisectFailedRun } from './bisect.ts';
+import type { VersionLiveStats } from './live-stats.ts';
 import type { LetGo, Runnable, Taken } from './taken.ts';
 
 export interface BatchRunnerOptions {
@@ -23,7 +24,11 @@ export interface BatchRunnerOptions {
   maxOutputBytes?: number;
   /** Learns each run's time by its rows, for batches of the shape it was measured at (batch-costs.ts). */
   costs?: ShapedCosts;
+  /** OpenTelemetry spans of each batch (an OTLP endpoint is configured); absent: off, and no cost. */
+  tracing?: Tracing;
   metrics: Metrics;
+  /** The status page's figures of this version (live-stats.ts). */
+  liveStats?: VersionLiveStats;
   logger: Logger;
   letGo: LetGo;
 }
@@ -42,8 +47,21 @@ export class BatchRunner {
   }
 
   async run(batch: Taken[]): Promise<void> {
-    const { intake, logger, metrics, ends, letGo } = this.options;
     const startedAt = Date.now();
+    const tracing = this.options.tracing;
+    if (tracing === undefined) return this.runStarted(batch, startedAt, undefined);
+    // The batch span links every request's context; each request's queue wait ends here.
+    const requests = batch.filter((t) => !t.revoked).map((t) => t.delivery);
+    const span = tracing.startBatch(this.version.name, this.version.version, requests, startedAt);
+    try {
+      await this.runStarted(batch, startedAt, span);
+    } finally {
+      span.end();
+    }
+  }
+
+  private async runStarted(batch: Taken[], startedAt: number, span: BatchSpan | undefined): Promise<void> {
+    const { intake, logger, metrics, ends, letGo } = this.options;
     const live = batch.filter((t) => !t.revoked);
     for (const taken of batch) if (taken.revoked) letGo(taken);
     if (live.length === 0) return;
@@ -97,7 +115,7 @@ export class BatchRunner {
 
     const confirmed = outcomes ? Promise.resolve(outcomes) : ends.outcomesOf(started, live);
     // The former gave one group of at most maxBatchSize rows: it runs as one.
-    if (runnable.length > 0) await this.runGroup(runnable, startedAt, confirmed);
+    if (runnable.length > 0) await this.runGroup(runnable, startedAt, confirmed, span);
     const settled = await confirmed;
     if (settled === undefined) return;
     // What did not run: dropped by the start script (its entry is gone), lost, or unreadable.
@@ -127,14 +145,25 @@ export class BatchRunner {
     else for (const taken of rest) letGo(taken);
   }
 
-  private async runGroup(group: Runnable[], startedAt: number, confirmed: Confirmed): Promise<void> {
+  private async runGroup(
+    group: Runnable[],
+    startedAt: number,
+    confirmed: Confirmed,
+    span: BatchSpan | undefined,
+  ): Promise<void> {
     const { session, metrics, ends } = this.options;
     const model = this.version.name;
     metrics.batchSize.observe({ model }, group.length);
     let perRequest: TensorMap[];
     let inferMs: number;
+    const runStartedAt = span === undefined ? 0 : Date.now();
     try {
       ({ perRequest, inferMs } = await this.infer(group, session));
+      span?.inference(
+        group.map((r) => r.taken.delivery),
+        runStartedAt,
+        Date.now(),
+      );
       const costs = this.options.costs;
       if (costs !== undefined && group[0]?.taken.groupKey === costs.groupKey) {
         costs.costs.observe(
@@ -143,9 +172,10 @@ export class BatchRunner {
         );
       }
     } catch (error) {
+      span?.failed(asError(error), group.length);
       // One poison input fails its whole batch: bisect so only it fails (bisect.ts).
       await bisectFailedRun(group, asError(error), {
-        rerun: (part) => this.runGroup(part, startedAt, confirmed),
+        rerun: (part) => this.runGroup(part, startedAt, confirmed, span),
         fail: (single, singleError) => ends.failOrRetry(single, singleError, startedAt, confirmed),
       });
       return;
@@ -190,6 +220,7 @@ export class BatchRunner {
       group.map((r) => r.taken),
     );
     // Bookkeeping once the results are on their way: it is not on any request's path.
+    this.options.liveStats?.ranBatch(group.length, completions, now);
     for (const [status, count] of Object.entries(outcomeCounts)) {
       if (count > 0) metrics.requests.inc({ model, status }, count);
     }

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { exitOnListenFailure, loadConfigOrExit, redisTarget } from '@inferq/config';
-import { createLogger, createMetrics } from '@inferq/observability';
+import { createLogger, createMetrics, logFinishedRequests, startTracing } from '@inferq/observability';
 import { RepositoryWatch } from '@inferq/repository';
 import {
   closeConnection,
   createQueue,
   createRedisConnection,
   FleetRegistry,
+  LiveStatsRegistry,
   RequestStore,
   startDeadlineSweeper,
   subscribeReload,
 } from '@inferq/store';
 import { WebhookDispatcher } from '@inferq/webhooks';
+import { WorkerLiveStats } from './live-stats.ts';
 import { startMetricsServer } from './metrics-server.ts';
 import { PipelineSupport } from './pipelines/pipelines.ts';
 import { assertRedisIsDurable } from './redis-checks.ts';
@@ -38,10 +40,15 @@ const connect = (): ReturnType<typeof createRedisConnection> => {
   return connection;
 };
 const connection = connect();
+// OpenTelemetry only when an OTLP endpoint is configured (the SDK is not even loaded otherwise).
+const tracing = await startTracing(config.tracing, 'inferq-worker', logger);
 const store = new RequestStore({
   redis: connection,
   prefix: config.queuePrefix,
   resultTtlSeconds: config.resultTtlSeconds,
+  // One line per request this process ends: batches and their followers, expiries, its pipelines'
+  // cached and cancelled model steps (docs/observability.md).
+  onFinished: (requests) => logFinishedRequests(logger, requests),
 });
 const queue = createQueue({
   backend: config.queueBackend,
@@ -53,6 +60,12 @@ const queue = createQueue({
 });
 const fleet = new FleetRegistry({ redis: connection, prefix: config.queuePrefix });
 const metrics = createMetrics('worker');
+// The status page's figures of this worker (docs/design.md, "Status page").
+const liveStats = new WorkerLiveStats({
+  registry: new LiveStatsRegistry({ redis: connection, prefix: config.queuePrefix }),
+  workerId,
+  logger,
+});
 
 let ready = false;
 const pipelines = new PipelineSupport({ queue, store, connect, prefix: config.queuePrefix });
@@ -63,7 +76,9 @@ const served = new ServedModels({
   jobAttempts: config.jobAttempts,
   maxOutputBytes: config.caps.maxOutputBytes,
   inputLimits: config.caps,
+  ...(tracing === undefined ? {} : { tracing }),
   metrics,
+  liveStats,
   logger,
   pipelines,
   partialRepository: config.models !== undefined,
@@ -145,6 +160,7 @@ const reloads = subscribeReload(
 process.on('SIGHUP', () => void repositoryWatch.readNow('SIGHUP'));
 beat();
 const heartbeat = setInterval(beat, HEARTBEAT_MS);
+liveStats.start();
 // Queued requests past their timeoutMs end `expired` within a second, whether or not a worker
 // takes them (start-n.lua catches the rest).
 const deadlineSweeper = startDeadlineSweeper(store, {
@@ -199,8 +215,10 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   const closing = Promise.all([served.close(), webhooks?.stop()]);
   await fleet.leave(workerId).catch(() => undefined);
   await closing;
+  await liveStats.stop();
   await pipelines.close();
   await queue.close();
+  await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'flushing spans failed'));
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   await Promise.all([connection, reloads].map((c) => closeConnection(c)));
   logger.info('worker stopped');

@@ -1,11 +1,12 @@
 import { BatchFormer, batchSize, type ShapedCosts } from '@inferq/batcher';
-import type { Logger, Metrics } from '@inferq/observability';
+import type { Logger, Metrics, Tracing } from '@inferq/observability';
 import { parseBatchShape } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
 import { batchGroupKey, type ModelSession } from '@inferq/runtime';
 import { type Delivery, deliveryKey, type QueueIntake } from '@inferq/store';
 import { BatchEnds } from './batch-ends.ts';
 import { BatchRunner } from './batch-runner.ts';
+import type { VersionLiveStats } from './live-stats.ts';
 import type { Taken } from './taken.ts';
 
 export { PAYLOAD_UNREADABLE, WORKER_LOST } from './batch-ends.ts';
@@ -19,12 +20,16 @@ export interface ModelWorkerOptions {
   jobAttempts: number;
   /** Largest MessagePack outputs of one request; larger ones end `failed` (`output_too_large`). Default: no cap. */
   maxOutputBytes?: number;
+  /** OpenTelemetry spans of each batch (an OTLP endpoint is configured); absent: off. */
+  tracing?: Tracing;
   /**
    * The version's cost model (measured at warm-up) and the shape it speaks for: batches of that group
    * key are sized by it and update it; those of other shapes close at maxBatchSize.
    */
   costs?: ShapedCosts;
   metrics: Metrics;
+  /** The status page's figures of this version (live-stats.ts). */
+  liveStats?: VersionLiveStats;
   logger: Logger;
 }
 
@@ -89,6 +94,8 @@ export class ModelWorker {
       ends,
       ...(options.maxOutputBytes === undefined ? {} : { maxOutputBytes: options.maxOutputBytes }),
       ...(options.costs === undefined ? {} : { costs: options.costs }),
+      ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
+      ...(options.liveStats === undefined ? {} : { liveStats: options.liveStats }),
       metrics: options.metrics,
       logger: options.logger,
       letGo,

@@ -5,13 +5,14 @@
  * again. Nothing here stops the process: one bad model never takes the others down.
  */
 import { hostname } from 'node:os';
-import type { Logger, Metrics } from '@inferq/observability';
+import type { Logger, Metrics, Tracing } from '@inferq/observability';
 import type { InputLimits, RequestError } from '@inferq/protocol';
 import type { ModelRepository, ModelVersion, RepositoryVersion } from '@inferq/repository';
 import { ModelSession } from '@inferq/runtime';
 import type { FleetRegistry, InferenceQueue, ServedVersion, VersionState, WorkerReport } from '@inferq/store';
 import { costProfileOf, type MeasuredCosts, measureBatchCosts } from './batch-costs.ts';
 import { directRequestOf } from './direct-jobs.ts';
+import type { VersionLiveStats, WorkerLiveStats } from './live-stats.ts';
 import { intakeCapacity, ModelWorker } from './model-worker.ts';
 import { PIPELINE_CONCURRENCY, PipelineWorker } from './pipelines/pipeline-worker.ts';
 import type { PipelineSupport } from './pipelines/pipelines.ts';
@@ -37,9 +38,13 @@ export interface ServedModelsOptions {
   /** The API's input limits, for requests a producer put in a queue directly. */
   inputLimits?: InputLimits;
   metrics: Metrics;
+  /** The status page's figures: each served version records into its share (live-stats.ts). */
+  liveStats?: WorkerLiveStats;
   logger: Logger;
   /** Overrides RETIRE_DRAIN_MS (tests). */
   retireDrainMs?: number;
+  /** OpenTelemetry spans of batches and pipeline runs (an OTLP endpoint is configured); absent: off. */
+  tracing?: Tracing;
   /** What serving a pipeline needs (docs/pipelines.md); absent: pipeline versions are unavailable. */
   pipelines?: PipelineSupport;
   /** The repository reads are of some models only (MODELS): a pipeline's models are read beside them. */
@@ -236,6 +241,18 @@ export class ServedModels {
     }
   }
 
+  /** The version's share of the status page's figures, as an option of its worker. */
+  private liveStatsOf(version: ModelVersion): { liveStats?: VersionLiveStats } {
+    const stats = this.options.liveStats?.forVersion(version.name, version.version);
+    return stats === undefined ? {} : { liveStats: stats };
+  }
+
+  /** The process's tracing, as an option of a version's worker. */
+  private tracingOption(): { tracing?: Tracing } {
+    const tracing = this.options.tracing;
+    return tracing === undefined ? {} : { tracing };
+  }
+
   /** Starts serving a loaded version's queue: its intake and a ModelWorker. */
   private async serve(version: ModelVersion, session: ModelSession): Promise<void> {
     const { logger } = this.options;
@@ -257,6 +274,8 @@ export class ServedModels {
         jobAttempts: this.options.jobAttempts,
         maxOutputBytes: this.options.maxOutputBytes,
         ...(slot.costs === undefined ? {} : { costs: slot.costs }),
+        ...this.tracingOption(),
+        ...this.liveStatsOf(version),
         metrics: this.options.metrics,
         logger,
       });
@@ -302,8 +321,10 @@ export class ServedModels {
         ...runtime,
         parentOf: (id) => pipelines.parentOf(id),
         statusOf: (id) => pipelines.statusOf(id),
+        ...this.tracingOption(),
         jobAttempts: this.options.jobAttempts,
         maxOutputBytes: this.options.maxOutputBytes,
+        ...this.liveStatsOf(version),
         metrics: this.options.metrics,
         logger,
       });

@@ -63,9 +63,13 @@ describe('InferqClient', () => {
         }),
     ]);
     const client = new InferqClient({ baseUrl: 'http://host:1', format: 'json', fetch });
-    const answer = await client.submitBulk('noop', [body, { ...body, cache: false }], { version: 2 });
+    const answer = await client.submitBulk('noop', [body, { ...body, cache: false }], {
+      version: 2,
+      idempotencyKey: 'batch-7',
+    });
     expect(answer).toEqual({ ids: ['a', null], rejected: [{ index: 1, status: 429 }] });
     expect(seen[0]?.url).toBe('http://host:1/v1/models/noop/versions/2/infer:bulk');
+    expect(seen[0]?.headers['idempotency-key']).toBe('batch-7');
     const sent = decodeBulkInferRequest(seen[0]!.body!, 'json');
     expect(sent.map((request) => request.cache)).toEqual([undefined, false]);
     expect(Array.from(sent[1]!.inputs.x!.data as Float32Array)).toEqual([0.25, 4]);

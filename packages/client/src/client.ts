@@ -122,14 +122,17 @@ export class InferqClient {
   async submitBulk(
     model: string,
     bodies: InferRequestBody[],
-    options: { version?: number; signal?: AbortSignal } = {},
+    options: Omit<SubmitOptions, 'wait'> = {},
   ): Promise<BulkSubmission> {
     const path =
       options.version === undefined
         ? `/v1/models/${encodeURIComponent(model)}/infer:bulk`
         : `/v1/models/${encodeURIComponent(model)}/versions/${options.version}/infer:bulk`;
+    const headers: Record<string, string> = { 'content-type': contentTypeOf(this.format) };
+    // One key names the whole body: sent again with the same bodies, it answers the same ids.
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
     const response = await this.send('POST', path, {
-      headers: { 'content-type': contentTypeOf(this.format) },
+      headers,
       body: encodeBulkInferRequest(bodies, this.format),
       signal: options.signal,
     });

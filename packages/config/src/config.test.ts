@@ -401,3 +401,75 @@ describe('request caps', () => {
     expect(describeConfig(loadConfig({ MAX_INPUTS: '5' })).caps).toEqual({ ...DEFAULT_CAPS, maxInputs: 5 });
   });
 });
+
+describe('tracing settings (OTEL_*)', () => {
+  it('are off without an OTLP endpoint', () => {
+    expect(loadConfig({ OTEL_SERVICE_NAME: 'svc' }).tracing).toBeUndefined();
+    expect(describeConfig(loadConfig({})).tracing).toBe('off');
+  });
+
+  it('append v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT, as the OpenTelemetry exporter specification says', () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toEqual({
+      tracesUrl: 'http://collector:4318/v1/traces',
+      serviceName: undefined,
+      exportDelayMs: 5_000,
+    });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example/base/' }).tracing?.tracesUrl).toBe(
+      'https://otel.example/base/v1/traces',
+    );
+  });
+
+  it('take OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, before the base endpoint', () => {
+    const config = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces.example:9999/custom',
+      OTEL_SERVICE_NAME: ' inferq-eu ',
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+    });
+    expect(config.tracing).toEqual({
+      tracesUrl: 'http://traces.example:9999/custom',
+      serviceName: 'inferq-eu',
+      exportDelayMs: 200,
+    });
+    expect(describeConfig(config).tracing).toEqual({
+      tracesUrl: 'http://traces.example:9999/custom',
+      serviceName: 'inferq-eu',
+      exportDelayMs: 200,
+    });
+  });
+
+  it('are off with OTEL_SDK_DISABLED=true even with an endpoint', () => {
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing,
+    ).toBeUndefined();
+  });
+
+  it('never show an endpoint password', () => {
+    const described = describeConfig(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://user:hunter2@otel.example' }),
+    );
+    expect(JSON.stringify(described)).not.toContain('hunter2');
+    const issue = (() => {
+      try {
+        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:hunter2@otel.example' });
+      } catch (error) {
+        return (error as ConfigError).message;
+      }
+      return '';
+    })();
+    expect(issue).toBe(
+      'invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL with a host',
+    );
+  });
+
+  it.each([
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'collector:4318'],
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'grpc://collector:4317'],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc'],
+    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'thrift'],
+    ['OTEL_SDK_DISABLED', 'perhaps'],
+    ['OTEL_BSP_SCHEDULE_DELAY', '0'],
+  ])('rejects %s=%j naming the variable', (variable, value) => {
+    expect(issuesOf({ [variable]: value })).toEqual([variable]);
+  });
+});

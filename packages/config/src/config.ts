@@ -69,6 +69,18 @@ export interface Config {
   limits: AdmissionLimits;
   /** `callback.url` delivery (docs/webhooks.md). */
   webhooks: WebhookConfig;
+  /** OpenTelemetry spans over OTLP/HTTP (docs/observability.md); undefined: tracing off. */
+  tracing: TracingConfig | undefined;
+}
+
+/** Where and how spans are exported (the standard OTEL_* variables). */
+export interface TracingConfig {
+  /** The OTLP/HTTP traces URL: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/traces`. */
+  tracesUrl: string;
+  /** OTEL_SERVICE_NAME; undefined: each process's own (inferq-api, inferq-worker). */
+  serviceName: string | undefined;
+  /** OTEL_BSP_SCHEDULE_DELAY: how long finished spans wait to be exported together (ms). */
+  exportDelayMs: number;
 }
 
 /** The credentials of the admin routes (docs/security.md). */
@@ -397,6 +409,53 @@ const cidrList = z.preprocess(
   }),
 );
 
+// An OTLP/HTTP endpoint: http(s) with a host. Messages never repeat it (its query may hold a token).
+const otlpEndpoint = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .trim()
+    .refine(
+      (value) => {
+        try {
+          const url = new URL(value);
+          return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+        } catch {
+          return false;
+        }
+      },
+      { error: 'expected an http:// or https:// URL with a host' },
+    )
+    .optional(),
+);
+
+// inferq exports OTLP over HTTP (JSON), which every OTLP/HTTP endpoint takes; gRPC is another port
+// and another protocol, so asking for it is a mistake to name rather than a silent export failure.
+const otlpProtocol = z.preprocess(
+  (value) => {
+    const v = unsetIfBlank(value);
+    return typeof v === 'string' ? v.trim().toLowerCase() : v;
+  },
+  z
+    .enum(['http/json', 'http/protobuf'], {
+      error:
+        'expected http/json or http/protobuf (inferq sends OTLP over HTTP, as JSON); grpc is not supported',
+    })
+    .optional(),
+);
+
+/**
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the traces URL as it is; OTEL_EXPORTER_OTLP_ENDPOINT is a base
+ * to which `v1/traces` is appended (OpenTelemetry's exporter specification).
+ */
+function tracesUrlOf(base: string | undefined, traces: string | undefined): string | undefined {
+  if (traces !== undefined) return traces;
+  if (base === undefined) return undefined;
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/v1/traces`;
+  return url.toString();
+}
+
 // A non-negative decimal (`0.5` requests per second is a valid rate).
 function decimal(min: number, max: number, fallback: number) {
   const error = `expected a number from ${min} to ${max}`;
@@ -472,6 +531,13 @@ const EnvSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: integer(1, 3_600_000, 1_000),
   WEBHOOK_RETRY_MAX_MS: integer(1, 86_400_000, 3_600_000),
   WEBHOOK_TIMEOUT_MS: integer(100, 300_000, 10_000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpEndpoint,
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
+  OTEL_SERVICE_NAME: z.preprocess(unsetIfBlank, z.string().trim().optional()),
+  OTEL_SDK_DISABLED: flag(false),
+  OTEL_BSP_SCHEDULE_DELAY: integer(1, 3_600_000, 5_000),
 });
 
 /** Variables whose values may hold secrets (a Redis password, API keys): never echoed back. */
@@ -481,6 +547,8 @@ const SECRET_VARIABLES = new Set([
   'API_KEYS',
   'ADMIN_KEY',
   'WEBHOOK_SECRET',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
 ]);
 
 /**
@@ -572,7 +640,15 @@ export function loadConfig(
       retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
     },
+    tracing: tracingOf(e),
   };
+}
+
+/** Tracing is on when an OTLP endpoint is set, unless OTEL_SDK_DISABLED says otherwise. */
+function tracingOf(e: z.infer<typeof EnvSchema>): TracingConfig | undefined {
+  const tracesUrl = tracesUrlOf(e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  if (tracesUrl === undefined || e.OTEL_SDK_DISABLED) return undefined;
+  return { tracesUrl, serviceName: e.OTEL_SERVICE_NAME, exportDelayMs: e.OTEL_BSP_SCHEDULE_DELAY };
 }
 
 /** ADMIN_TENANTS must name tenants of API_KEYS; ADMIN_KEY must be no tenant's key (it would be both). */
@@ -662,6 +738,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
       retryMaxMs: config.webhooks.retryMaxMs,
       timeoutMs: config.webhooks.timeoutMs,
     },
+    tracing:
+      config.tracing === undefined
+        ? 'off'
+        : {
+            tracesUrl: redactUrl(config.tracing.tracesUrl),
+            serviceName: config.tracing.serviceName ?? 'the process default',
+            exportDelayMs: config.tracing.exportDelayMs,
+          },
   };
 }
 

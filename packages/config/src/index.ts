@@ -14,6 +14,7 @@ export {
   type QueueBackend,
   type RedisClusterConfig,
   redisTarget,
+  type TracingConfig,
   type WebhookConfig,
 } from './config.ts';
 export { exitOnListenFailure, listenFailure, type PortVariable } from './listen.ts';

@@ -24,6 +24,14 @@ export type BatchCostSource = () => Iterable<{
 /** Each model version's current state, read when Prometheus scrapes. */
 export type ModelStateSource = () => Iterable<{ model: string; version: number; state: ModelState }>;
 
+/**
+ * API: per model version, the requests that wait for it while no live worker holds it (0 for a
+ * version a worker holds), read when Prometheus scrapes: what wakes a worker group scaled to zero.
+ */
+export type BacklogWithoutCapacitySource = () => Promise<
+  Iterable<{ model: string; version: number; backlog: number }>
+>;
+
 export interface Metrics {
   /** This process's own registry: scrape it with `registry.metrics()`, content type `registry.contentType`. */
   readonly registry: Registry;
@@ -47,6 +55,14 @@ export interface Metrics {
   setQueueDepthSource(source: QueueDepthSource, onError?: (error: unknown) => void): void;
   /** Where `inferq_model_state` reads from at scrape time. */
   setModelStateSource(source: ModelStateSource): void;
+  /**
+   * Where `inferq_backlog_without_capacity` reads from at scrape time; a failing source empties the
+   * gauge for that scrape, as for the queue depth.
+   */
+  setBacklogWithoutCapacitySource(
+    source: BacklogWithoutCapacitySource,
+    onError?: (error: unknown) => void,
+  ): void;
   /** Where `inferq_batch_cost_ms` and `inferq_batch_size_target` read from at scrape time (workers). */
   setBatchCostSource(source: BatchCostSource): void;
 }
@@ -103,6 +119,29 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
         for (const candidate of MODEL_STATES) {
           this.set({ model, version: String(version), state: candidate }, candidate === state ? 1 : 0);
         }
+      }
+    },
+  });
+
+  let backlogSource: BacklogWithoutCapacitySource | undefined;
+  let onBacklogError: ((error: unknown) => void) | undefined;
+  // A series per served version, 0 while a worker holds it, so `> 0` alerts and scalers see a
+  // series that exists before any backlog does.
+  new Gauge<'model' | 'version'>({
+    name: 'inferq_backlog_without_capacity',
+    help: 'Requests waiting for a model version that no live worker holds (waiting, taken by a worker that died, or delayed for a retry; held by a pause not counted), read from Redis at scrape time; 0 for a version a live worker holds.',
+    labelNames: ['model', 'version'],
+    registers,
+    async collect() {
+      if (backlogSource === undefined) return;
+      this.reset();
+      try {
+        for (const { model, version, backlog } of await backlogSource()) {
+          this.set({ model, version: String(version) }, backlog);
+        }
+      } catch (error: unknown) {
+        this.reset();
+        onBacklogError?.(error);
       }
     },
   });
@@ -206,6 +245,10 @@ export function createMetrics(service: 'api' | 'worker'): Metrics {
     },
     setModelStateSource(source) {
       modelStateSource = source;
+    },
+    setBacklogWithoutCapacitySource(source, onError) {
+      backlogSource = source;
+      onBacklogError = onError;
     },
     setBatchCostSource(source) {
       batchCostSource = source;

@@ -84,6 +84,38 @@ describe('createMetrics', () => {
     expect((await samples(metrics)).has('inferq_queue_depth{model="a",service="api"}')).toBe(false);
     expect(errors).toEqual([new Error('redis down')]);
   });
+  it('reads the backlog without capacity per model version at scrape time, and drops it when the source fails', async () => {
+    const metrics = createMetrics('api');
+    const errors: unknown[] = [];
+    let backlogs: { model: string; version: number; backlog: number }[] = [
+      { model: 'a', version: 1, backlog: 4 },
+      { model: 'a', version: 2, backlog: 0 },
+    ];
+    metrics.setBacklogWithoutCapacitySource(
+      async () => {
+        if (backlogs.length === 0) throw new Error('redis down');
+        return backlogs;
+      },
+      (error) => errors.push(error),
+    );
+    let values = await samples(metrics);
+    expect(values.get('inferq_backlog_without_capacity{model="a",service="api",version="1"}')).toBe(4);
+    expect(values.get('inferq_backlog_without_capacity{model="a",service="api",version="2"}')).toBe(0);
+    backlogs = [{ model: 'a', version: 2, backlog: 1 }];
+    values = await samples(metrics);
+    expect(values.has('inferq_backlog_without_capacity{model="a",service="api",version="1"}')).toBe(false);
+    expect(values.get('inferq_backlog_without_capacity{model="a",service="api",version="2"}')).toBe(1);
+    backlogs = [];
+    values = await samples(metrics);
+    expect([...values.keys()].filter((key) => key.startsWith('inferq_backlog_without_capacity'))).toEqual([]);
+    expect(errors).toEqual([new Error('redis down')]);
+  });
+
+  it('has no backlog series without a source (workers)', async () => {
+    const text = await createMetrics('worker').registry.metrics();
+    expect(text).toContain('# TYPE inferq_backlog_without_capacity gauge');
+    expect(text).not.toContain('inferq_backlog_without_capacity{');
+  });
 });
 
 describe('createLogger', () => {

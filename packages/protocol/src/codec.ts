@@ -81,7 +81,8 @@ const isHttpUrl = (value: string): boolean => {
   }
 };
 
-const RequestEnvelope = z.strictObject({
+/** The `POST …/infer` envelope; `inputs` is checked by hand (parseTensorMap). */
+export const RequestEnvelope = z.strictObject({
   // Checked by hand (parseTensorMap): typed arrays are beyond a schema's reach.
   inputs: z.unknown(),
   outputs: z

@@ -10,3 +10,4 @@ export * from './request-id.ts';
 export * from './tensor.ts';
 export * from './types.ts';
 export * from './validate.ts';
+export * from './wire-schemas.ts';

@@ -27,6 +27,18 @@ export {
   type WorkerReport,
 } from './fleet.ts';
 export { CONSUMER_GROUP, type Keys, keysFor, parseQueueName, type QueueKeys, queueName } from './keys.ts';
+export { LiveStatsRegistry, type LiveStatsRegistryOptions } from './live-stats/registry.ts';
+export {
+  type CacheSlot,
+  firstSlotOfWindow,
+  LATENCY_BUCKETS_MS,
+  type LiveStatsReport,
+  LiveStatsWindow,
+  STATS_SLOT_MS,
+  STATS_WINDOW_SLOTS,
+  slotOf,
+  type VersionSlot,
+} from './live-stats/window.ts';
 export { type CreateQueueOptions, createQueue } from './queue/create-queue.ts';
 export {
   type DirectRequest,

@@ -57,6 +57,11 @@ export interface Keys {
   bullMeta(queue: string): string;
   /** HASH: worker id -> JSON WorkerReport (what it serves, in which state), rewritten each heartbeat. */
   fleet: string;
+  /**
+   * HASH: process id (a worker's fleet id, or `api:<instance>`) -> JSON LiveStatsReport, its counts of
+   * the last minute for the status page (live-stats/); written when it counted something.
+   */
+  stats: string;
   /** channel: a message asks every API and worker to read the model repository again now. */
   reloadChannel: string;
   /** channel: MessagePack completion message of a terminal state. */
@@ -115,6 +120,7 @@ export function keysFor(prefix: string): Keys {
     bullPrefix: `${prefix}:bull`,
     bullMeta: (queue) => `${prefix}:bull:${queue}:meta`,
     fleet: `${prefix}:fleet`,
+    stats: `${prefix}:stats`,
     reloadChannel: `${prefix}:reload`,
     doneChannel: (id) => `${prefix}:done:${id}`,
     statusChannel: (id) => `${prefix}:status:${id}`,

@@ -182,6 +182,7 @@ function parseEntry(stream: string, [entryId, fields]: RawEntry, redelivered: bo
   let attempts = 0;
   let payload: Buffer | undefined;
   let batchShape: string | undefined;
+  let trace: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1]!;
     switch (fields[i]!.toString()) {
@@ -203,6 +204,9 @@ function parseEntry(stream: string, [entryId, fields]: RawEntry, redelivered: bo
       case 'b':
         batchShape = value.toString();
         break;
+      case 'c':
+        trace = value.toString();
+        break;
     }
   }
   if (id === undefined) return undefined;
@@ -210,5 +214,6 @@ function parseEntry(stream: string, [entryId, fields]: RawEntry, redelivered: bo
   if (deadline !== undefined) delivery.deadline = deadline;
   if (payload !== undefined) delivery.payload = payload;
   if (batchShape !== undefined) delivery.batchShape = batchShape;
+  if (trace !== undefined) delivery.trace = trace;
   return delivery;
 }

@@ -1,6 +1,7 @@
 import { type CompletionMessage, encodeCompletionMessageForOutputs } from '@inferq/protocol';
 import type { ChainableCommander } from 'ioredis';
 import type { RedisConnection } from './connection.ts';
+import { finishedFromCache, finishedOf } from './finished.ts';
 import { type Keys, keysFor, type QueueKeys, queueName } from './keys.ts';
 import { packForLua } from './lua-args.ts';
 import { execOrThrow, type ScriptedRedis, type SubmitReply, withScripts } from './scripts.ts';
@@ -15,6 +16,7 @@ import {
 import type {
   CancelOutcome,
   Completion,
+  FinishedRequest,
   QueueEntryRef,
   StartOutcome,
   StoredRecord,
@@ -26,6 +28,12 @@ export interface RequestStoreOptions {
   redis: RedisConnection;
   prefix: string;
   resultTtlSeconds: number;
+  /**
+   * Told of every request that a script run through this store ended (docs/observability.md): a
+   * cache hit, a batch's requests and their followers, an expiry, a cancel. Each request ends once,
+   * so a process that logs from here writes exactly one line per request it ended. Absent: none.
+   */
+  onFinished?: (requests: FinishedRequest[]) => void;
 }
 
 /** Restarts of a request whose worker stopped before finishing it, before it ends `worker_lost`. */
@@ -44,12 +52,14 @@ export class RequestStore {
   readonly redis: RedisConnection;
   private readonly scripts: ScriptedRedis;
   private readonly resultTtlSeconds: number;
+  private readonly onFinished: ((requests: FinishedRequest[]) => void) | undefined;
   /** A submit already left in this tick of the event loop (see `submit`). */
   private submittedThisTick = false;
 
   constructor(options: RequestStoreOptions) {
     this.keys = keysFor(options.prefix);
     this.resultTtlSeconds = options.resultTtlSeconds;
+    this.onFinished = options.onFinished;
     const redis = options.redis;
     this.redis = redis;
     this.scripts = withScripts(redis);
@@ -96,7 +106,23 @@ export class RequestStore {
       : this.scripts.inferqSubmitBuffer(...args);
     // Both awaited together: with Redis gone both fail, and neither failure may go unhandled.
     const [, reply] = await this.settled([prepared], Promise.all([written, submitted]));
-    return this.outcomeOf(reply, prepared);
+    const outcome = this.outcomeOf(reply, prepared);
+    if (outcome.kind === 'cached') this.reportCached([outcome]);
+    return outcome;
+  }
+
+  /** Cache hits end at submit: reported as finished (onFinished). */
+  private reportCached(outcomes: readonly SubmitOutcome[]): void {
+    if (this.onFinished === undefined) return;
+    const cached: FinishedRequest[] = [];
+    for (const outcome of outcomes)
+      if (outcome.kind === 'cached') cached.push(finishedFromCache(outcome.record));
+    if (cached.length > 0) this.onFinished(cached);
+  }
+
+  /** Tells onFinished of requests a script ended. */
+  private report(finished: FinishedRequest[]): void {
+    if (finished.length > 0) this.onFinished?.(finished);
   }
 
   /**
@@ -135,7 +161,9 @@ export class RequestStore {
       'many',
     ) as unknown as Promise<SubmitReply[]>;
     const [, replies] = await this.settled(prepared, Promise.all([written, submitted]));
-    return replies.map((reply, index) => this.outcomeOf(reply, prepared[index]!));
+    const outcomes = replies.map((reply, index) => this.outcomeOf(reply, prepared[index]!));
+    this.reportCached(outcomes);
+    return outcomes;
   }
 
   /**
@@ -188,11 +216,11 @@ export class RequestStore {
     return ids.length === 0 ? [] : this.expireIds(ids, now);
   }
 
-  /** expire-n.lua over `ids`, which it checks again (status, deadline). */
-  private expireIds(ids: readonly string[], now: number): Promise<string[]> {
+  /** expire-n.lua over `ids`, which it checks again (status, deadline); answers those it expired. */
+  private async expireIds(ids: readonly string[], now: number): Promise<string[]> {
     const k = this.keys;
     const keys = ids.flatMap((id) => [k.request(id), k.followers(id), k.payload(id)]);
-    return this.scripts.inferqExpire(
+    const rows = await this.scripts.inferqExpire(
       2 + keys.length,
       k.deadlines,
       k.webhooks,
@@ -202,11 +230,13 @@ export class RequestStore {
       this.resultTtlSeconds,
       ...ids,
     );
+    if (this.onFinished !== undefined) this.report(rows.map((row) => finishedOf(row)));
+    return rows.map((row) => String(row[0]));
   }
 
   async cancel(id: string, now: number, options: { running?: boolean } = {}): Promise<CancelOutcome> {
     const k = this.keys;
-    const outcome = await this.scripts.inferqCancel(
+    const reply = await this.scripts.inferqCancel(
       k.request(id),
       k.deadlines,
       k.webhooks,
@@ -218,7 +248,9 @@ export class RequestStore {
       this.resultTtlSeconds,
       options.running === true ? '1' : '',
     );
-    return outcome as CancelOutcome;
+    if (typeof reply === 'string') return reply as CancelOutcome;
+    if (this.onFinished !== undefined) this.report([finishedOf(reply[1])]);
+    return 'cancelled';
   }
 
   /**
@@ -263,7 +295,8 @@ export class RequestStore {
       const payload = replies[index + 1] as Buffer | null;
       if (payload) payloads.set(id, payload);
     });
-    const rows = replies[0] as [Buffer, Buffer, Buffer?][];
+    const [rows, ended] = replies[0] as Awaited<ReturnType<ScriptedRedis['inferqStartBuffer']>>;
+    if (this.onFinished !== undefined) this.report(ended.map((row) => finishedOf(row)));
     return rows.map(([rawId, state, detail]): StartOutcome => {
       const id = rawId.toString();
       switch (state.toString()) {
@@ -332,7 +365,7 @@ export class RequestStore {
       ];
     });
     // One time for the batch: its results were taken together.
-    await this.scripts.inferqComplete(
+    const ended = await this.scripts.inferqComplete(
       2 + keys.length,
       k.deadlines,
       k.webhooks,
@@ -342,6 +375,17 @@ export class RequestStore {
       String(this.resultTtlSeconds),
       packForLua(rows),
     );
+    if (this.onFinished === undefined) return;
+    const finished: FinishedRequest[] = [];
+    ended.forEach((records, index) => {
+      const result = results[index]!;
+      const extra = {
+        batchSize: result.batchSize,
+        ...(result.error ? { errorCode: result.error.code } : {}),
+      };
+      for (const row of records) finished.push(finishedOf(row, extra));
+    });
+    this.report(finished);
   }
 
   /**

@@ -17,19 +17,22 @@ export type Arg = string | Buffer | number;
 
 export type SubmitReply = [Buffer, ...(Buffer | Buffer[] | number)[]];
 
+/** A request a script ended, as it reports it (lib.lua `finishedRow`; finished.ts reads it). */
+export type FinishedRow = (string | Buffer)[];
+
 /** The request scripts as commands of a connection (`withScripts`). */
 export interface ScriptCommands {
   inferqSubmitBuffer(...args: Arg[]): Promise<SubmitReply>;
   inferqSubmitNowBuffer(...args: Arg[]): Promise<SubmitReply>;
-  inferqStartBuffer(...args: Arg[]): Promise<[Buffer, Buffer, Buffer?][]>;
-  inferqComplete(...args: Arg[]): Promise<number>;
+  inferqStartBuffer(...args: Arg[]): Promise<[[Buffer, Buffer, Buffer?][], FinishedRow[]]>;
+  inferqComplete(...args: Arg[]): Promise<FinishedRow[][]>;
   inferqRetry(...args: Arg[]): Promise<number>;
   inferqPromote(...args: Arg[]): Promise<number>;
   inferqResume(...args: Arg[]): Promise<number>;
   inferqHandBack(...args: Arg[]): Promise<number>;
   inferqRenew(...args: Arg[]): Promise<string[]>;
-  inferqExpire(...args: Arg[]): Promise<string[]>;
-  inferqCancel(...args: Arg[]): Promise<string>;
+  inferqExpire(...args: Arg[]): Promise<FinishedRow[]>;
+  inferqCancel(...args: Arg[]): Promise<string | [string, FinishedRow]>;
   inferqWriteProbe(key: string): Promise<number>;
 }
 

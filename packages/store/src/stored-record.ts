@@ -51,6 +51,8 @@ export function toStoredRecord(raw: Record<string, Buffer>): StoredRecord {
   if (metadata) record.metadata = JSON.parse(metadata) as Record<string, unknown>;
   const deadline = num('deadline');
   if (deadline > 0) record.deadline = deadline;
+  const trace = text('trace');
+  if (trace) record.trace = trace;
   return record;
 }
 

@@ -72,6 +72,8 @@ export function prepareSubmit(
   if (p.batchShape) fields.push('batch', p.batchShape);
   // For a backend that enqueues after the script (bullmq's outbox sweep needs it from the record).
   if (p.priority !== undefined && p.priority > 0) fields.push('priority', String(p.priority));
+  // On the record too: the webhook's headers, and the entries made again later, read it there.
+  if (p.trace) fields.push('trace', p.trace);
 
   const name = queueName(p.model, p.version);
   const queue = k.queue(name);
@@ -107,6 +109,7 @@ export function prepareSubmit(
         p.batchShape ?? '',
         outbox === undefined ? '' : '1',
         ...deadlineArgs(p),
+        p.trace ?? '',
       ],
       fields,
     ],
@@ -132,8 +135,12 @@ export function outcomeOf(reply: SubmitReply, prepared: PreparedSubmit): SubmitO
       return { kind: 'rejected', rejection: rejectionOf(reply, prepared.params) };
     case 'cached':
       return { kind: 'cached', record: toStoredRecord(hashOf(extra as Buffer[])) };
-    case 'coalesced':
-      return { kind: 'coalesced', leaderId: String(extra) };
+    case 'coalesced': {
+      const leaderTrace = reply[2]?.toString();
+      return leaderTrace
+        ? { kind: 'coalesced', leaderId: String(extra), leaderTrace }
+        : { kind: 'coalesced', leaderId: String(extra) };
+    }
     case 'queued':
       return { kind: 'queued' };
     default:

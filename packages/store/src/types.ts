@@ -34,6 +34,12 @@ export interface SubmitParams {
   notify?: string;
   /** Checks the submit script makes before it accepts the request; absent: none. */
   admission?: Admission;
+  /**
+   * The request's W3C trace context, packed (traceparent, then a space and tracestate when there is
+   * one; @inferq/observability `packTraceContext`): kept on its record (`trace`) and carried by every
+   * queue entry (`c`) or job made for it, for the worker's spans and the webhook's headers.
+   */
+  trace?: string;
 }
 
 /**
@@ -74,8 +80,8 @@ export type SubmitRejection =
 export type SubmitOutcome =
   /** Served from the cache: the record is already terminal (`cached: true`). */
   | { kind: 'cached'; record: StoredRecord }
-  /** Attached to an in-flight leader with the same cache key. */
-  | { kind: 'coalesced'; leaderId: string }
+  /** Attached to an in-flight leader with the same cache key (whose trace context is `leaderTrace`). */
+  | { kind: 'coalesced'; leaderId: string; leaderTrace?: string }
   /** Enqueued (or held, while its queue is paused). */
   | { kind: 'queued' }
   /** The idempotency key names an earlier request of the tenant with the same fingerprint: its record. */
@@ -89,6 +95,8 @@ export interface StoredRecord extends RequestRecord {
   cacheKey?: string;
   /** `timeoutMs` as an absolute time (ms since epoch): a request still queued then ends `expired`. */
   deadline?: number;
+  /** Its packed W3C trace context (`SubmitParams.trace`). */
+  trace?: string;
 }
 
 /** A request a worker took from its queue (`QueueConsumer`). */
@@ -113,6 +121,8 @@ export interface Delivery {
   redelivered: boolean;
   /** Runs the queue allows it in all (a BullMQ job's `attempts`); absent: the worker's JOB_ATTEMPTS. */
   maxAttempts?: number;
+  /** Its packed W3C trace context (`SubmitParams.trace`), when it carries one. */
+  trace?: string;
 }
 
 /** What `start` answers for one delivered request. */
@@ -165,3 +175,27 @@ export interface Completion {
 }
 
 export type CancelOutcome = 'cancelled' | 'conflict' | 'missing';
+
+/**
+ * A request a script of this store just ended, reported to `RequestStoreOptions.onFinished` by the
+ * process that ran the script: a cache hit (submit), a batch's requests and their followers
+ * (complete), requests expired at start, by a sweep or a read, and a cancelled one. Each request
+ * ends once, so it is reported once (docs/observability.md, "Tracing and request logs").
+ */
+export interface FinishedRequest {
+  id: string;
+  model: string;
+  version: number;
+  status: Extract<RequestStatus, 'succeeded' | 'failed' | 'cancelled' | 'expired'>;
+  /** Answered from the cache at submit. */
+  cached: boolean;
+  /** Coalesced onto an identical request in flight (a follower): it ended with its leader. */
+  coalesced: boolean;
+  timings: Omit<Timings, 'steps'>;
+  /** Requests in the batch that ran it; absent when it never ran. */
+  batchSize?: number;
+  /** The error's code, for a request that failed. */
+  errorCode?: string;
+  /** Its packed W3C trace context, when it carries one. */
+  trace?: string;
+}

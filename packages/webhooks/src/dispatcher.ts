@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Logger } from '@inferq/observability';
+import { type Logger, unpackTraceContext } from '@inferq/observability';
 import { encodeRecord } from '@inferq/protocol';
 import type { RedisConnection, RequestStore } from '@inferq/store';
 
@@ -209,6 +209,8 @@ export class WebhookDispatcher {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
       'inferq-delivery-attempt': String(attempt),
+      // The request's W3C trace context: the receiver's work joins the trace that sent the request.
+      ...(record.trace === undefined ? {} : unpackTraceContext(record.trace)),
     };
     const outcome = await postWebhook({
       url,

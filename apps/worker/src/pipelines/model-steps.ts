@@ -29,6 +29,11 @@ export interface ParentRequest {
   priority?: number;
   /** False when the pipeline request opted out of the cache: its model requests do too. */
   useCache: boolean;
+  /**
+   * The packed W3C context its model requests carry: the pipeline run's span (tracing on), else the
+   * pipeline request's own; so every model step is in the pipeline request's trace.
+   */
+  trace?: string;
 }
 
 /** What a model step's request ended with. */
@@ -126,6 +131,7 @@ export class ModelSteps {
       ...(parent.priority === undefined ? {} : { priority: parent.priority }),
       ...(parent.deadline === undefined ? {} : { deadline: parent.deadline }),
       metadata: { pipelineRequest: parent.id },
+      ...(parent.trace === undefined ? {} : { trace: parent.trace }),
       now,
       ...(this.options.watcher.instance === undefined ? {} : { notify: this.options.watcher.instance }),
     };

@@ -5,12 +5,13 @@
  * is never batched itself: its model steps are, with every other caller of those models.
  */
 import { dirname } from 'node:path';
-import type { Logger, Metrics } from '@inferq/observability';
+import type { Logger, Metrics, RequestFailure, Tracing } from '@inferq/observability';
 import { type PipelineResult, type PipelineSpec, runPipeline } from '@inferq/pipeline';
 import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } from '@inferq/protocol';
 import type { ModelVersion } from '@inferq/repository';
 import { type Delivery, deliveryKey, type QueueIntake } from '@inferq/store';
 import { BatchEnds, lostError, outputTooLarge, PAYLOAD_UNREADABLE } from '../batch-ends.ts';
+import type { VersionLiveStats } from '../live-stats.ts';
 import type { Taken } from '../taken.ts';
 import type { ModelSteps } from './model-steps.ts';
 import type { ProcessorPool } from './processor-pool.ts';
@@ -40,7 +41,11 @@ export interface PipelineWorkerOptions {
   parentOf(id: string): Promise<{ tenant: string; useCache: boolean; priority?: number } | undefined>;
   jobAttempts: number;
   maxOutputBytes?: number;
+  /** OpenTelemetry spans of each run (an OTLP endpoint is configured); absent: off. */
+  tracing?: Tracing;
   metrics: Metrics;
+  /** The status page's figures of this pipeline version (live-stats.ts). */
+  liveStats?: VersionLiveStats;
   logger: Logger;
 }
 
@@ -154,6 +159,10 @@ export class PipelineWorker {
     }
 
     const parent = await this.options.parentOf(delivery.id);
+    // Its model steps are requests of the same trace: children of the run's span, else of its context.
+    const span = this.options.tracing?.startPipeline(pipeline, this.version.version, delivery, startedAt);
+    const trace = span?.trace ?? delivery.trace;
+    let runFailure: RequestFailure | undefined;
     let result: PipelineResult;
     const began = performance.now();
     const run = new AbortController();
@@ -188,6 +197,7 @@ export class PipelineWorker {
                 useCache: parent?.useCache ?? true,
                 ...(delivery.deadline === undefined ? {} : { deadline: delivery.deadline }),
                 ...(parent?.priority === undefined ? {} : { priority: parent.priority }),
+                ...(trace === undefined ? {} : { trace }),
               },
               signal,
             );
@@ -200,14 +210,18 @@ export class PipelineWorker {
         // Its record is terminal already: this write only acknowledges its queue entry.
         metrics.requests.inc({ model: pipeline, status: 'cancelled' });
         const cancelled = { code: 'cancelled', message: error.message };
+        runFailure = cancelled;
         return this.ends.write([this.ends.failure(taken, cancelled, startedAt)], [taken]);
       }
       const failure = failureOf(error);
+      runFailure = failure;
       logger.warn({ id: delivery.id, pipeline, error: failure.message }, 'pipeline request failed');
       metrics.requests.inc({ model: pipeline, status: 'failed' });
+      this.options.liveStats?.finished(delivery.createdAt, true, Date.now());
       return this.ends.write([this.ends.failure(taken, failure, startedAt)], [taken]);
     } finally {
       this.runs.delete(delivery.id);
+      span?.end(runFailure);
     }
     const totalMs = performance.now() - began;
     for (const [step, timing] of Object.entries(result.steps)) {
@@ -220,6 +234,7 @@ export class PipelineWorker {
       return this.ends.write([this.ends.failure(taken, tooLarge, startedAt)], [taken]);
     }
     metrics.requests.inc({ model: pipeline, status: 'succeeded' });
+    this.options.liveStats?.finished(delivery.createdAt, false, Date.now());
     return this.ends.write(
       [
         {

@@ -141,7 +141,13 @@ export class BullmqIntake implements QueueIntake {
     const { store, direct } = this.options;
     const id = String(job.id);
     const data = job.data as unknown as DirectJobData;
-    const existing = await store.redis.hmget(store.keys.request(id), 'createdAt', 'deadline', 'batch');
+    const existing = await store.redis.hmget(
+      store.keys.request(id),
+      'createdAt',
+      'deadline',
+      'batch',
+      'trace',
+    );
     if (existing[0] === null) {
       let request: DirectRequest;
       try {
@@ -186,6 +192,7 @@ export class BullmqIntake implements QueueIntake {
     };
     if (existing[1] && Number(existing[1]) > 0) delivery.deadline = Number(existing[1]);
     if (existing[2]) delivery.batchShape = existing[2];
+    if (existing[3]) delivery.trace = existing[3];
     if (job.opts.attempts !== undefined) delivery.maxAttempts = job.opts.attempts;
     return delivery;
   }

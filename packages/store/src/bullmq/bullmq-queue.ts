@@ -282,5 +282,6 @@ function sourceOf(params: SubmitParams): JobSource {
   if (params.deadline !== undefined) source.deadline = params.deadline;
   if (params.batchShape !== undefined) source.batchShape = params.batchShape;
   if (params.priority !== undefined) source.priority = params.priority;
+  if (params.trace !== undefined) source.trace = params.trace;
   return source;
 }

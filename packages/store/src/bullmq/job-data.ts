@@ -16,6 +16,8 @@ export interface InferJobData {
   deadline?: number;
   /** Its rows and non-batch dims (`SubmitParams.batchShape`), for the worker's batcher. */
   batchShape?: string;
+  /** Its packed W3C trace context (`SubmitParams.trace`), for the worker's spans. */
+  trace?: string;
 }
 
 /** What a queued request needs to become a BullMQ job. */
@@ -27,6 +29,7 @@ export interface JobSource {
   deadline?: number;
   batchShape?: string;
   priority?: number;
+  trace?: string;
 }
 
 /** BullMQ's priority for inferq's priority: every `priority > 0` request waits behind the others. */
@@ -38,6 +41,7 @@ export function jobDataOf(source: JobSource): InferJobData {
   const data: InferJobData = { createdAt: source.createdAt };
   if (source.deadline !== undefined && source.deadline > 0) data.deadline = source.deadline;
   if (source.batchShape !== undefined && source.batchShape !== '') data.batchShape = source.batchShape;
+  if (source.trace !== undefined && source.trace !== '') data.trace = source.trace;
   return data;
 }
 
@@ -59,6 +63,7 @@ export function deliveryOf(job: Job<InferJobData>): Delivery {
   };
   if (data.deadline !== undefined) delivery.deadline = Number(data.deadline);
   if (data.batchShape !== undefined) delivery.batchShape = String(data.batchShape);
+  if (data.trace !== undefined) delivery.trace = String(data.trace);
   if (job.opts.attempts !== undefined) delivery.maxAttempts = job.opts.attempts;
   return delivery;
 }

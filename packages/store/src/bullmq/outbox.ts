@@ -76,6 +76,7 @@ export class Outbox {
         'deadline',
         'batch',
         'priority',
+        'trace',
       );
     }
     const replies = (await pipeline.exec()) ?? [];
@@ -84,7 +85,10 @@ export class Outbox {
     ids.forEach((id, index) => {
       const [error, fields] = replies[index] ?? [];
       if (error) return;
-      const [status, model, version, createdAt, deadline, batch, priority] = fields as (string | null)[];
+      const [status, model, version, createdAt, deadline, batch, priority, trace] = fields as (
+        | string
+        | null
+      )[];
       if (status !== 'queued' || !model || !version) {
         gone.push(id);
         return;
@@ -93,6 +97,7 @@ export class Outbox {
       if (deadline) source.deadline = Number(deadline);
       if (batch) source.batchShape = batch;
       if (priority) source.priority = Number(priority);
+      if (trace) source.trace = trace;
       sources.push(source);
     });
     if (gone.length > 0) await redis.zrem(keys.outbox, ...gone);

@@ -24,13 +24,13 @@
   record names. They carry the prefix's hash tag, so in a Redis Cluster they live in the declared
   keys' slot.
 
-  Returns "cancelled", "conflict" (running or finished) or "missing".
+  Returns { "cancelled", finishedRow (lib.lua) }, "conflict" (running or finished) or "missing".
 ]]
 local prefix, id, now, resultTtl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 -- 1 status, 2 createdAt, 3 model, 4 version, 5 callbackChannel, 6 leader, 7 cacheKey, 8 callbackUrl, 9 notify,
--- 10 queue stream, 11 entry
+-- 10 queue stream, 11 entry, 12 trace, 13 startedAt
 local rec = redis.call('HMGET', KEYS[1], 'status', 'createdAt', 'model', 'version', 'callbackChannel', 'leader', 'cacheKey',
-  'callbackUrl', 'notify', 'q', 'entry')
+  'callbackUrl', 'notify', 'q', 'entry', 'trace', 'startedAt')
 if not rec[1] then return 'missing' end
 local running = rec[1] == 'running' and ARGV[5] == '1' and redis.call('LLEN', KEYS[4]) == 0
 if rec[1] ~= 'queued' and not running then return 'conflict' end
@@ -70,4 +70,7 @@ local msg = cmsgpack.pack({ id = id, status = 'cancelled', model = rec[3], versi
 announceEnd(prefix, id, rec[5], rec[9], msg)
 -- Due now for the webhook dispatcher (packages/webhooks).
 if rec[8] then redis.call('ZADD', KEYS[3], now, id) end
-return 'cancelled'
+-- A running request waited in its queue until it started; a queued one all its life.
+local queueMs = now - createdAt
+if running then queueMs = math.max(0, math.min(queueMs, (tonumber(rec[13]) or now) - createdAt)) end
+return { 'cancelled', finishedRow(id, 'cancelled', rec[3], rec[4], queueMs, 0, 0, now - createdAt, rec[6] ~= false, rec[12]) }

@@ -31,14 +31,16 @@
   entry, the stream its record names. They carry the prefix's hash tag, so in a Redis Cluster they
   live in the declared keys' slot.
 
-  Returns how many records (requests and followers) it wrote.
+  Returns, for each row of ARGV[4] in order, the finishedRow (lib.lua) of every record it ended for
+  that row: the request's own first unless it was already terminal, then each follower's. A record
+  already terminal is not reported: whoever ended it did.
 ]]
 local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local written = 0
+local ended = {}
 
 -- One HMGET reads everything either the record's end or the leader's own bookkeeping needs.
 local FIELDS = { 'status', 'createdAt', 'callbackChannel', 'callbackUrl', 'notify', 'model', 'version', 'deadline',
-  'cacheKey', 'cacheTtl', 'q', 'entry' }
+  'cacheKey', 'cacheTtl', 'q', 'entry', 'trace' }
 
 -- The phases of a request created at `createdAt` and ending now, in ms: the run's phases (queue up to
 -- its start, batch wait the end of that, inference from the start) cut to the request's own life, so
@@ -55,18 +57,19 @@ local function phasesOf(createdAt, timings, startedAt)
   return tostring(queue), tostring(batchWait), tostring(inferred), tostring(total)
 end
 
--- Ends request `rid` (its fields `rec`, read with FIELDS) with the batch's result; returns nothing.
-local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, msg, steps)
-  if not rec[1] or TERMINAL[rec[1]] then return end
+-- Ends request `rid` (its fields `rec`, read with FIELDS) with the batch's result; returns its
+-- finishedRow, or nil when it had already ended (or is gone).
+local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, msg, steps, coalesced)
+  if not rec[1] or TERMINAL[rec[1]] then return nil end
   local rk = prefix .. ':req:' .. rid
   local deadline = tonumber(rec[8]) or 0
   if rec[1] == 'queued' and deadline > 0 and (tonumber(startedAt) or now) > deadline then
     -- Past its own deadline when the batch started (a follower the start was not announced to): it
     -- ends expired, as starting it would have ended it.
-    writeExpired(prefix, rid, now, resultTtl, { createdAt = rec[2], model = rec[6], version = rec[7],
-      callbackChannel = rec[3], notify = rec[5], callbackUrl = rec[4] })
+    local row = writeExpired(prefix, rid, now, resultTtl, { createdAt = rec[2], model = rec[6], version = rec[7],
+      callbackChannel = rec[3], notify = rec[5], callbackUrl = rec[4], coalesced = coalesced, trace = rec[13] })
     redis.call('ZREM', KEYS[1], rid)
-    return
+    return row
   end
   local createdAt = tonumber(rec[2]) or now
   local queueMs, batchWaitMs, inferMs, totalMs = phasesOf(createdAt, timings, startedAt)
@@ -91,7 +94,7 @@ local function finish(rid, rec, status, outputs, errorJson, timings, startedAt, 
   announceEnd(prefix, rid, rec[3], rec[5], msg)
   -- Due now for the webhook dispatcher (packages/webhooks), which POSTs the record to callback.url.
   if rec[4] then redis.call('ZADD', KEYS[2], now, rid) end
-  written = written + 1
+  return finishedRow(rid, status, rec[6], rec[7], queueMs, batchWaitMs, inferMs, totalMs, coalesced, rec[13])
 end
 
 local function fieldsOf(rid)
@@ -104,7 +107,9 @@ for n, row in ipairs(cmsgpack.unpack(ARGV[4])) do
   local timings = { row[7], row[8], row[9], row[10] }
   local startedAt, message, idOffset, steps = row[11], row[12], tonumber(row[13]), row[14] or ''
   local rec = fieldsOf(id)
-  finish(id, rec, status, outputs, errorJson, timings, startedAt, message, steps)
+  local rowEnded = {}
+  ended[n] = rowEnded
+  rowEnded[#rowEnded + 1] = finish(id, rec, status, outputs, errorJson, timings, startedAt, message, steps, false)
 
   local cacheKey, cacheTtl = rec[9], tonumber(rec[10]) or 0
   redis.call('DEL', KEYS[k + 4])
@@ -123,11 +128,12 @@ for n, row in ipairs(cmsgpack.unpack(ARGV[4])) do
     redis.call('DEL', followersKey)
     local before, after = string.sub(message, 1, idOffset), string.sub(message, idOffset + #id + 1)
     for _, f in ipairs(followers) do
-      finish(f, fieldsOf(f), status, outputs, errorJson, timings, startedAt, before .. f .. after, steps)
+      rowEnded[#rowEnded + 1] =
+        finish(f, fieldsOf(f), status, outputs, errorJson, timings, startedAt, before .. f .. after, steps, true)
     end
   end
   -- The entry the worker names, else the one the record names (a caller that did not take it itself).
   if entry == '' then stream, entry = rec[11], rec[12] else stream = KEYS[k + 2] end
   dropEntry(stream, entry)
 end
-return written
+return ended

@@ -24,7 +24,7 @@
   id is read from the record), the queued set, stream or held list and in-flight key the record
   names. They carry the prefix's hash tag, so in a Redis Cluster they live in the declared keys' slot.
 
-  Returns the ids it expired.
+  Returns the finishedRow (lib.lua) of each request it expired.
 ]]
 local prefix, now, resultTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local deadlines = KEYS[1]
@@ -34,15 +34,15 @@ for i = 4, #ARGV do
   local id = ARGV[i]
   local k = 2 + (i - 4) * 3
   -- 1 status, 2 deadline, 3 createdAt, 4 model, 5 version, 6 callbackChannel, 7 cacheKey, 8 leader, 9 callbackUrl,
-  -- 10 notify, 11 queue stream, 12 entry
+  -- 10 notify, 11 queue stream, 12 entry, 13 trace
   local rec = redis.call('HMGET', KEYS[k + 1], 'status', 'deadline', 'createdAt', 'model', 'version',
-    'callbackChannel', 'cacheKey', 'leader', 'callbackUrl', 'notify', 'q', 'entry')
+    'callbackChannel', 'cacheKey', 'leader', 'callbackUrl', 'notify', 'q', 'entry', 'trace')
   local deadline = tonumber(rec[2]) or 0
   if rec[1] ~= 'queued' then
     redis.call('ZREM', deadlines, id)
   elseif deadline > 0 and now > deadline then
-    writeExpired(prefix, id, now, resultTtl, { createdAt = rec[3], model = rec[4], version = rec[5],
-      callbackChannel = rec[6], notify = rec[10], callbackUrl = rec[9] })
+    local row = writeExpired(prefix, id, now, resultTtl, { createdAt = rec[3], model = rec[4], version = rec[5],
+      callbackChannel = rec[6], notify = rec[10], callbackUrl = rec[9], coalesced = rec[8] ~= false, trace = rec[13] })
     redis.call('ZREM', deadlines, id)
     if rec[8] then
       local followersKey = prefix .. ':followers:' .. rec[8]
@@ -61,7 +61,7 @@ for i = 4, #ARGV do
         release(prefix, id, rec[7])
       end
     end
-    expired[#expired + 1] = id
+    expired[#expired + 1] = row
   end
 end
 return expired

@@ -15,11 +15,12 @@ for i = 1, #ARGV, 3 do
   local id, entry, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local k = (i - 1) / 3 * 2
   local rk, stream = KEYS[k + 1], KEYS[k + 2]
-  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline', 'batch')
+  local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline', 'batch', 'trace')
   if rec[1] == 'queued' then
     local fresh = { 'i', id, 't', rec[2] }
     if (tonumber(rec[3]) or 0) > 0 then fresh[#fresh + 1] = 'd'; fresh[#fresh + 1] = rec[3] end
     if rec[4] then fresh[#fresh + 1] = 'b'; fresh[#fresh + 1] = rec[4] end
+    if rec[5] then fresh[#fresh + 1] = 'c'; fresh[#fresh + 1] = rec[5] end
     if payload ~= '' then fresh[#fresh + 1] = 'p'; fresh[#fresh + 1] = payload end
     redis.call('HSET', rk, 'entry', redis.call('XADD', stream, '*', unpack(fresh)))
     dropEntry(stream, entry)

@@ -46,8 +46,19 @@ local function release(prefix, leaderId, cacheKey)
   end
 end
 
+-- A request a script just ended, as the script reports it to its caller (request-store.ts
+-- `FinishedRequest`, one log line each): id, status, model, version, queueMs, batchWaitMs, inferMs,
+-- totalMs, "1" for a coalesced request ("0" otherwise), its trace context ("" without one).
+local function finishedRow(id, status, model, version, queueMs, batchWaitMs, inferMs, totalMs, coalesced, trace)
+  local flag = '0'
+  if coalesced then flag = '1' end
+  return { id, status, model or '', version or '', tostring(queueMs), tostring(batchWaitMs), tostring(inferMs),
+    tostring(totalMs), flag, trace or '' }
+end
+
 -- Ends a request that is still queued, past its deadline, as `expired`: record, channels, webhook.
--- r: { createdAt, model, version, callbackChannel, notify, callbackUrl }.
+-- r: { createdAt, model, version, callbackChannel, notify, callbackUrl, coalesced, trace }.
+-- Returns its finishedRow.
 local function writeExpired(prefix, id, now, resultTtl, r)
   local rk = prefix .. ':req:' .. id
   local createdAt = tonumber(r.createdAt) or now
@@ -60,4 +71,5 @@ local function writeExpired(prefix, id, now, resultTtl, r)
   announceEnd(prefix, id, r.callbackChannel, r.notify, msg)
   -- Due now for the webhook dispatcher (packages/webhooks).
   if r.callbackUrl then redis.call('ZADD', prefix .. ':webhooks', now, id) end
+  return finishedRow(id, 'expired', r.model, r.version, now - createdAt, 0, 0, now - createdAt, r.coalesced, r.trace)
 end

@@ -23,10 +23,11 @@ for i = 2, #ARGV do
   local due = tonumber(redis.call('ZSCORE', delayed, id))
   if due and due <= now then
     redis.call('ZREM', delayed, id)
-    local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'attempts', 'retry', 'batch')
+    local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'attempts', 'retry', 'batch', 'trace')
     if rec[1] == 'running' and rec[4] == '1' then
       local fields = { 'i', id, 't', rec[2] or ARGV[1], 'a', rec[3] or '0' }
       if rec[5] then fields[#fields + 1] = 'b'; fields[#fields + 1] = rec[5] end
+      if rec[6] then fields[#fields + 1] = 'c'; fields[#fields + 1] = rec[6] end
       local entry = redis.call('XADD', stream, '*', unpack(fields))
       redis.call('HSET', rk, 'entry', entry)
       enqueued = enqueued + 1

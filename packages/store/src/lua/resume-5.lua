@@ -22,11 +22,12 @@ for i = 2, #KEYS, 2 do
   redis.call('DEL', held)
   for _, id in ipairs(ids) do
     local rk = prefix .. ':req:' .. id
-    local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline', 'batch')
+    local rec = redis.call('HMGET', rk, 'status', 'createdAt', 'deadline', 'batch', 'trace')
     if rec[1] == 'queued' then
       local entry = { 'i', id, 't', rec[2] }
       if (tonumber(rec[3]) or 0) > 0 then entry[#entry + 1] = 'd'; entry[#entry + 1] = rec[3] end
       if rec[4] then entry[#entry + 1] = 'b'; entry[#entry + 1] = rec[4] end
+      if rec[5] then entry[#entry + 1] = 'c'; entry[#entry + 1] = rec[5] end
       redis.call('HSET', rk, 'entry', redis.call('XADD', stream, '*', unpack(entry)))
       enqueued = enqueued + 1
     end

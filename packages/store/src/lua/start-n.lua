@@ -24,15 +24,17 @@
   and the in-flight key of a leader released here (its cache key read from the record). They carry
   the prefix's hash tag, so in a Redis Cluster they live in the declared keys' slot.
 
-  Returns one entry per id:
+  Returns { rows, ended }: rows has one entry per id,
   { id, "run", createdAt }
   { id, "lost" }              restarted more than maxStalls times: end it failed (worker_lost)
   { id, "dropped", reason }   reason: missing | finished (it ended earlier: succeeded, failed, or
                               expired by a sweep or a read) | cancelled | expired (by this start)
+  and ended one finishedRow (lib.lua) per request this start ended (expired), followers included.
 ]]
 local prefix, now, resultTtl, maxStalls = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local deadlines = KEYS[1]
 local out = {}
+local ended = {}
 
 local function announceRunning(id)
   redis.call('HSET', prefix .. ':req:' .. id, 'status', 'running', 'startedAt', tostring(now))
@@ -41,16 +43,16 @@ end
 
 -- rec: HMGET of FIELDS below.
 local FIELDS = { 'status', 'deadline', 'createdAt', 'model', 'version', 'callbackChannel', 'cacheKey', 'callbackUrl',
-  'notify', 'retry' }
+  'notify', 'retry', 'trace' }
 
 local function pastDeadline(rec)
   local deadline = tonumber(rec[2]) or 0
   return rec[1] == 'queued' and deadline > 0 and now > deadline
 end
 
-local function expire(id, rec)
-  writeExpired(prefix, id, now, resultTtl, { createdAt = rec[3], model = rec[4], version = rec[5],
-    callbackChannel = rec[6], notify = rec[9], callbackUrl = rec[8] })
+local function expire(id, rec, coalesced)
+  ended[#ended + 1] = writeExpired(prefix, id, now, resultTtl, { createdAt = rec[3], model = rec[4], version = rec[5],
+    callbackChannel = rec[6], notify = rec[9], callbackUrl = rec[8], coalesced = coalesced, trace = rec[11] })
 end
 
 for i = 5, #ARGV, 2 do
@@ -67,7 +69,7 @@ for i = 5, #ARGV, 2 do
     if (tonumber(rec[2]) or 0) > 0 then redis.call('ZREM', deadlines, id) end
     local expiredNow = pastDeadline(rec)
     if expiredNow then
-      expire(id, rec)
+      expire(id, rec, false)
       status = 'expired'
     end
     -- Followers still queued past their own deadline end now; the others wait on this run.
@@ -75,7 +77,7 @@ for i = 5, #ARGV, 2 do
     for _, f in ipairs(redis.call('LRANGE', followersKey, 0, -1)) do
       local frec = redis.call('HMGET', prefix .. ':req:' .. f, unpack(FIELDS))
       if pastDeadline(frec) then
-        expire(f, frec)
+        expire(f, frec, true)
         redis.call('ZREM', deadlines, f)
         redis.call('LREM', followersKey, 0, f)
       else
@@ -105,4 +107,4 @@ for i = 5, #ARGV, 2 do
     end
   end
 end
-return out
+return { out, ended }

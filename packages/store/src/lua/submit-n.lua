@@ -52,6 +52,9 @@
   A[15] most requests that may wait ahead of this one for it to meet its deadline (-1: none may),
            or "" for no such check (early refusal: @inferq/batcher's deadline-admission.ts)
   A[16] requests a second the live workers clear (for Retry-After), with A[15]
+  A[17] the request's W3C trace context, packed (traceparent, then a space and tracestate), or ""
+           (absent from an older client): also among the record fields as `trace`, whence resume,
+           promote and hand-back copy it to new entries (as `c`, like `b`)
   fields: the record fields, as field/value pairs
 
   Returns
@@ -62,7 +65,9 @@
   { "rejected", "deadline-unmeetable", retryAfterSeconds, depth }
                                more wait than A[15] allows, while some wait and the queue runs
   { "cached", record }         the record was written as succeeded from the cache entry; its HGETALL
-  { "coalesced", leader }      the record follows <leader>; nothing is enqueued
+  { "coalesced", leader, leaderTrace }
+                               the record follows <leader> (whose trace context is leaderTrace, "" if
+                               none); nothing is enqueued
   { "queued" }                 record written and the request enqueued (or held while paused)
   A rejection writes nothing: no token is taken, no key is remembered. Any outcome but "queued"
   leaves K[4] to the caller, which deletes it.
@@ -155,7 +160,7 @@ local function submit(K, A, fields)
       return { 'cached', redis.call('HGETALL', K[3]) }
     end
     if leader then
-      local leaderState = redis.call('HMGET', prefix .. ':req:' .. leader, 'status', 'startedAt')
+      local leaderState = redis.call('HMGET', prefix .. ':req:' .. leader, 'status', 'startedAt', 'trace')
       local status = 'queued'
       if leaderState[1] == 'running' then status = 'running' end
       redis.call('HSET', K[3], 'status', status, 'cached', '0', 'coalesced', '1', 'leader', leader, unpack(fields))
@@ -165,7 +170,7 @@ local function submit(K, A, fields)
       -- A follower waits on its leader's job but keeps its own deadline (while it is still queued).
       if status == 'queued' and deadline > 0 then redis.call('ZADD', deadlines, A[12], id) end
       accept()
-      return { 'coalesced', leader }
+      return { 'coalesced', leader, leaderState[3] or '' }
     end
   end
 
@@ -200,6 +205,7 @@ local function submit(K, A, fields)
     local entry = { 'i', id, 't', A[2] }
     if deadline > 0 then entry[#entry + 1] = 'd'; entry[#entry + 1] = A[12] end
     if A[13] ~= '' then entry[#entry + 1] = 'b'; entry[#entry + 1] = A[13] end
+    if A[17] and A[17] ~= '' then entry[#entry + 1] = 'c'; entry[#entry + 1] = A[17] end
     if payload == '' then
       -- Written by the caller just before this script with a short TTL, in case the script never ran.
       redis.call('PERSIST', K[4])
