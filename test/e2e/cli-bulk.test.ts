@@ -351,4 +351,16 @@ describe('inferq submit --bulk, against a running inferq serve', () => {
       stderr: `inferq: ${folder} holds images, but model 'noop' does not take one: image files need a model or pipeline whose one input is uint8 bytes [-1]\n`,
     });
   });
+  it('refuses an --out that is the input file itself, leaving it as it was', async () => {
+    const input = join(work, 'same.ndjson');
+    const text = `${JSON.stringify(noopBody(1))}\n${JSON.stringify(noopBody(2))}`;
+    writeFileSync(input, text);
+    const exit = await startCli(['submit', 'noop', '--bulk', input, '--out', input, '--url', app.url]).exited;
+    expect(exit).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `inferq: --out ${input} is the input file; name another results file\n`,
+    });
+    expect(readFileSync(input, 'utf8')).toBe(text);
+  });
 });

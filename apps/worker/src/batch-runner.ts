@@ -220,7 +220,7 @@ export class BatchRunner {
       group.map((r) => r.taken),
     );
     // Bookkeeping once the results are on their way: it is not on any request's path.
-    this.options.liveStats?.ranBatch(group.length, completions, now);
+    this.options.liveStats?.ranBatch(group.length, now);
     for (const [status, count] of Object.entries(outcomeCounts)) {
       if (count > 0) metrics.requests.inc({ model, status }, count);
     }

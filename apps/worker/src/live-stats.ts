@@ -1,10 +1,10 @@
 /**
- * This worker's share of the status page's figures (docs/design.md, "Status page"): each batch's
- * requests, latencies and size go into a LiveStatsWindow as it ends (a few additions, no I/O), and
+ * This worker's share of the status page's figures (docs/design.md, "Status page"): each request it
+ * ends (with its latency) and each batch's size go into a LiveStatsWindow (a few additions, no I/O), and
  * the window is written to `<prefix>:stats` at most once per flush interval, only when it changed.
  */
 import type { Logger } from '@inferq/observability';
-import type { Completion, LiveStatsRegistry } from '@inferq/store';
+import type { FinishedRequest, LiveStatsRegistry } from '@inferq/store';
 import { LiveStatsWindow, queueName } from '@inferq/store';
 
 /** How often counted figures are written; the status page polls every 2 s. */
@@ -20,10 +20,8 @@ export interface WorkerLiveStatsOptions {
 
 /** One model version's recorder, handed to the worker that serves it. */
 export interface VersionLiveStats {
-  /** A model run of `size` requests whose ends are `completions` (written at `now`). */
-  ranBatch(size: number, completions: readonly Pick<Completion, 'status' | 'createdAt'>[], now: number): void;
-  /** A request finished outside a batch (a pipeline request), accepted at `createdAt`. */
-  finished(createdAt: number, failed: boolean, now: number): void;
+  /** A model run of `size` requests, at `now`. */
+  ranBatch(size: number, now: number): void;
 }
 
 export class WorkerLiveStats {
@@ -44,14 +42,23 @@ export class WorkerLiveStats {
     const key = queueName(model, version);
     const window = this.window;
     return {
-      ranBatch(size, completions, now) {
+      ranBatch(size, now) {
         window.batch(key, size, now);
-        for (const c of completions) window.finished(key, now - c.createdAt, c.status !== 'succeeded', now);
-      },
-      finished(createdAt, failed, now) {
-        window.finished(key, now - createdAt, failed, now);
       },
     };
+  }
+
+  /**
+   * The requests this process's scripts ended (RequestStoreOptions.onFinished), each reported once:
+   * a batch's requests and their coalesced followers, failures after their last attempt, lost and
+   * expired ones, pipeline requests. Answers from the cache ran nothing and are left out.
+   */
+  requestsEnded(requests: readonly FinishedRequest[], now = this.now()): void {
+    for (const request of requests) {
+      if (request.cached) continue;
+      const key = queueName(request.model, request.version);
+      this.window.finished(key, request.timings.totalMs, request.status !== 'succeeded', now);
+    }
   }
 
   start(): void {

@@ -48,7 +48,10 @@ const store = new RequestStore({
   resultTtlSeconds: config.resultTtlSeconds,
   // One line per request this process ends: batches and their followers, expiries, its pipelines'
   // cached and cancelled model steps (docs/observability.md).
-  onFinished: (requests) => logFinishedRequests(logger, requests),
+  onFinished: (requests) => {
+    logFinishedRequests(logger, requests);
+    liveStats.requestsEnded(requests);
+  },
 });
 const queue = createQueue({
   backend: config.queueBackend,

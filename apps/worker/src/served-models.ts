@@ -324,7 +324,6 @@ export class ServedModels {
         ...this.tracingOption(),
         jobAttempts: this.options.jobAttempts,
         maxOutputBytes: this.options.maxOutputBytes,
-        ...this.liveStatsOf(version),
         metrics: this.options.metrics,
         logger,
       });

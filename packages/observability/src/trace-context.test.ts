@@ -76,6 +76,10 @@ describe('parseTracestate', () => {
       'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE',
     );
     expect(parseTracestate('tenant1@vendor=a b')).toBe('tenant1@vendor=a b');
+    // 512 characters is the most kept.
+    const longest = `a=${'x'.repeat(254)},b=${'y'.repeat(253)}`;
+    expect(longest).toHaveLength(512);
+    expect(parseTracestate(longest)).toBe(longest);
   });
 
   it.each([
@@ -88,6 +92,7 @@ describe('parseTracestate', () => {
     ['an empty value', 'rojo='],
     ['a repeated key', 'rojo=1,rojo=2'],
     ['more than 32 members', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')],
+    ['longer than 512 characters', `a=${'x'.repeat(255)},b=${'y'.repeat(255)}`],
   ])('drops a tracestate that is %s', (_why, header) => {
     expect(parseTracestate(header)).toBeUndefined();
   });

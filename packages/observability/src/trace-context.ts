@@ -30,6 +30,7 @@ const ZERO_TRACE_ID = '0'.repeat(32);
 const ZERO_SPAN_ID = '0'.repeat(16);
 /** Most list members a tracestate may have (W3C §3.3.1.1). */
 const TRACESTATE_MAX_MEMBERS = 32;
+const TRACESTATE_MAX_LENGTH = 512;
 // A key is `simple-key` or `tenant@system`; a value is printable ASCII except ',' and '=', not
 // ending in a space (W3C §3.3.1.3).
 const TRACESTATE_KEY =
@@ -71,11 +72,13 @@ export function formatTraceparent(parent: TraceParent): string {
 
 /**
  * A `tracestate` header normalised (members joined by `,`, empty ones dropped), or undefined when it
- * is absent, empty or invalid: a malformed key or value, a repeated key, or more than 32 members.
+ * is absent, empty or invalid: a malformed key or value, a repeated key, or more than 32 members; or
+ * longer than 512 characters, the length W3C asks every platform to propagate at least. The cap
+ * matters here: it is stored with every request (each of a bulk body's too) and sent on webhooks.
  * Several tracestate headers arrive joined by commas (Node does so), which is how the spec combines them.
  */
 export function parseTracestate(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
+  if (header === undefined || header.length > TRACESTATE_MAX_LENGTH) return undefined;
   const members: string[] = [];
   const keys = new Set<string>();
   for (const raw of header.split(',')) {
@@ -87,9 +90,9 @@ export function parseTracestate(header: string | undefined): string | undefined 
     const value = member.slice(equals + 1);
     if (!TRACESTATE_KEY.test(key) || !TRACESTATE_VALUE.test(value) || keys.has(key)) return undefined;
     keys.add(key);
-    members.push(member);
+    if (members.push(member) > TRACESTATE_MAX_MEMBERS) return undefined;
   }
-  if (members.length === 0 || members.length > TRACESTATE_MAX_MEMBERS) return undefined;
+  if (members.length === 0) return undefined;
   return members.join(',');
 }
 

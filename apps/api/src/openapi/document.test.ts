@@ -17,6 +17,29 @@ describe('the OpenAPI document', () => {
     expect(validator.version).toBe('3.1');
   });
 
+  it('is valid, every security scheme it names declared, with API and admin keys configured', async () => {
+    const secured = buildOpenApiDocument(
+      loadConfig({ API_KEYS: 'acme:key-a', ADMIN_KEY: 'admin-secret-0123456789', ADMIN_TENANTS: 'acme' }),
+    );
+    const result = await new Validator().validate(structuredClone(secured));
+    expect(result.errors ?? []).toEqual([]);
+    const declared = Object.keys((secured.components as { securitySchemes: object }).securitySchemes);
+    const named = new Set<string>();
+    const collect = (security: unknown): void => {
+      for (const requirement of (security as Record<string, unknown>[] | undefined) ?? []) {
+        for (const name of Object.keys(requirement)) named.add(name);
+      }
+    };
+    collect(secured.security);
+    for (const item of Object.values(
+      secured.paths as Record<string, Record<string, { security?: unknown }>>,
+    )) {
+      for (const operation of Object.values(item)) collect(operation.security);
+    }
+    expect([...named].sort()).toEqual(['adminBasic', 'adminKey', 'apiKey']);
+    for (const name of named) expect(declared).toContain(name);
+  });
+
   it('has component schemas that compile as JSON Schema 2020-12, every $ref resolving', () => {
     const names = Object.keys((document.components as { schemas: object }).schemas);
     expect(names).toContain('RequestRecord');

@@ -50,6 +50,7 @@ const PROBLEMS: Record<number, string> = {
   404: 'Unknown model, version or request (or another tenant’s request).',
   409: 'The request can no longer be cancelled.',
   413: 'Body over MAX_BODY_BYTES, or an image over its pipeline’s pixel cap.',
+  408: 'The request (its headers or body) did not arrive in time.',
   415: 'Unsupported content type.',
   431: 'Request header fields too large (or a request line too long).',
   422: 'A body that does not fit the model (signature, batch axis, callback, idempotency key reuse, image header).',
@@ -59,7 +60,7 @@ const PROBLEMS: Record<number, string> = {
 };
 
 /** Any route may answer these: a malformed request line or header, and our own fault. */
-const ANY_ROUTE = [400, 431, 500];
+const ANY_ROUTE = [400, 408, 431, 500];
 
 function problems(...statuses: number[]): JsonObject {
   return Object.fromEntries(
@@ -237,7 +238,7 @@ export function buildOpenApiDocument(config: Config): JsonObject {
               name: 'wait',
               in: 'query',
               description: `Seconds to wait for a terminal state (at most ${config.maxWaitSeconds}).`,
-              schema: { type: 'number', minimum: 0 },
+              schema: { type: 'integer', minimum: 0 },
             },
             acceptParam,
           ],
@@ -411,6 +412,16 @@ export function buildOpenApiDocument(config: Config): JsonObject {
           type: 'http',
           scheme: 'bearer',
           description: 'An API key of API_KEYS; its tenant owns the requests.',
+        },
+        adminKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'ADMIN_KEY, or the API key of a tenant in ADMIN_TENANTS.',
+        },
+        adminBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'The same key as the password of HTTP Basic.',
         },
       },
     },

@@ -4,7 +4,7 @@
  * as it finishes; a run that was interrupted resumes from that file (docs: README, "Bulk work").
  */
 import { setMaxListeners } from 'node:events';
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferqClient, InferqTimeoutError } from '@inferq/client';
 import type { RequestRecord, WireFormat } from '@inferq/protocol';
@@ -76,6 +76,11 @@ export async function bulkCommand(
     return 2;
   }
   const out = options.out ?? defaultResultsPath(source);
+  // The results file is appended to and its cut-short last line removed: never the input itself.
+  if (!isFolder && sameFile(out, source)) {
+    io.stderr.write(`inferq: --out ${out} is the input file; name another results file\n`);
+    return 2;
+  }
   const client = new InferqClient({
     baseUrl: options.url ?? defaultBaseUrl(process.env, options.dataDir),
     apiKey: options.apiKey,
@@ -323,4 +328,13 @@ export async function bulkCommand(
   io.stderr.write(`inferq: ${formatSummary(summary)}\n`);
   io.stdout.write(`${JSON.stringify(summary)}\n`);
   return bulkExitCode(summary);
+}
+
+/** `a` and `b` name the same existing file (through links and relative paths alike). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
 }

@@ -11,7 +11,6 @@ import { decodePayload, encodeTensorMap, type RequestError, type TensorMap } fro
 import type { ModelVersion } from '@inferq/repository';
 import { type Delivery, deliveryKey, type QueueIntake } from '@inferq/store';
 import { BatchEnds, lostError, outputTooLarge, PAYLOAD_UNREADABLE } from '../batch-ends.ts';
-import type { VersionLiveStats } from '../live-stats.ts';
 import type { Taken } from '../taken.ts';
 import type { ModelSteps } from './model-steps.ts';
 import type { ProcessorPool } from './processor-pool.ts';
@@ -44,8 +43,6 @@ export interface PipelineWorkerOptions {
   /** OpenTelemetry spans of each run (an OTLP endpoint is configured); absent: off. */
   tracing?: Tracing;
   metrics: Metrics;
-  /** The status page's figures of this pipeline version (live-stats.ts). */
-  liveStats?: VersionLiveStats;
   logger: Logger;
 }
 
@@ -217,7 +214,6 @@ export class PipelineWorker {
       runFailure = failure;
       logger.warn({ id: delivery.id, pipeline, error: failure.message }, 'pipeline request failed');
       metrics.requests.inc({ model: pipeline, status: 'failed' });
-      this.options.liveStats?.finished(delivery.createdAt, true, Date.now());
       return this.ends.write([this.ends.failure(taken, failure, startedAt)], [taken]);
     } finally {
       this.runs.delete(delivery.id);
@@ -234,7 +230,6 @@ export class PipelineWorker {
       return this.ends.write([this.ends.failure(taken, tooLarge, startedAt)], [taken]);
     }
     metrics.requests.inc({ model: pipeline, status: 'succeeded' });
-    this.options.liveStats?.finished(delivery.createdAt, false, Date.now());
     return this.ends.write(
       [
         {

@@ -13,9 +13,17 @@ export interface LiveStatsRegistryOptions {
  * counted something, at most once per flush interval; a reader sums what every report holds within
  * its window, so a process that stopped still counts for the work it did in the last minute.
  */
+/**
+ * Every this many writes (about a minute at a 2 s flush), a writer also drops the reports of
+ * processes gone for over two windows: new processes (rollouts, scaling to and from zero) each add
+ * a field, and the hash must not grow while nobody opens the status page.
+ */
+const PRUNE_EVERY_WRITES = 30;
+
 export class LiveStatsRegistry {
   private readonly redis: RedisConnection;
   private readonly key: string;
+  private writes = 0;
 
   constructor(options: LiveStatsRegistryOptions) {
     this.redis = options.redis;
@@ -24,6 +32,7 @@ export class LiveStatsRegistry {
 
   async write(report: LiveStatsReport): Promise<void> {
     await this.redis.hset(this.key, report.id, JSON.stringify(report));
+    if (this.writes++ % PRUNE_EVERY_WRITES === 0) await this.read(report.writtenAt);
   }
 
   /**
