@@ -5,7 +5,7 @@
  */
 import type { Logger } from '@inferq/observability';
 import type { FinishedRequest, LiveStatsRegistry } from '@inferq/store';
-import { LiveStatsWindow, queueName } from '@inferq/store';
+import { LiveStatsWriter, queueName } from '@inferq/store';
 
 /** How often counted figures are written; the status page polls every 2 s. */
 export const LIVE_STATS_FLUSH_MS = 2_000;
@@ -25,22 +25,24 @@ export interface VersionLiveStats {
 }
 
 export class WorkerLiveStats {
-  private readonly options: WorkerLiveStatsOptions;
+  private readonly writer: LiveStatsWriter;
   private readonly now: () => number;
-  private readonly window: LiveStatsWindow;
-  private timer: NodeJS.Timeout | undefined;
-  /** One write in flight at a time: while Redis is away the figures wait in the window. */
-  private writing: Promise<void> | undefined;
 
   constructor(options: WorkerLiveStatsOptions) {
-    this.options = options;
+    const { logger } = options;
     this.now = options.now ?? Date.now;
-    this.window = new LiveStatsWindow(this.now());
+    this.writer = new LiveStatsWriter({
+      registry: options.registry,
+      id: options.workerId,
+      intervalMs: LIVE_STATS_FLUSH_MS,
+      onError: (error) => logger.debug({ err: error }, 'writing live stats failed'),
+      now: this.now,
+    });
   }
 
   forVersion(model: string, version: number): VersionLiveStats {
     const key = queueName(model, version);
-    const window = this.window;
+    const window = this.writer.window;
     return {
       ranBatch(size, now) {
         window.batch(key, size, now);
@@ -57,34 +59,16 @@ export class WorkerLiveStats {
     for (const request of requests) {
       if (request.cached) continue;
       const key = queueName(request.model, request.version);
-      this.window.finished(key, request.timings.totalMs, request.status !== 'succeeded', now);
+      this.writer.window.finished(key, request.timings.totalMs, request.status !== 'succeeded', now);
     }
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.flush(), LIVE_STATS_FLUSH_MS);
-    this.timer.unref();
+    this.writer.start();
   }
 
   /** Stops the timer and writes what is left, so the last batches count. */
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.writing;
-    await this.flush();
-  }
-
-  private flush(): Promise<void> {
-    if (this.writing !== undefined || !this.window.dirty) return Promise.resolve();
-    const report = this.window.report(this.options.workerId, this.now());
-    this.writing = this.options.registry
-      .write(report)
-      .catch((error: unknown) => {
-        this.window.touch();
-        this.options.logger.debug({ err: error }, 'writing live stats failed');
-      })
-      .finally(() => {
-        this.writing = undefined;
-      });
-    return this.writing;
+  stop(): Promise<void> {
+    return this.writer.close();
   }
 }

@@ -39,6 +39,7 @@ export {
   slotOf,
   type VersionSlot,
 } from './live-stats/window.ts';
+export { LiveStatsWriter, type LiveStatsWriterOptions } from './live-stats/writer.ts';
 export { type CreateQueueOptions, createQueue } from './queue/create-queue.ts';
 export {
   type DirectRequest,

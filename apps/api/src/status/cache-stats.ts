@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger, Metrics } from '@inferq/observability';
-import { type LiveStatsRegistry, LiveStatsWindow } from '@inferq/store';
+import { type LiveStatsRegistry, type LiveStatsWindow, LiveStatsWriter } from '@inferq/store';
 
 /** How often the counters are read and, when they moved, written. */
 export const CACHE_STATS_FLUSH_MS = 2_000;
@@ -21,55 +21,48 @@ export interface ApiCacheStatsOptions {
 
 export class ApiCacheStats {
   readonly id = `api:${process.pid}-${randomBytes(6).toString('base64url')}`;
-  private readonly options: ApiCacheStatsOptions;
-  private readonly now: () => number;
-  private readonly window: LiveStatsWindow;
+  private readonly writer: LiveStatsWriter;
+  private readonly metrics: ApiCacheStatsOptions['metrics'];
   /** The counters' values at the last read, per model. */
   private readonly seen = new Map<string, { hits: number; misses: number }>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing = false;
 
   constructor(options: ApiCacheStatsOptions) {
-    this.options = options;
-    this.now = options.now ?? Date.now;
-    this.window = new LiveStatsWindow(this.now());
+    const { logger } = options;
+    this.metrics = options.metrics;
+    this.writer = new LiveStatsWriter({
+      registry: options.registry,
+      id: this.id,
+      intervalMs: CACHE_STATS_FLUSH_MS,
+      collect: (window, now) => this.count(window, now),
+      onError: (error) => logger.debug({ err: error }, 'writing live stats failed'),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
   }
 
   /** Flushes every CACHE_STATS_FLUSH_MS until `signal` aborts or `stop`. */
   start(signal?: AbortSignal): void {
-    this.timer = setInterval(() => void this.flush(), CACHE_STATS_FLUSH_MS);
-    this.timer.unref();
+    this.writer.start();
     signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.writer.stop();
   }
 
   /** Counts what the counters moved by since the last read, and writes the window if it changed. */
-  async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      const now = this.now();
-      const hits = await valuesByModel(this.options.metrics.cacheHits);
-      const misses = await valuesByModel(this.options.metrics.cacheMisses);
-      for (const model of new Set([...hits.keys(), ...misses.keys()])) {
-        const current = { hits: hits.get(model) ?? 0, misses: misses.get(model) ?? 0 };
-        const last = this.seen.get(model) ?? { hits: 0, misses: 0 };
-        this.seen.set(model, current);
-        const newHits = current.hits - last.hits;
-        this.window.cacheLookups(model, newHits + current.misses - last.misses, newHits, now);
-      }
-      if (!this.window.dirty) return;
-      try {
-        await this.options.registry.write(this.window.report(this.id, now));
-      } catch (error) {
-        this.window.touch();
-        this.options.logger.debug({ err: error }, 'writing live stats failed');
-      }
-    } finally {
-      this.flushing = false;
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  private async count(window: LiveStatsWindow, now: number): Promise<void> {
+    const hits = await valuesByModel(this.metrics.cacheHits);
+    const misses = await valuesByModel(this.metrics.cacheMisses);
+    for (const model of new Set([...hits.keys(), ...misses.keys()])) {
+      const current = { hits: hits.get(model) ?? 0, misses: misses.get(model) ?? 0 };
+      const last = this.seen.get(model) ?? { hits: 0, misses: 0 };
+      this.seen.set(model, current);
+      const newHits = current.hits - last.hits;
+      window.cacheLookups(model, newHits + current.misses - last.misses, newHits, now);
     }
   }
 }
